@@ -1,0 +1,151 @@
+//! A client for the relay, used by the call engine.
+//!
+//! [`connect`] opens the WebSocket and spawns one task that owns it; the caller gets a
+//! [`SignalSender`] (cheap to clone) and a [`SignalReceiver`] of [`SignalEvent`]s. Both
+//! directions are bounded channels. Messages the client cannot parse (from a newer server) are
+//! skipped with a debug log, never an error.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::debug;
+
+use crate::protocol::{ClientMessage, ServerMessage};
+
+/// Why the client could not connect or send.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not a `ws://` or `wss://` URL.
+    #[error("not a WebSocket URL: {0} (expected ws://host:port/ or wss://...)")]
+    InvalidUrl(String),
+    /// The server could not be reached or refused the upgrade.
+    #[error("cannot reach the signal server at {url}: {reason}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The connection did not open in time.
+    #[error("the signal server at {0} did not answer within {1:?}")]
+    Timeout(String, Duration),
+    /// The connection is closed.
+    #[error("the connection to the signal server is closed")]
+    Closed,
+}
+
+/// Something that happened on the signalling connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignalEvent {
+    /// A message from the server.
+    Message(ServerMessage),
+    /// The connection ended; no more events follow. Carries the close reason if any.
+    Closed(Option<String>),
+}
+
+/// Sends messages to the server. Cloning shares the connection.
+#[derive(Debug, Clone)]
+pub struct SignalSender {
+    tx: mpsc::Sender<ClientMessage>,
+}
+
+impl SignalSender {
+    /// Queues `msg` for sending; fails only when the connection is closed.
+    pub async fn send(&self, msg: ClientMessage) -> Result<(), ClientError> {
+        self.tx.send(msg).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// `{"type":"join","room":..}`.
+    pub async fn join(&self, room: &str) -> Result<(), ClientError> {
+        self.send(ClientMessage::Join {
+            room: room.to_owned(),
+        })
+        .await
+    }
+
+    /// `{"type":"leave","room":..}`.
+    pub async fn leave(&self, room: &str) -> Result<(), ClientError> {
+        self.send(ClientMessage::Leave {
+            room: room.to_owned(),
+        })
+        .await
+    }
+}
+
+/// Receives events from the server.
+#[derive(Debug)]
+pub struct SignalReceiver {
+    rx: mpsc::Receiver<SignalEvent>,
+}
+
+impl SignalReceiver {
+    /// The next event; `None` after [`SignalEvent::Closed`] was delivered.
+    pub async fn recv(&mut self) -> Option<SignalEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// Connects to a relay at `url` (`ws://host:port/` or `wss://...`) within `timeout`.
+pub async fn connect(
+    url: &str,
+    timeout: Duration,
+) -> Result<(SignalSender, SignalReceiver), ClientError> {
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(ClientError::InvalidUrl(url.to_owned()));
+    }
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .max_message_size(Some(1 << 20));
+    let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+    let (mut ws, _response) = match tokio::time::timeout(timeout, connecting).await {
+        Err(_) => return Err(ClientError::Timeout(url.to_owned(), timeout)),
+        Ok(Err(e)) => {
+            return Err(ClientError::Unreachable {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            });
+        }
+        Ok(Ok(pair)) => pair,
+    };
+    let (out_tx, mut out_rx) = mpsc::channel::<ClientMessage>(64);
+    let (ev_tx, ev_rx) = mpsc::channel::<SignalEvent>(64);
+    tokio::spawn(async move {
+        let reason = loop {
+            tokio::select! {
+                outgoing = out_rx.recv() => match outgoing {
+                    Some(msg) => {
+                        if let Err(e) = ws.send(Message::Text(msg.to_json().into())).await {
+                            break Some(e.to_string());
+                        }
+                    }
+                    None => {
+                        // Every sender dropped: hang up politely.
+                        let _ = ws.close(None).await;
+                        break None;
+                    }
+                },
+                incoming = ws.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
+                        Ok(msg) => {
+                            if ev_tx.send(SignalEvent::Message(msg)).await.is_err() {
+                                let _ = ws.close(None).await;
+                                break None;
+                            }
+                        }
+                        Err(e) => debug!(error = %e, "skipping a message this client does not understand"),
+                    },
+                    Some(Ok(Message::Close(frame))) => break frame.map(|f| format!("{} ({})", f.reason, u16::from(f.code))),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break None,
+                },
+            }
+        };
+        let _ = ev_tx.send(SignalEvent::Closed(reason)).await;
+    });
+    Ok((SignalSender { tx: out_tx }, SignalReceiver { rx: ev_rx }))
+}

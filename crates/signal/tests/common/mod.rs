@@ -1,0 +1,195 @@
+//! Shared helpers for the relay's integration tests: a real server on 127.0.0.1:0 and a raw
+//! WebSocket test client that speaks JSON.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use signal::{Config, StatsHandle};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a message it expects.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long a test listens to be sure nothing arrives.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stats: StatsHandle,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with_config(Config::default()).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = signal::Server::new(config);
+        let stats = server.stats_handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stats,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url()).await
+    }
+
+    /// Triggers graceful shutdown and waits for `serve` to return.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("serve returned in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a client saw when reading.
+#[derive(Debug)]
+pub enum Seen {
+    Json(Value),
+    Closed(Option<CloseFrame>),
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Self { ws }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.ws
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    pub async fn join(&mut self, room: &str) {
+        self.send_json(json!({"type": "join", "room": room})).await;
+    }
+
+    /// Round trip to the server: every message sent before this has been processed after it.
+    pub async fn sync(&mut self) {
+        self.send_json(json!({"type": "leave", "room": "__sync__"}))
+            .await;
+        self.expect_error("not-in-room").await;
+    }
+
+    /// Next JSON message or close; panics after [`WAIT`].
+    pub async fn next(&mut self) -> Seen {
+        tokio::time::timeout(WAIT, self.next_inner())
+            .await
+            .expect("a message within the wait")
+    }
+
+    async fn next_inner(&mut self) -> Seen {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => return Seen::Json(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(frame))) => return Seen::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Seen::Closed(None),
+            }
+        }
+    }
+
+    /// Next message, which must be JSON.
+    pub async fn recv(&mut self) -> Value {
+        match self.next().await {
+            Seen::Json(v) => v,
+            Seen::Closed(f) => panic!("expected a message, connection closed: {f:?}"),
+        }
+    }
+
+    /// Next message, which must be an `error` with `code`.
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let v = self.recv().await;
+        assert_eq!(v["type"], "error", "expected an error, got {v}");
+        assert_eq!(v["code"], code, "wrong error code in {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without text: {v}"
+        );
+        v
+    }
+
+    /// Asserts nothing arrives for [`QUIET`].
+    pub async fn expect_silence(&mut self) {
+        if let Ok(seen) = tokio::time::timeout(QUIET, self.next_inner()).await {
+            panic!("expected silence, got {seen:?}");
+        }
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.next().await {
+                Seen::Closed(frame) => return frame.map(|f| u16::from(f.code)),
+                Seen::Json(_) => continue,
+            }
+        }
+    }
+}
+
+/// Two clients in `room`, past their `ready` messages; the first is the offerer.
+pub async fn pair(server: &TestServer, room: &str) -> (Client, Client) {
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.join(room).await;
+    // Make join order deterministic: a's join is processed before b's.
+    a.sync().await;
+    b.join(room).await;
+    let ra = a.recv().await;
+    let rb = b.recv().await;
+    assert_eq!(ra, json!({"type": "ready", "room": room, "offerer": true}));
+    assert_eq!(rb, json!({"type": "ready", "room": room, "offerer": false}));
+    (a, b)
+}
+
+/// Polls `cond` until true or [`WAIT`] passes.
+pub async fn wait_for(mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs missing packages, starts the services the tests need
+# (a PulseAudio null sink), then runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+if [ -x scripts/pulse-null-sink.sh ]; then
+  # Prints `export ...` lines for the tests to find the sound server.
+  eval "$(scripts/pulse-null-sink.sh)"
+  export DUET_REQUIRE_PULSE=1
+fi
+cargo test --workspace --all-targets "$@"

@@ -83,6 +83,7 @@ fn timestamp_of(text: &str) -> Option<u64> {
 #[derive(Debug, Clone, Copy, Default)]
 struct ProcSample {
     cpu_ticks: u64,
+    user_ticks: u64,
     rss_kib: u64,
 }
 
@@ -104,6 +105,7 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
         .ok()?;
     Some(ProcSample {
         cpu_ticks: utime + stime,
+        user_ticks: utime,
         rss_kib,
     })
 }
@@ -354,6 +356,13 @@ async fn traffic(args: &Args) -> anyhow::Result<()> {
         }
         _ => "n/a".to_owned(),
     };
+    let user_us_per_msg = match (cpu0, cpu1) {
+        (Some(a), Some(b)) if received > 0 => format!(
+            "{:.2}",
+            (b.user_ticks - a.user_ticks) as f64 / TICKS_PER_SEC * 1e6 / received as f64
+        ),
+        _ => "n/a".to_owned(),
+    };
     let cpu_pct = match (cpu0, cpu1) {
         (Some(a), Some(b)) => format!(
             "{:.0}",
@@ -363,7 +372,7 @@ async fn traffic(args: &Args) -> anyhow::Result<()> {
     };
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "RESULT mode={:?} label={} rooms={} target_rate={} relayed_per_s={rate:.0} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} server_cpu_pct={cpu_pct} server_cpu_us_per_msg={cpu_us_per_msg} server_rss_kib={}",
+        "RESULT mode={:?} label={} rooms={} target_rate={} relayed_per_s={rate:.0} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} server_cpu_pct={cpu_pct} server_cpu_us_per_msg={cpu_us_per_msg} server_user_us_per_msg={user_us_per_msg} server_rss_kib={}",
         args.mode,
         args.label,
         args.rooms,

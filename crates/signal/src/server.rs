@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -67,7 +68,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             outbox_capacity: 64,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 2 * 1024,
             pages: None,
         }
     }
@@ -333,7 +334,8 @@ async fn run_websocket<S>(
     let config = &shared.config;
     let id = ConnId(shared.next_id.fetch_add(1, Ordering::Relaxed));
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(config.outbox_capacity.max(1));
-    let kill = CancellationToken::new();
+    // Cancelled by server shutdown (parent) or when this socket is too slow (this token only).
+    let cancel = stop.child_token();
     {
         let mut hub = shared.hub();
         hub.registry.connect(id, std::time::Instant::now());
@@ -341,7 +343,7 @@ async fn run_websocket<S>(
             id,
             Outbox {
                 tx,
-                kill: kill.clone(),
+                kill: cancel.clone(),
             },
         );
     }
@@ -355,11 +357,19 @@ async fn run_websocket<S>(
     let mut decisions = Vec::new();
     let mut replies = Vec::new();
 
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+    let why_cancelled = || {
+        if stop.is_cancelled() {
+            End::Shutdown
+        } else {
+            End::TooSlow
+        }
+    };
     let end = loop {
         tokio::select! {
             biased;
-            () = stop.cancelled() => break End::Shutdown,
-            () = kill.cancelled() => break End::TooSlow,
+            () = &mut cancelled => break why_cancelled(),
             frame = ws.next() => {
                 last_seen = Instant::now();
                 let handled = match frame {
@@ -391,7 +401,7 @@ async fn run_websocket<S>(
                 }
                 let mut result = Ok(());
                 for reply in replies.drain(..) {
-                    result = send(&mut ws, Message::Text(reply), &kill, &stop).await;
+                    result = send(&mut ws, Message::Text(reply), cancelled.as_mut(), why_cancelled).await;
                     if result.is_err() {
                         break;
                     }
@@ -401,7 +411,7 @@ async fn run_websocket<S>(
                 }
             }
             Some(text) = rx.recv() => {
-                if let Err(end) = send(&mut ws, Message::Text(text), &kill, &stop).await {
+                if let Err(end) = send(&mut ws, Message::Text(text), cancelled.as_mut(), why_cancelled).await {
                     break end;
                 }
             }
@@ -409,7 +419,7 @@ async fn run_websocket<S>(
                 if last_seen.elapsed() >= config.idle_timeout {
                     break End::Idle;
                 }
-                if let Err(end) = send(&mut ws, Message::Ping(Default::default()), &kill, &stop).await {
+                if let Err(end) = send(&mut ws, Message::Ping(Default::default()), cancelled.as_mut(), why_cancelled).await {
                     break end;
                 }
             }
@@ -453,13 +463,13 @@ async fn run_websocket<S>(
 async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
     msg: Message,
-    kill: &CancellationToken,
-    stop: &CancellationToken,
+    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+    why_cancelled: impl Fn() -> End,
 ) -> Result<(), End> {
     tokio::select! {
+        biased;
         result = ws.send(msg) => result.map_err(|_| End::Error),
-        () = kill.cancelled() => Err(End::TooSlow),
-        () = stop.cancelled() => Err(End::Shutdown),
+        () = cancelled => Err(why_cancelled()),
     }
 }
 

@@ -43,6 +43,14 @@ struct Args {
     /// Seconds of silence after which a connection is dropped.
     #[arg(long, env = "SIGNAL_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     idle_timeout_secs: u64,
+    /// Per-connection WebSocket read buffer in bytes (larger messages still work; they are
+    /// read in several steps).
+    #[arg(long, env = "SIGNAL_READ_BUFFER_BYTES", default_value_t = 2048)]
+    read_buffer_bytes: usize,
+    /// Worker threads. One thread relays tens of thousands of messages per second; more
+    /// only add cross-thread wake-ups.
+    #[arg(long, env = "SIGNAL_THREADS", default_value_t = 1)]
+    threads: usize,
     /// Log format.
     #[arg(long, env = "SIGNAL_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -74,9 +82,20 @@ fn main() -> anyhow::Result<()> {
         max_connections: args.max_connections,
         ping_interval: Duration::from_secs(args.ping_secs.max(1)),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        read_buffer_bytes: args.read_buffer_bytes.max(256),
         ..signal::Config::default()
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -4,14 +4,23 @@
 //! [`SignalSender`] (cheap to clone) and a [`SignalReceiver`] of [`SignalEvent`]s. Both
 //! directions are bounded channels. Messages the client cannot parse (from a newer server) are
 //! skipped with a debug log, never an error.
+//!
+//! `wss://` URLs are verified against the Mozilla root certificates (webpki-roots) by default;
+//! [`connect_with`] takes a custom rustls configuration instead (a self-signed deployment, or
+//! tests), which [`tls_config_trusting`] builds from certificates.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::debug;
+
+pub use rustls::ClientConfig as TlsClientConfig;
+pub use rustls::pki_types::CertificateDer;
 
 use crate::protocol::{ClientMessage, ServerMessage};
 
@@ -36,6 +45,41 @@ pub enum ClientError {
     /// The connection is closed.
     #[error("the connection to the signal server is closed")]
     Closed,
+    /// A TLS configuration could not be built (for example an invalid root certificate).
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+fn client_config(roots: rustls::RootCertStore) -> Result<Arc<TlsClientConfig>, ClientError> {
+    let config = TlsClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The TLS configuration `wss://` uses by default: Mozilla's root certificates (webpki-roots),
+/// so a server with a Let's Encrypt (or any public CA) certificate is trusted.
+pub fn default_tls_config() -> Result<Arc<TlsClientConfig>, ClientError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    client_config(roots)
+}
+
+/// A TLS configuration that trusts exactly `roots` (DER certificates): a private CA or a
+/// self-signed server certificate.
+pub fn tls_config_trusting(
+    roots: impl IntoIterator<Item = CertificateDer<'static>>,
+) -> Result<Arc<TlsClientConfig>, ClientError> {
+    let mut store = rustls::RootCertStore::empty();
+    for cert in roots {
+        store
+            .add(cert)
+            .map_err(|e| ClientError::Tls(format!("bad root certificate: {e}")))?;
+    }
+    client_config(store)
 }
 
 /// Something that happened on the signalling connection.
@@ -61,8 +105,15 @@ impl SignalSender {
 
     /// `{"type":"join","room":..}`.
     pub async fn join(&self, room: &str) -> Result<(), ClientError> {
+        self.join_with_token(room, None).await
+    }
+
+    /// `{"type":"join","room":..,"token":..}`: the token is needed when the server has a
+    /// room secret (it comes with the room link, `?token=`).
+    pub async fn join_with_token(&self, room: &str, token: Option<&str>) -> Result<(), ClientError> {
         self.send(ClientMessage::Join {
             room: room.to_owned(),
+            token: token.map(str::to_owned),
         })
         .await
     }
@@ -90,17 +141,38 @@ impl SignalReceiver {
 }
 
 /// Connects to a relay at `url` (`ws://host:port/` or `wss://...`) within `timeout`.
+/// `wss://` trusts the public CAs ([`default_tls_config`]).
 pub async fn connect(
     url: &str,
     timeout: Duration,
 ) -> Result<(SignalSender, SignalReceiver), ClientError> {
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+    connect_with(url, timeout, None).await
+}
+
+/// Like [`connect`], with the TLS configuration for `wss://` given (`None`: the default);
+/// ignored for `ws://`.
+pub async fn connect_with(
+    url: &str,
+    timeout: Duration,
+    tls: Option<Arc<TlsClientConfig>>,
+) -> Result<(SignalSender, SignalReceiver), ClientError> {
+    let secure = url.starts_with("wss://");
+    if !(secure || url.starts_with("ws://")) {
         return Err(ClientError::InvalidUrl(url.to_owned()));
     }
+    let connector = if secure {
+        Connector::Rustls(match tls {
+            Some(tls) => tls,
+            None => default_tls_config()?,
+        })
+    } else {
+        Connector::Plain
+    };
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .max_message_size(Some(1 << 20));
-    let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector));
     let (mut ws, _response) = match tokio::time::timeout(timeout, connecting).await {
         Err(_) => return Err(ClientError::Timeout(url.to_owned(), timeout)),
         Ok(Err(e)) => {

@@ -29,6 +29,10 @@ pub struct RequestHead {
     pub websocket_version: Option<String>,
     /// `Origin`, sent by browsers.
     pub origin: Option<String>,
+    /// `Host`.
+    pub host: Option<String>,
+    /// `X-Forwarded-For`, as sent (only believed with `--trust-proxy`).
+    pub forwarded_for: Option<String>,
 }
 
 /// Why a request head could not be read.
@@ -116,6 +120,15 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
         wants_upgrade,
         websocket_version: header("sec-websocket-version"),
         origin: header("origin"),
+        host: header("host"),
+        // The last header line: a proxy appends its own after any the client sent.
+        forwarded_for: req
+            .headers
+            .iter()
+            .rev()
+            .find(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(|v| v.trim().to_owned()),
     }))
 }
 
@@ -153,6 +166,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "",

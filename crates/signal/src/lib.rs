@@ -7,17 +7,30 @@
 //! - [`protocol`]: message types and the parser (pure).
 //! - [`registry`]: who is in which room and who gets what (pure, no IO, time passed in).
 //! - [`server`]: the tokio shell; [`serve`] runs it on a listener the caller bound.
-//! - [`client`]: the client the desktop app and the headless peer use.
+//! - [`client`]: the client the desktop app and the headless peer use (`ws://` and `wss://`).
+//! - [`tls`]: HTTPS/WSS on the same port, certificate reloadable while running.
+//! - [`access`]: browser origin policy and the client address behind a proxy.
+//! - [`token`]: room tokens (`hex(HMAC-SHA256(secret, room))`) for servers with a room secret.
+//! - [`metrics`]: the counters behind `GET /metrics`.
+//! - [`web`]: the browser client's files (`assets/web/`), embedded; [`web::pages`] serves them.
 //!
-//! It owns neither TLS termination policy nor the web client's files: embedders pass pages in
-//! through [`Config::pages`].
+//! Plain HTTP pages are whatever the embedder passes in [`Config::pages`] (the `signal` binary
+//! passes [`web::pages`]).
 
+pub mod access;
 pub mod client;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod server;
+pub mod tls;
+pub mod token;
+pub mod web;
 
 pub use protocol::{ClientMessage, ErrorCode, ServerMessage};
 pub use registry::{Limits, ROOM_CAPACITY};
+pub use access::OriginPolicy;
 pub use server::{Config, Server, Stats, StatsHandle, serve};
+pub use tls::{Tls, TlsError};
+pub use token::{RoomSecret, room_token};

@@ -33,9 +33,38 @@ pub enum ErrorCode {
     TooManyRooms,
     /// The room name is empty, too long, or contains control characters.
     InvalidRoom,
+    /// The server requires a room token (`--room-secret`) and the `join` carried none, or one
+    /// that is not valid for this room.
+    Forbidden,
 }
 
 impl ErrorCode {
+    /// Every code, in a fixed order (metrics use it to index their counters).
+    pub const ALL: [Self; 8] = [
+        Self::RoomFull,
+        Self::NotInRoom,
+        Self::BadMessage,
+        Self::TooLarge,
+        Self::RateLimited,
+        Self::TooManyRooms,
+        Self::InvalidRoom,
+        Self::Forbidden,
+    ];
+
+    /// This code's position in [`ErrorCode::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Self::RoomFull => 0,
+            Self::NotInRoom => 1,
+            Self::BadMessage => 2,
+            Self::TooLarge => 3,
+            Self::RateLimited => 4,
+            Self::TooManyRooms => 5,
+            Self::InvalidRoom => 6,
+            Self::Forbidden => 7,
+        }
+    }
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +75,7 @@ impl ErrorCode {
             Self::RateLimited => "rate-limited",
             Self::TooManyRooms => "too-many-rooms",
             Self::InvalidRoom => "invalid-room",
+            Self::Forbidden => "forbidden",
         }
     }
 
@@ -59,6 +89,7 @@ impl ErrorCode {
             "rate-limited" => Self::RateLimited,
             "too-many-rooms" => Self::TooManyRooms,
             "invalid-room" => Self::InvalidRoom,
+            "forbidden" => Self::Forbidden,
             _ => return None,
         })
     }
@@ -110,6 +141,18 @@ pub enum RelayKind {
 }
 
 impl RelayKind {
+    /// Every kind, in a fixed order (metrics use it to index their counters).
+    pub const ALL: [Self; 3] = [Self::Offer, Self::Answer, Self::Candidate];
+
+    /// This kind's position in [`RelayKind::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Self::Offer => 0,
+            Self::Answer => 1,
+            Self::Candidate => 2,
+        }
+    }
+
     /// The `type` value on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,6 +170,8 @@ pub enum ClientRequest<'a> {
     Join {
         /// The room name, unescaped.
         room: Cow<'a, str>,
+        /// The room token (extension), required when the server has a room secret.
+        token: Option<Cow<'a, str>>,
     },
     /// Leave a room but keep the connection (extension).
     Leave {
@@ -146,7 +191,7 @@ impl ClientRequest<'_> {
     /// The room the request is about.
     pub fn room(&self) -> &str {
         match self {
-            Self::Join { room } | Self::Leave { room } | Self::Relay { room, .. } => room,
+            Self::Join { room, .. } | Self::Leave { room } | Self::Relay { room, .. } => room,
         }
     }
 }
@@ -164,6 +209,8 @@ struct Envelope<'a> {
     answer: Option<&'a RawValue>,
     #[serde(borrow)]
     candidate: Option<&'a RawValue>,
+    #[serde(borrow)]
+    token: Option<Cow<'a, str>>,
 }
 
 fn is_object(raw: &RawValue) -> bool {
@@ -201,7 +248,10 @@ pub fn parse_client_text(text: &str) -> Result<ClientRequest<'_>, Rejection> {
         room: room.clone(),
     };
     match &*kind {
-        "join" => Ok(ClientRequest::Join { room }),
+        "join" => Ok(ClientRequest::Join {
+            room,
+            token: env.token,
+        }),
         "leave" => Ok(ClientRequest::Leave { room }),
         "offer" => match env.offer {
             Some(raw) if is_object(raw) => Ok(relay(RelayKind::Offer)),
@@ -231,6 +281,10 @@ pub enum ClientMessage {
     Join {
         /// Room name.
         room: String,
+        /// Room token, `hex(HMAC-SHA256(secret, room))`; needed only when the server was
+        /// started with a room secret (see [`crate::room_token`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Leave a room, keeping the connection.
     Leave {
@@ -335,7 +389,10 @@ mod tests {
     fn parses_seed_messages() {
         assert_eq!(
             parse_client_text(r#"{"type":"join","room":"a"}"#),
-            Ok(ClientRequest::Join { room: "a".into() })
+            Ok(ClientRequest::Join {
+                room: "a".into(),
+                token: None
+            })
         );
         let offer = r#"{"type":"offer","room":"a","offer":{"type":"offer","sdp":"v=0"}}"#;
         assert_eq!(
@@ -376,6 +433,24 @@ mod tests {
     }
 
     #[test]
+    fn join_carries_an_optional_token() {
+        let req = parse_client_text(r#"{"type":"join","room":"a","token":"00ff"}"#);
+        assert_eq!(
+            req,
+            Ok(ClientRequest::Join {
+                room: "a".into(),
+                token: Some("00ff".into())
+            })
+        );
+        assert!(parse_client_text(r#"{"type":"join","room":"a","token":5}"#).is_err());
+        let msg = ClientMessage::Join {
+            room: "a".into(),
+            token: None,
+        };
+        assert_eq!(msg.to_json(), r#"{"type":"join","room":"a"}"#);
+    }
+
+    #[test]
     fn unescapes_room_names() {
         let req = parse_client_text(r#"{"type":"join","room":"caf\u00e9"}"#);
         assert_eq!(req.map(|r| r.room().to_owned()), Ok("café".to_owned()));
@@ -391,8 +466,15 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::TooManyRooms,
             ErrorCode::InvalidRoom,
+            ErrorCode::Forbidden,
         ] {
             assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
+        }
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(code.index(), i);
+        }
+        for (i, kind) in RelayKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i);
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::protocol::{ClientRequest, ErrorCode, Rejection, RelayKind, parse_client_text};
+use crate::token::RoomSecret;
 
 /// How many members a room holds. duet rooms are 1-to-1 calls; this is a property of the
 /// protocol (`ready` names one offerer, relays go to "the other member"), not a tunable.
@@ -166,6 +167,8 @@ impl TokenBucket {
 #[derive(Debug, Default)]
 pub struct Registry {
     limits: Limits,
+    /// When set, `join` must carry the room's token.
+    room_secret: Option<RoomSecret>,
     rooms: HashMap<Arc<str>, Room>,
     conns: HashMap<ConnId, Conn>,
 }
@@ -175,9 +178,17 @@ impl Registry {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
+            room_secret: None,
             rooms: HashMap::new(),
             conns: HashMap::new(),
         }
+    }
+
+    /// Requires every `join` to carry `hex(HMAC-SHA256(secret, room))` (see
+    /// [`crate::room_token`]); a missing or wrong token is refused with `forbidden`.
+    pub fn with_room_secret(mut self, secret: Option<RoomSecret>) -> Self {
+        self.room_secret = secret;
+        self
     }
 
     /// The limits in force.
@@ -295,6 +306,23 @@ impl Registry {
         Ok(())
     }
 
+    fn check_token(&self, room: &str, token: Option<&str>) -> Result<(), Rejection> {
+        let Some(secret) = &self.room_secret else {
+            return Ok(());
+        };
+        match token {
+            Some(token) if secret.verify(room, token) => Ok(()),
+            Some(_) => Err(Rejection::new(
+                ErrorCode::Forbidden,
+                format!("the token is not valid for room \"{room}\""),
+            )),
+            None => Err(Rejection::new(
+                ErrorCode::Forbidden,
+                format!("room \"{room}\" needs a token (this server has a room secret)"),
+            )),
+        }
+    }
+
     fn apply(
         &mut self,
         from: ConnId,
@@ -304,7 +332,10 @@ impl Registry {
         let room = request.room();
         self.check_room_name(room)?;
         match request {
-            ClientRequest::Join { .. } => self.join(from, room, out),
+            ClientRequest::Join { token, .. } => {
+                self.check_token(room, token.as_deref())?;
+                self.join(from, room, out)
+            }
             ClientRequest::Leave { .. } => {
                 if self.leave(from, room, out) {
                     Ok(Handled::Left)

@@ -4,9 +4,13 @@
 //! each connection's bounded outbox; a task that receives a frame asks the registry what to do
 //! and pushes the results into the recipients' outboxes without waiting. A recipient too slow
 //! to drain its outbox is disconnected (1008) instead of letting memory grow.
+//!
+//! Before a connection becomes a WebSocket it passes, in order: TLS (when configured), the
+//! request head, the origin policy, the global connection limit and the per-IP limit. Each
+//! refusal is a plain HTTP answer and a counter in [`crate::metrics`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -23,11 +27,16 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
+use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::access::{self, OriginPolicy};
 use crate::http::{self, RequestHead, Response};
+use crate::metrics::{CloseReason, Gauges, Metrics, RejectReason};
 use crate::protocol::{ErrorCode, Rejection};
 use crate::registry::{ConnId, Delivery, Handled, Limits, Outbound, Registry};
+use crate::tls::Tls;
+use crate::token::RoomSecret;
 
 /// Answers plain HTTP `GET`/`HEAD` requests that are not WebSocket upgrades (for example the
 /// browser client's files). Return `None` for "not found".
@@ -54,8 +63,20 @@ pub struct Config {
     /// Per-connection WebSocket read buffer. tungstenite's default (128 KiB) would cost
     /// ~1.3 GB at 10k connections; signalling messages are small.
     pub read_buffer_bytes: usize,
-    /// Plain HTTP pages (the browser client); `/healthz` is always answered.
+    /// Plain HTTP pages (the browser client); `/healthz` and `/metrics` are always answered.
     pub pages: Option<PageHandler>,
+    /// Serve HTTPS and WSS (instead of HTTP and WS) with this certificate.
+    pub tls: Option<Tls>,
+    /// Browser origins allowed to open a WebSocket; refused upgrades get HTTP 403.
+    pub origins: OriginPolicy,
+    /// Most simultaneous WebSockets from one client address (0: no limit); further upgrades
+    /// from it get HTTP 429.
+    pub max_connections_per_ip: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy you run: anyone
+    /// can send that header).
+    pub trust_proxy: bool,
+    /// When set, `join` must carry the room's token (`forbidden` otherwise).
+    pub room_secret: Option<RoomSecret>,
 }
 
 impl Default for Config {
@@ -70,6 +91,11 @@ impl Default for Config {
             outbox_capacity: 64,
             read_buffer_bytes: 2 * 1024,
             pages: None,
+            tls: None,
+            origins: OriginPolicy::default(),
+            max_connections_per_ip: 32,
+            trust_proxy: false,
+            room_secret: None,
         }
     }
 }
@@ -86,6 +112,11 @@ impl std::fmt::Debug for Config {
             .field("outbox_capacity", &self.outbox_capacity)
             .field("read_buffer_bytes", &self.read_buffer_bytes)
             .field("pages", &self.pages.is_some())
+            .field("tls", &self.tls)
+            .field("origins", &self.origins)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("trust_proxy", &self.trust_proxy)
+            .field("room_secret", &self.room_secret.is_some())
             .finish()
     }
 }
@@ -114,15 +145,15 @@ struct Outbox {
 struct Hub {
     registry: Registry,
     outboxes: HashMap<ConnId, Outbox>,
+    /// Open (or opening) WebSockets per client address.
+    per_ip: HashMap<IpAddr, u32>,
 }
 
 struct Shared {
     config: Config,
     hub: Mutex<Hub>,
     next_id: AtomicU64,
-    connections_total: AtomicU64,
-    relayed: AtomicU64,
-    errors: AtomicU64,
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -130,6 +161,57 @@ impl Shared {
         // No code path panics while holding the lock; if one ever did, the registry is still
         // structurally valid, so keep serving.
         self.hub.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn metrics_text(&self) -> String {
+        let gauges = {
+            let hub = self.hub();
+            Gauges {
+                open_connections: hub.outboxes.len() as u64,
+                rooms: hub.registry.room_count() as u64,
+                client_ips: hub.per_ip.len() as u64,
+                tls_reloads: self.config.tls.as_ref().map(Tls::reload_counts),
+            }
+        };
+        self.metrics.render(&gauges)
+    }
+}
+
+/// One WebSocket counted against its client address; gives the slot back when dropped.
+struct IpSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    /// Takes a slot for `ip`, or says which limit is reached.
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Result<Self, RejectReason> {
+        let config = &shared.config;
+        let mut hub = shared.hub();
+        if hub.outboxes.len() >= config.max_connections {
+            return Err(RejectReason::ServerFull);
+        }
+        let count = hub.per_ip.entry(ip).or_insert(0);
+        if config.max_connections_per_ip > 0 && *count as usize >= config.max_connections_per_ip {
+            return Err(RejectReason::PerIpLimit);
+        }
+        *count += 1;
+        Ok(Self {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut hub = self.shared.hub();
+        if let Some(count) = hub.per_ip.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                hub.per_ip.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -148,31 +230,37 @@ impl StatsHandle {
     /// The current counters.
     pub fn stats(&self) -> Stats {
         let hub = self.shared.hub();
+        let metrics = &self.shared.metrics;
         Stats {
             open_connections: hub.outboxes.len() as u64,
             rooms: hub.registry.room_count() as u64,
-            connections_total: self.shared.connections_total.load(Ordering::Relaxed),
-            relayed: self.shared.relayed.load(Ordering::Relaxed),
-            errors: self.shared.errors.load(Ordering::Relaxed),
+            connections_total: metrics.connections_total(),
+            relayed: metrics.relayed_total(),
+            errors: metrics.errors_total(),
         }
+    }
+
+    /// Every counter in the Prometheus text format, as `GET /metrics` serves it.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics_text()
     }
 }
 
 impl Server {
     /// A server with `config`; nothing runs until [`Server::serve`].
     pub fn new(config: Config) -> Self {
-        let registry = Registry::new(config.limits.clone());
+        let registry =
+            Registry::new(config.limits.clone()).with_room_secret(config.room_secret.clone());
         Self {
             shared: Arc::new(Shared {
                 config,
                 hub: Mutex::new(Hub {
                     registry,
                     outboxes: HashMap::new(),
+                    per_ip: HashMap::new(),
                 }),
                 next_id: AtomicU64::new(1),
-                connections_total: AtomicU64::new(0),
-                relayed: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
+                metrics: Metrics::default(),
             }),
         }
     }
@@ -194,7 +282,8 @@ impl Server {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         if let Ok(addr) = listener.local_addr() {
-            info!(%addr, "signal listening");
+            let tls = self.shared.config.tls.is_some();
+            info!(%addr, tls, "signal listening");
         }
         tokio::pin!(shutdown);
         loop {
@@ -205,8 +294,11 @@ impl Server {
                         let _ = stream.set_nodelay(true);
                         let shared = self.shared.clone();
                         let stop = stop.clone();
-                        let span = info_span!("conn", %peer);
-                        tracker.spawn(handle_connection(shared, stream, peer, stop).instrument(span));
+                        let span = info_span!("conn", %peer, client = tracing::field::Empty);
+                        match &self.shared.config.tls {
+                            None => tracker.spawn(handle_connection(shared, stream, peer, stop).instrument(span)),
+                            Some(tls) => tracker.spawn(handle_tls(shared, tls.acceptor(), stream, peer, stop).instrument(span)),
+                        };
                     }
                     Err(e) => {
                         // Typically EMFILE: keep the server alive, back off briefly.
@@ -235,6 +327,33 @@ pub async fn serve(
     Server::new(config).serve(listener, shutdown).await
 }
 
+/// Completes the TLS handshake (bounded by the handshake timeout), then serves the
+/// connection like a plain one.
+async fn handle_tls(
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: CancellationToken,
+) {
+    let timeout = shared.config.handshake_timeout;
+    let accepted = tokio::select! {
+        () = stop.cancelled() => return,
+        accepted = tokio::time::timeout(timeout, acceptor.accept(stream)) => accepted,
+    };
+    match accepted {
+        Ok(Ok(tls)) => handle_connection(shared, tls, peer, stop).await,
+        Ok(Err(e)) => {
+            debug!(error = %e, "TLS handshake failed");
+            shared.metrics.rejected(RejectReason::TlsHandshake);
+        }
+        Err(_) => {
+            debug!(?timeout, "TLS handshake timed out");
+            shared.metrics.rejected(RejectReason::TlsHandshake);
+        }
+    }
+}
+
 async fn handle_connection<S>(
     shared: Arc<Shared>,
     mut stream: S,
@@ -250,9 +369,14 @@ async fn handle_connection<S>(
     };
     let head = match head {
         Ok(head) => head,
-        Err(http::HeadError::Closed) => return,
+        Err(http::HeadError::Closed | http::HeadError::Io(_)) => return,
+        Err(http::HeadError::Timeout(_)) => {
+            shared.metrics.rejected(RejectReason::Timeout);
+            return;
+        }
         Err(e) => {
             debug!(error = %e, "bad request head");
+            shared.metrics.rejected(RejectReason::BadRequest);
             let status = if matches!(e, http::HeadError::TooLarge) {
                 431
             } else {
@@ -269,10 +393,16 @@ async fn handle_connection<S>(
     };
     let head_only = head.method == "HEAD";
     if !head.wants_upgrade {
+        shared.metrics.http_request();
         let response = if head.method != "GET" && !head_only {
             Response::text(405, "only GET and WebSocket upgrades are served\n")
         } else if head.path == "/healthz" {
             Response::text(200, "ok\n")
+        } else if head.path == "/metrics" {
+            Response {
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                ..Response::text(200, shared.metrics_text())
+            }
         } else {
             config
                 .pages
@@ -286,6 +416,7 @@ async fn handle_connection<S>(
     let key = match (&head.websocket_key, head.websocket_version.as_deref()) {
         (Some(key), Some("13")) => key.clone(),
         _ => {
+            shared.metrics.rejected(RejectReason::BadRequest);
             let response = Response::text(
                 400,
                 "WebSocket upgrade needs Sec-WebSocket-Key and version 13\n",
@@ -294,12 +425,37 @@ async fn handle_connection<S>(
             return;
         }
     };
-    if shared.hub().outboxes.len() >= config.max_connections {
-        warn!(max = config.max_connections, "connection limit reached");
-        let _ =
-            http::write_response(&mut stream, &Response::text(503, "server full\n"), false).await;
-        return;
+    let ip = access::client_ip(peer, &head, config.trust_proxy);
+    if config.trust_proxy {
+        tracing::Span::current().record("client", tracing::field::display(ip));
     }
+    let slot = if config.origins.allows(&head) {
+        IpSlot::take(&shared, ip)
+    } else {
+        debug!(origin = head.origin.as_deref().unwrap_or(""), "origin not allowed");
+        Err(RejectReason::Origin)
+    };
+    // The head is not needed any more; do not keep it for the connection's lifetime.
+    drop(head);
+    let slot = match slot {
+        Ok(slot) => slot,
+        Err(reason) => {
+            shared.metrics.rejected(reason);
+            let response = match reason {
+                RejectReason::ServerFull => {
+                    warn!(max = config.max_connections, "connection limit reached");
+                    Response::text(503, "server full\n")
+                }
+                RejectReason::PerIpLimit => {
+                    debug!(%ip, max = config.max_connections_per_ip, "per-address connection limit reached");
+                    Response::text(429, "too many connections from your address\n")
+                }
+                _ => Response::text(403, "origin not allowed\n"),
+            };
+            let _ = http::write_response(&mut stream, &response, false).await;
+            return;
+        }
+    };
     if http::write_upgrade(&mut stream, &key).await.is_err() {
         return;
     }
@@ -310,17 +466,7 @@ async fn handle_connection<S>(
         .max_frame_size(Some(config.max_message_bytes));
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
     run_websocket(shared, ws, peer, stop).await;
-}
-
-/// Why a WebSocket connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    ClientClosed,
-    Shutdown,
-    Idle,
-    TooLarge,
-    TooSlow,
-    Error,
+    drop(slot);
 }
 
 async fn run_websocket<S>(
@@ -347,7 +493,7 @@ async fn run_websocket<S>(
             },
         );
     }
-    shared.connections_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.connection_opened();
     debug!(conn = id.0, %peer, "websocket open");
 
     let mut ping =
@@ -361,9 +507,9 @@ async fn run_websocket<S>(
     tokio::pin!(cancelled);
     let why_cancelled = || {
         if stop.is_cancelled() {
-            End::Shutdown
+            CloseReason::Shutdown
         } else {
-            End::TooSlow
+            CloseReason::TooSlow
         }
     };
     let end = loop {
@@ -389,15 +535,18 @@ async fn run_websocket<S>(
                     }
                     // Pings are answered by tungstenite; pongs and the rest only count as life.
                     Some(Ok(_)) => continue,
-                    Some(Err(WsError::Capacity(_))) => break End::TooLarge,
-                    Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => break End::ClientClosed,
+                    Some(Err(WsError::Capacity(_))) => break CloseReason::TooLarge,
+                    Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => break CloseReason::ClientClosed,
                     Some(Err(e)) => {
                         debug!(conn = id.0, error = %e, "websocket error");
-                        break End::Error;
+                        break CloseReason::Error;
                     }
                 };
-                if let Handled::Rejected(code) = handled {
-                    debug!(conn = id.0, code = %code, "rejected a message");
+                match handled {
+                    Handled::Relayed(kind) => shared.metrics.relayed(kind),
+                    Handled::Joined => shared.metrics.joined(),
+                    Handled::Rejected(code) => debug!(conn = id.0, code = %code, "rejected a message"),
+                    _ => {}
                 }
                 let mut result = Ok(());
                 for reply in replies.drain(..) {
@@ -417,7 +566,7 @@ async fn run_websocket<S>(
             }
             _ = ping.tick() => {
                 if last_seen.elapsed() >= config.idle_timeout {
-                    break End::Idle;
+                    break CloseReason::Idle;
                 }
                 if let Err(end) = send(&mut ws, Message::Ping(Default::default()), cancelled.as_mut(), why_cancelled).await {
                     break end;
@@ -436,16 +585,16 @@ async fn run_websocket<S>(
     }
     replies.clear();
     match end {
-        End::Shutdown => close(&mut ws, CloseCode::Away, "server shutting down").await,
-        End::TooSlow => close(&mut ws, CloseCode::Policy, "too slow to read messages").await,
-        End::Idle => close(&mut ws, CloseCode::Away, "no response to ping").await,
-        End::TooLarge => {
+        CloseReason::Shutdown => close(&mut ws, CloseCode::Away, "server shutting down").await,
+        CloseReason::TooSlow => close(&mut ws, CloseCode::Policy, "too slow to read messages").await,
+        CloseReason::Idle => close(&mut ws, CloseCode::Away, "no response to ping").await,
+        CloseReason::TooLarge => {
             let limit = config.max_message_bytes;
             let error = Rejection::new(
                 ErrorCode::TooLarge,
                 format!("messages are limited to {limit} bytes"),
             );
-            shared.errors.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.error(ErrorCode::TooLarge);
             let _ = tokio::time::timeout(
                 Duration::from_secs(2),
                 ws.send(Message::Text(error.to_json().into())),
@@ -453,8 +602,9 @@ async fn run_websocket<S>(
             .await;
             close(&mut ws, CloseCode::Size, "message too large").await;
         }
-        End::ClientClosed | End::Error => {}
+        CloseReason::ClientClosed | CloseReason::Error => {}
     }
+    shared.metrics.closed(end);
     debug!(conn = id.0, reason = ?end, "websocket closed");
 }
 
@@ -464,11 +614,11 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
     msg: Message,
     cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
-    why_cancelled: impl Fn() -> End,
-) -> Result<(), End> {
+    why_cancelled: impl Fn() -> CloseReason,
+) -> Result<(), CloseReason> {
     tokio::select! {
         biased;
-        result = ws.send(msg) => result.map_err(|_| End::Error),
+        result = ws.send(msg) => result.map_err(|_| CloseReason::Error),
         () = cancelled => Err(why_cancelled()),
     }
 }
@@ -503,12 +653,9 @@ fn route(
 ) {
     for Delivery { to, msg } in decisions.drain(..) {
         let payload: Utf8Bytes = match &msg {
-            Outbound::Forward => {
-                shared.relayed.fetch_add(1, Ordering::Relaxed);
-                Utf8Bytes::from(text)
-            }
-            Outbound::Error(_) => {
-                shared.errors.fetch_add(1, Ordering::Relaxed);
+            Outbound::Forward => Utf8Bytes::from(text),
+            Outbound::Error(rejection) => {
+                shared.metrics.error(rejection.code);
                 msg.to_json().unwrap_or_default().into()
             }
             _ => msg.to_json().unwrap_or_default().into(),

@@ -1,10 +1,12 @@
-//! The headless `signal` relay. Parses flags, sets up logging, and calls [`signal::serve`].
+//! The headless `signal` relay. Parses flags, sets up logging, and calls [`signal::serve`];
+//! reloads the TLS certificate on SIGHUP. `signal token` mints room tokens.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -54,10 +56,82 @@ struct Args {
     /// Log format.
     #[arg(long, env = "SIGNAL_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// TLS certificate chain (PEM, leaf first, e.g. Let's Encrypt's fullchain.pem): serve
+    /// HTTPS and WSS on --listen. Re-read on SIGHUP.
+    #[arg(long, env = "SIGNAL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, e.g. Let's Encrypt's privkey.pem). Re-read on SIGHUP.
+    #[arg(long, env = "SIGNAL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Browser origins (scheme://host[:port]) allowed to open a WebSocket; repeatable or
+    /// comma separated; `*` for any. Unset: any origin. Requests without Origin (native
+    /// clients) and pages served by this host are always allowed.
+    #[arg(long, env = "SIGNAL_ALLOW_ORIGIN", value_delimiter = ',')]
+    allow_origin: Vec<String>,
+    /// Most simultaneous WebSockets from one client address (0: no limit); more get HTTP 429.
+    #[arg(long, env = "SIGNAL_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
+    max_connections_per_ip: usize,
+    /// Take the client address from X-Forwarded-For (last entry). Only behind a reverse
+    /// proxy you run: anyone can send that header.
+    #[arg(long, env = "SIGNAL_TRUST_PROXY")]
+    trust_proxy: bool,
+    /// Require a room token on join: hex(HMAC-SHA256(secret, room)); mint them with
+    /// `signal token`.
+    #[arg(long, env = "SIGNAL_ROOM_SECRET", hide_env_values = true)]
+    room_secret: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the token for ROOM (and a link with --url) for a server run with --room-secret.
+    Token {
+        /// The server's room secret.
+        #[arg(long, env = "SIGNAL_ROOM_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Print a browser link instead: URL?room=ROOM&token=TOKEN (e.g. https://host/).
+        #[arg(long)]
+        url: Option<String>,
+        /// The room name.
+        room: String,
+    },
+}
+
+/// Percent-encodes `s` for a URL query value.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn print_token(secret: &str, room: &str, url: Option<&str>) -> anyhow::Result<()> {
+    anyhow::ensure!(!secret.is_empty(), "the secret is empty");
+    let token = signal::room_token(secret, room);
+    match url {
+        None => println!("{token}"),
+        Some(url) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            println!(
+                "{url}{sep}room={}&token={token}",
+                query_escape(room)
+            );
+        }
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Token { secret, url, room }) = &args.command {
+        return print_token(secret, room, url.as_deref());
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match args.log_format {
@@ -71,6 +145,23 @@ fn main() -> anyhow::Result<()> {
         Ok(limit) => tracing::info!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            signal::Tls::from_pem_files(cert, key).context("cannot load the TLS certificate")?,
+        ),
+        _ => None,
+    };
+    if args.room_secret.as_deref() == Some("") {
+        anyhow::bail!("--room-secret is empty; leave it unset to let anyone join any room");
+    }
+    tracing::info!(
+        tls = tls.is_some(),
+        allow_origin = ?args.allow_origin,
+        max_connections_per_ip = args.max_connections_per_ip,
+        trust_proxy = args.trust_proxy,
+        room_secret = args.room_secret.is_some(),
+        "access settings"
+    );
     let config = signal::Config {
         limits: signal::Limits {
             max_rooms_per_connection: args.max_rooms_per_connection,
@@ -83,6 +174,12 @@ fn main() -> anyhow::Result<()> {
         ping_interval: Duration::from_secs(args.ping_secs.max(1)),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         read_buffer_bytes: args.read_buffer_bytes.max(256),
+        tls: tls.clone(),
+        origins: signal::OriginPolicy::new(&args.allow_origin),
+        max_connections_per_ip: args.max_connections_per_ip,
+        trust_proxy: args.trust_proxy,
+        room_secret: args.room_secret.as_deref().map(signal::RoomSecret::new),
+        pages: Some(signal::web::pages()),
         ..signal::Config::default()
     };
     let runtime = if args.threads <= 1 {
@@ -100,10 +197,41 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tokio::spawn(reload_on_hangup(tls));
         signal::serve(listener, config, shutdown_signal())
             .await
             .context("server failed")
     })
+}
+
+/// Re-reads the certificate files on each SIGHUP (`systemctl reload signal`, certbot's
+/// deploy hook). Without TLS, SIGHUP is only logged, so a reload never kills the server.
+async fn reload_on_hangup(tls: Option<signal::Tls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate reload disabled");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match &tls {
+                None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "SIGHUP: certificate reload failed; still serving the previous one"
+                    ),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 async fn shutdown_signal() {

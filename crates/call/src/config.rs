@@ -1,0 +1,219 @@
+//! What a call is made of: where the signal server is, which room, which devices, which ICE
+//! servers. Plain data, parsed from flags or the app's settings.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Where video comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoChoice {
+    /// The synthetic test pattern (carries a frame counter and timestamp).
+    TestPattern,
+    /// A camera, by index in [`media::list_cameras`].
+    Camera(u32),
+    /// No video is sent (video from the other side is still received).
+    None,
+}
+
+impl FromStr for VideoChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "test" => Ok(Self::TestPattern),
+            "none" => Ok(Self::None),
+            "camera" => Ok(Self::Camera(0)),
+            _ => match s.strip_prefix("camera:").map(str::parse) {
+                Some(Ok(i)) => Ok(Self::Camera(i)),
+                _ => Err(format!("unknown video source {s:?}: use test, camera, camera:N or none")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for VideoChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TestPattern => f.write_str("test"),
+            Self::Camera(i) => write!(f, "camera:{i}"),
+            Self::None => f.write_str("none"),
+        }
+    }
+}
+
+/// Where sound comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioChoice {
+    /// A sine tone at this frequency.
+    Tone(f32),
+    /// A microphone by device name; `None` = the default input.
+    Microphone(Option<String>),
+    /// Nothing is sent.
+    None,
+}
+
+impl FromStr for AudioChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tone" => Ok(Self::Tone(440.0)),
+            "mic" => Ok(Self::Microphone(None)),
+            "none" => Ok(Self::None),
+            _ => {
+                if let Some(hz) = s.strip_prefix("tone:") {
+                    return hz
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|hz| (20.0..=20_000.0).contains(hz))
+                        .map(Self::Tone)
+                        .ok_or_else(|| format!("bad tone frequency {hz:?} (20–20000 Hz)"));
+                }
+                if let Some(name) = s.strip_prefix("mic:") {
+                    return Ok(Self::Microphone(Some(name.to_owned())));
+                }
+                Err(format!("unknown audio source {s:?}: use tone, tone:HZ, mic, mic:NAME or none"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for AudioChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tone(hz) => write!(f, "tone:{hz}"),
+            Self::Microphone(None) => f.write_str("mic"),
+            Self::Microphone(Some(name)) => write!(f, "mic:{name}"),
+            Self::None => f.write_str("none"),
+        }
+    }
+}
+
+/// Where received sound goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpeakerChoice {
+    /// A speaker by device name; `None` = the default output. Falls back to `Null` (with a
+    /// warning event) when no device works.
+    Device(Option<String>),
+    /// Decoded and counted, not played.
+    Null,
+}
+
+impl FromStr for SpeakerChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "default" => Ok(Self::Device(None)),
+            "null" | "none" => Ok(Self::Null),
+            _ => s
+                .strip_prefix("device:")
+                .map(|n| Self::Device(Some(n.to_owned())))
+                .ok_or_else(|| format!("unknown speaker {s:?}: use default, device:NAME or null")),
+        }
+    }
+}
+
+/// A STUN or TURN server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IceServer {
+    /// `stun:host:port` or `turn:host:port?transport=udp`.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default)]
+    pub username: String,
+    /// TURN password.
+    #[serde(default)]
+    pub credential: String,
+}
+
+/// The default for real use: a public STUN server so peers behind NAT find their public
+/// address. Tests and loopback calls use none.
+pub fn default_ice_servers() -> Vec<IceServer> {
+    vec![IceServer { urls: vec!["stun:stun.l.google.com:19302".to_owned()], ..IceServer::default_empty() }]
+}
+
+impl IceServer {
+    fn default_empty() -> Self {
+        Self { urls: Vec::new(), username: String::new(), credential: String::new() }
+    }
+}
+
+/// Everything a call needs.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// `ws://host:port/` or `wss://...` of the signal server.
+    pub signal_url: String,
+    /// The room to join.
+    pub room: String,
+    /// Optional room token (for servers started with a room secret).
+    pub token: Option<String>,
+    /// Video source.
+    pub video: VideoChoice,
+    /// Audio source.
+    pub audio: AudioChoice,
+    /// Audio output.
+    pub speaker: SpeakerChoice,
+    /// Capture and send size.
+    pub width: u32,
+    /// Capture and send size.
+    pub height: u32,
+    /// Capture frame rate.
+    pub fps: u32,
+    /// Video bitrate.
+    pub video_bitrate_bps: u32,
+    /// Opus bitrate.
+    pub audio_bitrate_bps: u32,
+    /// STUN/TURN servers.
+    pub ice_servers: Vec<IceServer>,
+    /// Gather only 127.0.0.1 candidates and ignore non-loopback remote candidates (tests, and
+    /// calls between two programs on one machine).
+    pub loopback_only: bool,
+}
+
+impl CallConfig {
+    /// A config with sensible defaults for `room` on `signal_url`.
+    pub fn new(signal_url: impl Into<String>, room: impl Into<String>) -> Self {
+        Self {
+            signal_url: signal_url.into(),
+            room: room.into(),
+            token: None,
+            video: VideoChoice::TestPattern,
+            audio: AudioChoice::Tone(440.0),
+            speaker: SpeakerChoice::Device(None),
+            width: 640,
+            height: 480,
+            fps: 30,
+            video_bitrate_bps: 1_500_000,
+            audio_bitrate_bps: 32_000,
+            ice_servers: default_ice_servers(),
+            loopback_only: false,
+        }
+    }
+}
+
+/// Parses `WxH`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
+    let w: u32 = w.trim().parse().map_err(|_| format!("bad width in {s:?}"))?;
+    let h: u32 = h.trim().parse().map_err(|_| format!("bad height in {s:?}"))?;
+    if !(16..=3840).contains(&w) || !(16..=2160).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+        return Err(format!("size {s:?} must be even and between 16x16 and 3840x2160"));
+    }
+    Ok((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_choices() {
+        assert_eq!("camera:2".parse(), Ok(VideoChoice::Camera(2)));
+        assert_eq!("test".parse(), Ok(VideoChoice::TestPattern));
+        assert!("cam".parse::<VideoChoice>().is_err());
+        assert_eq!("tone:1000".parse(), Ok(AudioChoice::Tone(1000.0)));
+        assert!("tone:5".parse::<AudioChoice>().is_err());
+        assert_eq!("null".parse(), Ok(SpeakerChoice::Null));
+        assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
+        assert!(parse_size("1281x720").is_err());
+        assert!(parse_size("big").is_err());
+    }
+}

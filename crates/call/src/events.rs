@@ -1,0 +1,155 @@
+//! What the engine tells its owner (events, stats, frames) and what the owner can ask of it
+//! (commands). Shaped for a UI that must never block: events come through a bounded channel,
+//! video frames through "latest frame" slots that always hold the newest picture.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use media::VideoFrame;
+use serde::Serialize;
+
+use crate::config::{AudioChoice, SpeakerChoice, VideoChoice};
+
+/// Where the call is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "kebab-case")]
+pub enum CallState {
+    /// Connecting to the signal server and joining the room.
+    Joining,
+    /// In the room, alone.
+    WaitingForPeer,
+    /// The other person is here; offer/answer/ICE in progress.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// The other person left; back to waiting in the same room.
+    PeerLeft,
+    /// Hung up.
+    Ended,
+    /// The call cannot go on; the reason is for people.
+    Failed(String),
+}
+
+/// One snapshot of the call's numbers, sent once a second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CallStats {
+    /// Seconds since the engine started.
+    pub elapsed_s: f64,
+    /// Video bits per second sent (encoder output).
+    pub send_video_bps: f64,
+    /// Video bits per second received (RTP payload).
+    pub recv_video_bps: f64,
+    /// Frames per second encoded and sent.
+    pub send_fps: f64,
+    /// Frames per second decoded.
+    pub recv_fps: f64,
+    /// Size of the video being sent.
+    pub send_resolution: (u32, u32),
+    /// Size of the video being received.
+    pub recv_resolution: (u32, u32),
+    /// Round-trip time of the selected ICE candidate pair, milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Packets lost on the inbound video stream (cumulative).
+    pub video_packets_lost: i64,
+    /// Inbound video packet loss over the last second, percent.
+    pub loss_percent: f64,
+    /// Inbound video jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// Negotiated codecs.
+    pub codecs: String,
+    /// Mean encode time per frame, milliseconds.
+    pub encode_ms: f64,
+    /// Mean decode time per frame, milliseconds (decode worker, includes colour handling).
+    pub decode_ms: f64,
+    /// Video frames sent since the call connected.
+    pub frames_sent: u64,
+    /// Video frames decoded since the call connected.
+    pub frames_decoded: u64,
+    /// Frames the capture or decode stages dropped because a consumer was slow.
+    pub frames_dropped: u64,
+    /// Audio frames played (or given to the null sink).
+    pub audio_frames_played: u64,
+    /// Audio frames concealed (lost or late).
+    pub audio_frames_concealed: u64,
+    /// Dominant frequency of the received audio over the last second, Hz.
+    pub audio_dominant_hz: Option<f64>,
+    /// PLIs sent / keyframe requests received.
+    pub plis_sent: u64,
+    /// Keyframe requests (PLI/FIR) received from the other side.
+    pub keyframe_requests_received: u64,
+    /// Test-pattern counters: first and last seen, and how many decoded frames carried one.
+    pub pattern_first: Option<u32>,
+    /// Last test-pattern counter seen.
+    pub pattern_last: Option<u32>,
+    /// Decoded frames whose test-pattern stamp was readable.
+    pub pattern_frames: u64,
+    /// Decoded frames whose counter did not increase over the previous one.
+    pub pattern_out_of_order: u64,
+    /// Glass-to-glass latency (capture at the sender → decoded here), ms, p50 and p95 over
+    /// the call so far; only with the test pattern (it carries the capture time).
+    pub glass_to_glass_p50_ms: Option<f64>,
+    /// See `glass_to_glass_p50_ms`.
+    pub glass_to_glass_p95_ms: Option<f64>,
+    /// Second join (`ready`) → first remote frame decoded, milliseconds.
+    pub setup_ms: Option<f64>,
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The call moved to a new state.
+    State(CallState),
+    /// A problem the user can act on that does not end the call (camera busy, no speaker).
+    Warning(String),
+    /// Once a second.
+    Stats(Box<CallStats>),
+}
+
+/// What the owner can ask during a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Send silence instead of the microphone.
+    SetMicMuted(bool),
+    /// Stop (or restart) sending camera pictures; black frames are sent while off.
+    SetCameraEnabled(bool),
+    /// Switch the video source mid-call.
+    SwitchVideo(VideoChoice),
+    /// Switch the audio source mid-call.
+    SwitchAudio(AudioChoice),
+    /// Switch the audio output mid-call.
+    SwitchSpeaker(SpeakerChoice),
+    /// Leave the room and end the engine.
+    HangUp,
+}
+
+/// The newest video frame of one stream; readers take the latest, never a queue.
+#[derive(Debug, Default)]
+pub struct FrameSlot {
+    frame: Mutex<Option<Arc<VideoFrame>>>,
+    seq: AtomicU64,
+}
+
+impl FrameSlot {
+    /// Replaces the frame.
+    pub fn put(&self, frame: VideoFrame) {
+        *self.frame.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(frame));
+        self.seq.fetch_add(1, Ordering::Release);
+    }
+
+    /// Clears the slot (the stream ended).
+    pub fn clear(&self) {
+        *self.frame.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.seq.fetch_add(1, Ordering::Release);
+    }
+
+    /// The latest frame and its sequence number (increases with every `put`/`clear`).
+    pub fn latest(&self) -> (u64, Option<Arc<VideoFrame>>) {
+        let seq = self.seq.load(Ordering::Acquire);
+        (seq, self.frame.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+
+    /// The sequence number alone, to check cheaply whether anything changed.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,261 @@
+//! Building a webrtc-rs 0.21 peer connection the way duet needs it: H.264 (42e01f,
+//! packetization-mode 1) and Opus only, NACK and RTCP reports, inbound RTCP delivered to the
+//! application (for PLI/FIR and receiver reports), loopback-only ICE when asked, and the
+//! handler that forwards the connection's callbacks into a channel.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    Registry, SettingEngineBuilder, configure_nack, configure_rtcp_reports,
+};
+
+use crate::config::IceServer;
+use crate::error::CallError;
+
+/// RTP payload type offered for H.264.
+pub const H264_PT: u8 = 102;
+/// RTP payload type offered for Opus.
+pub const OPUS_PT: u8 = 111;
+/// The H.264 format WebRTC peers (browsers included) agree on.
+pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+/// What the peer connection tells the session.
+pub enum PeerEvent {
+    /// A local ICE candidate to trickle to the other side (browser JSON shape).
+    Candidate(RTCIceCandidateInit),
+    /// Gathering finished: send the null end-of-candidates.
+    GatheringComplete,
+    /// The connection state changed.
+    State(RTCPeerConnectionState),
+    /// A remote track started (first RTP packet seen).
+    Track(Arc<dyn TrackRemote>),
+}
+
+/// Forwards callbacks (which run on the connection's driver task) to the session, without
+/// doing any work there.
+struct Handler {
+    events: mpsc::Sender<PeerEvent>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = ev.candidate.to_json() {
+            let _ = self.events.send(PeerEvent::Candidate(init)).await;
+        }
+    }
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.events.send(PeerEvent::GatheringComplete).await;
+        }
+    }
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.events.send(PeerEvent::State(state)).await;
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.events.send(PeerEvent::Track(track)).await;
+    }
+}
+
+/// Marks the RTCP the application acts on (PLI, FIR, NACK, receiver and sender reports) for
+/// delivery to the track's `poll()`; webrtc-rs 0.21 swallows inbound RTCP otherwise.
+#[derive(Default)]
+struct RtcpToApp {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = webrtc::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let IPacket::Rtcp(packets) = &msg.message.packet {
+            let keep: Vec<Box<dyn rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>()
+                        || any.is::<FullIntraRequest>()
+                        || any.is::<TransportLayerNack>()
+                        || any.is::<ReceiverReport>()
+                        || any.is::<SenderReport>()
+                })
+                .cloned()
+                .collect();
+            if keep.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = IPacket::Rtcp(keep);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtcpToApp {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
+    }
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn media_engine() -> Result<MediaEngine, CallError> {
+    let mut engine = MediaEngine::default();
+    engine
+        .register_codec(RTCRtpCodecParameters { rtp_codec: h264_codec(), payload_type: H264_PT }, RtpCodecKind::Video)
+        .map_err(|e| CallError::WebRtc(format!("registering H.264: {e}")))?;
+    engine
+        .register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT }, RtpCodecKind::Audio)
+        .map_err(|e| CallError::WebRtc(format!("registering Opus: {e}")))?;
+    Ok(engine)
+}
+
+/// A new peer connection plus the channel its events arrive on.
+pub async fn build(
+    ice_servers: &[IceServer],
+    loopback_only: bool,
+) -> Result<(Arc<dyn PeerConnection>, mpsc::Receiver<PeerEvent>), CallError> {
+    let mut engine = media_engine()?;
+    let registry = configure_nack(Registry::new(), &mut engine);
+    let registry = configure_rtcp_reports(registry);
+    let registry = registry.with(Slot::from(14_000), RtcpToApp::default());
+    // Work-arounds measured in docs/benchmarks.md (call setup): without them the first DTLS
+    // flight waits for the 200 ms ICE tick, and a peer-reflexive pair waits a full second.
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .build();
+    let servers = ice_servers
+        .iter()
+        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+        .collect();
+    let configuration = RTCConfigurationBuilder::new().with_ice_servers(servers).build();
+    let (tx, rx) = mpsc::channel(256);
+    // A concrete address gives exactly that host candidate; the wildcard expands to every
+    // non-loopback interface.
+    let addrs = if loopback_only { vec!["127.0.0.1:0"] } else { vec!["0.0.0.0:0"] };
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(configuration)
+        .with_media_engine(engine)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Handler { events: tx }))
+        .with_udp_addrs(addrs)
+        .build()
+        .await
+        .map_err(|e| CallError::WebRtc(format!("creating the peer connection: {e}")))?;
+    Ok((Arc::new(pc), rx))
+}
+
+/// A local track for `kind` with a random SSRC.
+pub fn local_track(kind: RtpCodecKind, id: &str) -> Result<Arc<TrackLocalStaticSample>, CallError> {
+    let codec = match kind {
+        RtpCodecKind::Video => h264_codec(),
+        _ => opus_codec(),
+    };
+    let track = TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            "duet".to_owned(),
+            id.to_owned(),
+            id.to_owned(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(random_u32()), ..Default::default() },
+                codec,
+                ..Default::default()
+            }],
+        ),
+    )
+    .map_err(|e| CallError::WebRtc(format!("creating the {id} track: {e}")))?;
+    Ok(Arc::new(track))
+}
+
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.finish() as u32 | 1
+}
+
+/// The connection address of a candidate line, if it is an IP (mDNS names are not).
+pub fn candidate_ip(candidate: &str) -> Option<IpAddr> {
+    let s = candidate.strip_prefix("candidate:").unwrap_or(candidate);
+    s.split_whitespace().nth(4)?.parse().ok()
+}
+
+/// Whether a remote candidate may be used when the call is restricted to loopback.
+pub fn is_loopback_candidate(candidate: &str) -> bool {
+    candidate_ip(candidate).is_some_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_filter() {
+        assert!(is_loopback_candidate("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
+        assert!(!is_loopback_candidate("candidate:1 1 udp 2130706431 10.1.2.3 5000 typ host"));
+        assert!(!is_loopback_candidate("candidate:1 1 udp 2130706431 abcd.local 5000 typ host"));
+        assert!(!is_loopback_candidate("garbage"));
+    }
+}

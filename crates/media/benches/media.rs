@@ -1,0 +1,128 @@
+//! Per-frame costs of the media hot paths, single-threaded: H.264 encode and decode of the test
+//! pattern at 640×480 and 1280×720 (1.5 Mbit/s, 30 fps), Opus encode/decode of a 20 ms frame,
+//! and I420↔RGBA conversion. Results and targets: docs/benchmarks-media.md.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use media::{
+    H264Config, H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, TestPattern, Tone, VideoFrame,
+};
+
+const SIZES: [(u32, u32); 2] = [(640, 480), (1280, 720)];
+/// Distinct source frames cycled through, so the encoder always sees motion.
+const FRAMES: u32 = 60;
+
+fn frames(width: u32, height: u32) -> Vec<VideoFrame> {
+    let pattern = TestPattern::new(width, height, 30);
+    (0..FRAMES)
+        .map(|n| {
+            pattern
+                .render(n, u64::from(n) * 33_333)
+                .expect("pattern renders")
+        })
+        .collect()
+}
+
+fn encoder() -> H264Encoder {
+    H264Encoder::new(H264Config::default()).expect("encoder")
+}
+
+fn h264(c: &mut Criterion) {
+    for (w, h) in SIZES {
+        let frames = frames(w, h);
+        let mut group = c.benchmark_group(format!("h264_{w}x{h}"));
+        group.sample_size(30);
+
+        let mut enc = encoder();
+        let mut n: u32 = 0;
+        group.bench_function("encode", |b| {
+            b.iter(|| {
+                // Advance capture times monotonically so rate control sees 30 fps.
+                let mut frame = frames[(n % FRAMES) as usize].clone();
+                frame.capture_time_us = u64::from(n) * 33_333;
+                n += 1;
+                black_box(enc.encode(&frame).expect("encode"))
+            });
+        });
+
+        // Decode a pre-encoded one-keyframe stream, restarting it when it runs out.
+        let mut enc = encoder();
+        let stream: Vec<Vec<u8>> = (0..300u32)
+            .filter_map(|i| {
+                let mut frame = frames[(i % FRAMES) as usize].clone();
+                frame.capture_time_us = u64::from(i) * 33_333;
+                enc.encode(&frame).expect("encode").map(|e| e.data)
+            })
+            .collect();
+        let mut dec = H264Decoder::new().expect("decoder");
+        let mut i = 0;
+        group.bench_function("decode", |b| {
+            b.iter(|| {
+                if i == stream.len() {
+                    dec = H264Decoder::new().expect("decoder");
+                    i = 0;
+                }
+                let out = dec.decode(&stream[i]).expect("decode");
+                i += 1;
+                black_box(out)
+            });
+        });
+
+        let frame = &frames[0];
+        let mut rgba = vec![0u8; (w * h * 4) as usize];
+        group.bench_function("i420_to_rgba", |b| {
+            b.iter(|| frame.write_rgba(black_box(&mut rgba)).expect("convert"));
+        });
+        let rgba = frame.to_rgba().expect("rgba");
+        group.bench_function("rgba_to_i420", |b| {
+            b.iter(|| VideoFrame::from_rgba(w, h, black_box(&rgba), 0).expect("convert"));
+        });
+        group.finish();
+    }
+}
+
+fn opus(c: &mut Criterion) {
+    let mut group = c.benchmark_group("opus_48k_20ms");
+    for channels in [1u8, 2] {
+        let tone = Tone {
+            channels,
+            ..Tone::new(440.0)
+        };
+        let frames: Vec<_> = (0..50).map(|i| tone.frame(i, 0)).collect();
+        let bitrate = 32_000 * u32::from(channels);
+        let mut enc = OpusEncoder::new(channels, bitrate).expect("encoder");
+        let mut n = 0;
+        group.bench_function(format!("encode_{channels}ch"), |b| {
+            b.iter(|| {
+                n += 1;
+                black_box(enc.encode(&frames[n % frames.len()]).expect("encode"))
+            });
+        });
+        for complexity in [10u8] {
+            let mut enc = OpusEncoder::new(channels, bitrate).expect("encoder");
+            enc.set_complexity(complexity).expect("complexity");
+            group.bench_function(format!("encode_{channels}ch_complexity{complexity}"), |b| {
+                b.iter(|| {
+                    n += 1;
+                    black_box(enc.encode(&frames[n % frames.len()]).expect("encode"))
+                });
+            });
+        }
+        let packets: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|f| enc.encode(f).expect("encode"))
+            .collect();
+        let mut dec = OpusDecoder::new(channels).expect("decoder");
+        group.bench_function(format!("decode_{channels}ch"), |b| {
+            b.iter(|| {
+                n += 1;
+                black_box(dec.decode(&packets[n % packets.len()]).expect("decode"))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, h264, opus);
+criterion_main!(benches);

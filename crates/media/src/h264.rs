@@ -1,0 +1,435 @@
+//! H.264 on openh264: [`H264Encoder`] produces constrained-baseline Annex-B access units suitable
+//! for WebRTC's `profile-level-id=42e01f;packetization-mode=1`; [`H264Decoder`] turns access units
+//! back into [`VideoFrame`]s and tracks whether it needs a keyframe (for PLI).
+//!
+//! Both are plain single-threaded objects; [`crate::EncodeWorker`] and [`crate::DecodeWorker`]
+//! put them on threads.
+
+use openh264::OpenH264API;
+use openh264::Timestamp;
+use openh264::decoder::{Decoder, DecoderConfig};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level,
+    Profile, RateControlMode, SpsPpsStrategy, UsageType,
+};
+use openh264::formats::{YUVSlices, YUVSource};
+
+use crate::{Error, VideoFrame};
+
+/// NAL unit type of an IDR slice.
+const NAL_IDR: u8 = 5;
+/// NAL unit type of a non-IDR slice.
+const NAL_SLICE: u8 = 1;
+
+/// Encoder settings. All can be changed during a call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct H264Config {
+    /// Target bitrate in bits per second.
+    pub bitrate_bps: u32,
+    /// Nominal frame rate (rate control uses it with the frames' capture times).
+    pub fps: f32,
+    /// Periodic keyframe interval in frames; 0 = keyframes only on request (and at start).
+    pub keyframe_interval: u32,
+}
+
+impl Default for H264Config {
+    fn default() -> Self {
+        Self {
+            bitrate_bps: 1_500_000,
+            fps: 30.0,
+            keyframe_interval: 0,
+        }
+    }
+}
+
+/// One encoded picture: an Annex-B access unit (start codes included; SPS and PPS precede every
+/// IDR).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// Annex-B bytes, ready for RTP packetization (mode 1: single NAL or FU-A).
+    pub data: Vec<u8>,
+    /// True for an IDR picture (decodable on its own).
+    pub keyframe: bool,
+    /// The source frame's capture time (UNIX µs).
+    pub capture_time_us: u64,
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+}
+
+/// NAL unit types (the low 5 bits of each NAL header) of an Annex-B buffer, in order.
+#[must_use]
+pub fn nal_unit_types(annex_b: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut i = 0;
+    while i + 3 < annex_b.len() {
+        if annex_b[i] == 0 && annex_b[i + 1] == 0 && annex_b[i + 2] == 1 {
+            types.push(annex_b[i + 3] & 0x1F);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    types
+}
+
+/// openh264 encoder configured for real-time calls: constrained baseline, one thread, one slice,
+/// bitrate rate control with frame skipping.
+pub struct H264Encoder {
+    inner: Option<Encoder>,
+    config: H264Config,
+    dimensions: Option<(u32, u32)>,
+    keyframe_pending: bool,
+    skipped: u64,
+}
+
+impl std::fmt::Debug for H264Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Encoder")
+            .field("config", &self.config)
+            .field("dimensions", &self.dimensions)
+            .field("keyframe_pending", &self.keyframe_pending)
+            .finish_non_exhaustive()
+    }
+}
+
+fn encoder_error(e: impl std::fmt::Display) -> Error {
+    Error::Encoder(e.to_string())
+}
+
+impl H264Encoder {
+    /// Creates an encoder; the resolution is taken from the first frame.
+    ///
+    /// # Errors
+    /// [`Error::Encoder`] for a zero bitrate or frame rate.
+    pub fn new(config: H264Config) -> Result<Self, Error> {
+        validate(&config)?;
+        Ok(Self {
+            inner: None,
+            config,
+            dimensions: None,
+            keyframe_pending: true,
+            skipped: 0,
+        })
+    }
+
+    /// Current settings.
+    #[must_use]
+    pub fn config(&self) -> H264Config {
+        self.config
+    }
+
+    /// Frames dropped by rate control so far.
+    #[must_use]
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Makes the next encoded frame an IDR (answer to PLI/FIR).
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_pending = true;
+    }
+
+    /// Changes the target bitrate, effective from the next frame, without a keyframe.
+    ///
+    /// # Errors
+    /// [`Error::Encoder`] for 0 or if openh264 rejects the value.
+    pub fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<(), Error> {
+        validate(&H264Config {
+            bitrate_bps,
+            ..self.config
+        })?;
+        if let Some(encoder) = self.inner.as_mut() {
+            raw::set_bitrate(encoder, self.config.bitrate_bps, bitrate_bps)?;
+        }
+        self.config.bitrate_bps = bitrate_bps;
+        Ok(())
+    }
+
+    /// Changes the nominal frame rate, effective from the next frame, without a keyframe.
+    ///
+    /// # Errors
+    /// [`Error::Encoder`] for a non-positive rate or if openh264 rejects it.
+    pub fn set_fps(&mut self, fps: f32) -> Result<(), Error> {
+        validate(&H264Config { fps, ..self.config })?;
+        if let Some(encoder) = self.inner.as_mut() {
+            raw::set_fps(encoder, fps)?;
+        }
+        self.config.fps = fps;
+        Ok(())
+    }
+
+    fn build(&self) -> Result<Encoder, Error> {
+        let config = EncoderConfig::new()
+            .profile(Profile::Baseline)
+            .level(Level::Level_3_1)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(self.config.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(self.config.fps))
+            .skip_frames(true)
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                self.config.keyframe_interval,
+            ))
+            .complexity(Complexity::Low)
+            .num_threads(1);
+        Encoder::with_api_config(OpenH264API::from_source(), config).map_err(encoder_error)
+    }
+
+    /// Encodes one frame. Returns `None` when rate control skipped it (the bitrate budget is
+    /// spent); a pending keyframe request then applies to the next frame that is encoded.
+    /// A change of resolution restarts the encoder and yields an IDR.
+    ///
+    /// # Errors
+    /// [`Error::Encoder`] if openh264 fails.
+    pub fn encode(&mut self, frame: &VideoFrame) -> Result<Option<EncodedFrame>, Error> {
+        let dims = (frame.width(), frame.height());
+        if self.dimensions != Some(dims) || self.inner.is_none() {
+            self.inner = Some(self.build()?);
+            self.dimensions = Some(dims);
+            self.keyframe_pending = true;
+        }
+        let Some(encoder) = self.inner.as_mut() else {
+            return Err(Error::Encoder("encoder not initialised".into()));
+        };
+        if self.keyframe_pending {
+            encoder.force_intra_frame();
+        }
+        let (ys, us, vs) = frame.strides();
+        let source = YUVSlices::new(
+            (frame.y(), frame.u(), frame.v()),
+            (dims.0 as usize, dims.1 as usize),
+            (ys, us, vs),
+        );
+        let timestamp = Timestamp::from_millis(frame.capture_time_us / 1000);
+        let bitstream = encoder
+            .encode_at(&source, timestamp)
+            .map_err(encoder_error)?;
+        let keyframe = match bitstream.frame_type() {
+            FrameType::Skip => {
+                self.skipped += 1;
+                return Ok(None);
+            }
+            FrameType::Invalid => {
+                return Err(Error::Encoder("openh264 returned an invalid frame".into()));
+            }
+            FrameType::IDR => true,
+            FrameType::I | FrameType::P | FrameType::IPMixed => false,
+        };
+        let data = bitstream.to_vec();
+        if data.is_empty() {
+            self.skipped += 1;
+            return Ok(None);
+        }
+        if keyframe {
+            self.keyframe_pending = false;
+        }
+        Ok(Some(EncodedFrame {
+            data,
+            keyframe,
+            capture_time_us: frame.capture_time_us,
+            width: dims.0,
+            height: dims.1,
+        }))
+    }
+}
+
+fn validate(config: &H264Config) -> Result<(), Error> {
+    if config.bitrate_bps < 10_000 || config.bitrate_bps > 50_000_000 {
+        return Err(Error::Encoder(format!(
+            "bitrate {} bps outside 10 kbps..50 Mbps",
+            config.bitrate_bps
+        )));
+    }
+    if !(config.fps.is_finite() && config.fps >= 1.0 && config.fps <= 240.0) {
+        return Err(Error::Encoder(format!(
+            "frame rate {} outside 1..240",
+            config.fps
+        )));
+    }
+    Ok(())
+}
+
+/// The two runtime settings the safe openh264 wrapper does not expose.
+#[allow(unsafe_code)]
+mod raw {
+    use openh264::encoder::Encoder;
+    use openh264_sys2::{
+        ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE,
+        SBitrateInfo, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
+    };
+
+    use crate::Error;
+
+    fn bitrate_option(
+        encoder: &mut Encoder,
+        option: i32,
+        layer: i32,
+        bps: u32,
+    ) -> Result<(), Error> {
+        let mut info = SBitrateInfo {
+            iLayer: layer,
+            iBitrate: i32::try_from(bps).map_err(|e| Error::Encoder(e.to_string()))?,
+        };
+        // SAFETY: the encoder is initialised (it has encoded a frame); ENCODER_OPTION_BITRATE and
+        // ENCODER_OPTION_MAX_BITRATE take a pointer to an SBitrateInfo that lives for the call.
+        // Neither changes state the wrapper caches (it only caches dimensions).
+        let rc = unsafe { encoder.raw_api().set_option(option, (&raw mut info).cast()) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::Encoder(format!(
+                "openh264 rejected bitrate {bps} (code {rc})"
+            )))
+        }
+    }
+
+    pub(super) fn set_bitrate(encoder: &mut Encoder, old_bps: u32, bps: u32) -> Result<(), Error> {
+        // openh264 checks target <= max for the (single) spatial layer after every call, so
+        // raise the maxima first when going up and lower them last when going down.
+        let maxima = |encoder: &mut Encoder| {
+            bitrate_option(encoder, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_ALL, bps)?;
+            bitrate_option(encoder, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, bps)
+        };
+        if bps > old_bps {
+            maxima(encoder)?;
+            bitrate_option(encoder, ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, bps)
+        } else {
+            bitrate_option(encoder, ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, bps)?;
+            maxima(encoder)
+        }
+    }
+
+    pub(super) fn set_fps(encoder: &mut Encoder, fps: f32) -> Result<(), Error> {
+        let mut value = fps;
+        // SAFETY: ENCODER_OPTION_FRAME_RATE takes a pointer to a float that lives for the call.
+        let rc = unsafe {
+            encoder
+                .raw_api()
+                .set_option(ENCODER_OPTION_FRAME_RATE, (&raw mut value).cast())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::Encoder(format!(
+                "openh264 rejected frame rate {fps} (code {rc})"
+            )))
+        }
+    }
+}
+
+/// openh264 decoder that reports when the stream cannot continue without a keyframe.
+pub struct H264Decoder {
+    inner: Decoder,
+    needs_keyframe: bool,
+    decoded: u64,
+    errors: u64,
+}
+
+impl std::fmt::Debug for H264Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Decoder")
+            .field("needs_keyframe", &self.needs_keyframe)
+            .field("decoded", &self.decoded)
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Decoder {
+    /// Creates a decoder. It needs a keyframe before it can show anything.
+    ///
+    /// # Errors
+    /// [`Error::Decoder`] if openh264 fails to initialise.
+    pub fn new() -> Result<Self, Error> {
+        let inner = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+            .map_err(|e| Error::Decoder(e.to_string()))?;
+        Ok(Self {
+            inner,
+            needs_keyframe: true,
+            decoded: 0,
+            errors: 0,
+        })
+    }
+
+    /// True until an IDR has been decoded, and again after any decode error or reported loss.
+    /// While true the engine should send PLI; delta frames are not decoded (they would only show
+    /// garbage).
+    #[must_use]
+    pub fn needs_keyframe(&self) -> bool {
+        self.needs_keyframe
+    }
+
+    /// Tells the decoder that data was lost (for example an RTP sequence gap): it will wait for
+    /// the next IDR.
+    pub fn report_loss(&mut self) {
+        self.needs_keyframe = true;
+    }
+
+    /// Pictures decoded so far.
+    #[must_use]
+    pub fn decoded_frames(&self) -> u64 {
+        self.decoded
+    }
+
+    /// Decodes one Annex-B access unit. Returns `Ok(None)` when there is nothing to show yet
+    /// (parameter sets only, or delta frames while waiting for a keyframe).
+    ///
+    /// # Errors
+    /// [`Error::Decoder`] for input that is not Annex-B H.264, or that openh264 cannot decode
+    /// (corrupt or missing references); the decoder then waits for the next IDR.
+    pub fn decode(&mut self, access_unit: &[u8]) -> Result<Option<VideoFrame>, Error> {
+        let types = nal_unit_types(access_unit);
+        if types.is_empty() {
+            self.errors += 1;
+            return Err(Error::Decoder(format!(
+                "{} bytes without an Annex-B start code",
+                access_unit.len()
+            )));
+        }
+        if types.iter().any(|t| *t == 0 || *t > 23) {
+            self.errors += 1;
+            self.needs_keyframe = true;
+            return Err(Error::Decoder("invalid NAL unit type".into()));
+        }
+        let has_idr = types.contains(&NAL_IDR);
+        if self.needs_keyframe && !has_idr && types.contains(&NAL_SLICE) {
+            return Ok(None);
+        }
+        let result = match self.inner.decode(access_unit) {
+            Ok(Some(yuv)) => {
+                let (w, h) = yuv.dimensions();
+                let (ys, us, vs) = yuv.strides();
+                // A cropped stream can have an odd size; show it one pixel smaller.
+                VideoFrame::from_strided_planes(
+                    u32::try_from(w).unwrap_or(0) & !1,
+                    u32::try_from(h).unwrap_or(0) & !1,
+                    (yuv.y(), ys),
+                    (yuv.u(), us),
+                    (yuv.v(), vs),
+                    0,
+                )
+                .map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(Error::Decoder(e.to_string())),
+        };
+        match result {
+            Ok(Some(frame)) => {
+                self.decoded += 1;
+                if has_idr {
+                    self.needs_keyframe = false;
+                }
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.errors += 1;
+                self.needs_keyframe = true;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! duet's media layer: everything between a device (camera, microphone, speaker) and an encoded
+//! packet, and nothing about networking.
+//!
+//! - Video: [`VideoFrame`] (I420 plus a wall-clock capture time), the [`VideoSource`] trait with
+//!   [`TestPattern`] (synthetic, carries a machine-readable frame counter and timestamp, see
+//!   [`read_pattern_stamp`]) and [`Camera`] (nokhwa), and the H.264 codec pair
+//!   [`H264Encoder`] / [`H264Decoder`] (openh264, constrained baseline).
+//! - Audio: [`AudioFrame`] (48 kHz, 20 ms, f32 interleaved), the [`AudioSource`] trait with
+//!   [`Tone`], [`Silence`] and [`Microphone`] (cpal, resampled with rubato), the [`AudioSink`]
+//!   trait with [`Speaker`] (cpal) and [`NullSink`], the Opus codec pair [`OpusEncoder`] /
+//!   [`OpusDecoder`] and the playout [`JitterBuffer`].
+//! - Flow: sources deliver on named OS threads through bounded channels that drop the oldest
+//!   frame (and count it) when the consumer is slow ([`Capture`]); [`EncodeWorker`] and
+//!   [`DecodeWorker`] run the video codecs on their own threads the same way.
+//!
+//! The crate owns no sockets, no RTP and no UI. The call engine packetizes what
+//! [`H264Encoder`] and [`OpusEncoder`] produce; the app displays [`VideoFrame::to_rgba`].
+
+mod audio;
+mod camera;
+mod capture;
+mod error;
+mod frame;
+mod h264;
+mod jitter;
+mod opus_codec;
+mod pattern;
+mod pipeline;
+
+pub use audio::{
+    AudioDeviceInfo, AudioDeviceKind, AudioFrame, AudioSink, AudioSource, CHANNELS_MAX,
+    FRAME_DURATION_US, Microphone, NullSink, NullSinkStats, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME,
+    Silence, Speaker, SpeakerStats, Tone, list_audio_inputs, list_audio_outputs,
+};
+pub use camera::{Camera, CameraInfo, CameraMode, CameraPixelFormat, list_cameras};
+pub use capture::{AudioCapture, Capture, CaptureStats, VideoCapture, VideoSource};
+pub use error::Error;
+pub use frame::{VideoFrame, unix_time_us};
+pub use h264::{EncodedFrame, H264Config, H264Decoder, H264Encoder, nal_unit_types};
+pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
+pub use opus_codec::{OpusDecoder, OpusEncoder};
+pub use pattern::{PatternRect, Stamp, TestPattern, read_pattern_stamp, read_pattern_stamp_rgba};
+pub use pipeline::{DecodeWorker, EncodeWorker, EncoderCommand, WorkerStats};

@@ -1,0 +1,351 @@
+//! Codec threads: [`EncodeWorker`] (frames in → Annex-B access units out) and [`DecodeWorker`]
+//! (access units in → frames out), each on a named OS thread between bounded channels.
+//!
+//! Dropping policy: the encoder always encodes the newest frame waiting and skips older ones
+//! (counted); if its output is full it skips raw frames rather than dropping encoded ones (that
+//! would break the reference chain). The decoder's output keeps only the newest frames; if its
+//! input is full the access unit is dropped, counted, and the decoder waits for a keyframe.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+
+use crate::{EncodedFrame, Error, H264Decoder, H264Encoder, VideoFrame};
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// Counters of a codec worker.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    processed: AtomicU64,
+    dropped: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl WorkerStats {
+    /// Frames encoded or access units decoded.
+    #[must_use]
+    pub fn processed(&self) -> u64 {
+        self.processed.load(Ordering::Relaxed)
+    }
+
+    /// Frames or access units dropped because a consumer was slow.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Codec errors (each logged at debug level).
+    #[must_use]
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Commands to a running [`EncodeWorker`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum EncoderCommand {
+    /// Make the next frame an IDR (PLI/FIR arrived).
+    RequestKeyframe,
+    /// New target bitrate from congestion control.
+    SetBitrate(u32),
+    /// New nominal frame rate.
+    SetFps(f32),
+}
+
+struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), Error>>>,
+    name: &'static str,
+}
+
+impl Worker {
+    fn spawn(
+        name: &'static str,
+        body: impl FnOnce(Arc<AtomicBool>) -> Result<(), Error> + Send + 'static,
+    ) -> Result<Self, Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(flag))
+            .map_err(|source| Error::Thread {
+                name: name.into(),
+                source,
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            name,
+        })
+    }
+
+    fn shutdown(&mut self) -> Result<(), Error> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| Error::ThreadPanicked(self.name.into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::warn!(worker = self.name, %error, "codec worker ended with an error");
+        }
+    }
+}
+
+/// H.264 encoding on the `duet-h264-enc` thread.
+pub struct EncodeWorker {
+    commands: Sender<EncoderCommand>,
+    output: Receiver<EncodedFrame>,
+    stats: Arc<WorkerStats>,
+    worker: Worker,
+}
+
+impl std::fmt::Debug for EncodeWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodeWorker")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncodeWorker {
+    /// Encodes frames from `input` (for example `capture.receiver().clone()`) into a channel of
+    /// at most `capacity` access units. Ends when `input` disconnects or on drop.
+    ///
+    /// # Errors
+    /// [`Error::Thread`] if the thread cannot start.
+    pub fn spawn(
+        input: Receiver<VideoFrame>,
+        mut encoder: H264Encoder,
+        capacity: usize,
+    ) -> Result<Self, Error> {
+        let (commands, command_rx) = bounded::<EncoderCommand>(32);
+        let (out_tx, output) = bounded::<EncodedFrame>(capacity.max(1));
+        let stats = Arc::new(WorkerStats::default());
+        let counters = Arc::clone(&stats);
+        let worker = Worker::spawn("duet-h264-enc", move |stop| {
+            while !stop.load(Ordering::Relaxed) {
+                select! {
+                    recv(command_rx) -> cmd => if let Ok(cmd) = cmd {
+                        apply(&mut encoder, cmd)?;
+                    },
+                    recv(input) -> frame => {
+                        let Ok(mut frame) = frame else { return Ok(()) };
+                        while let Ok(newer) = input.try_recv() {
+                            WorkerStats::add(&counters.dropped);
+                            frame = newer;
+                        }
+                        if out_tx.is_full() {
+                            WorkerStats::add(&counters.dropped);
+                            continue;
+                        }
+                        match encoder.encode(&frame) {
+                            Ok(Some(encoded)) => {
+                                WorkerStats::add(&counters.processed);
+                                if out_tx.send(encoded).is_err() {
+                                    return Ok(());
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                WorkerStats::add(&counters.errors);
+                                return Err(e);
+                            }
+                        }
+                    },
+                    default(POLL) => {},
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Self {
+            commands,
+            output,
+            stats,
+            worker,
+        })
+    }
+
+    /// Sends a command; ignored if the worker has ended or 32 commands are already waiting.
+    pub fn command(&self, command: EncoderCommand) {
+        let _ = self.commands.try_send(command);
+    }
+
+    /// Shorthand for [`EncoderCommand::RequestKeyframe`].
+    pub fn request_keyframe(&self) {
+        self.command(EncoderCommand::RequestKeyframe);
+    }
+
+    /// Encoded access units, in order.
+    #[must_use]
+    pub fn output(&self) -> &Receiver<EncodedFrame> {
+        &self.output
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+
+    /// Stops the thread and returns how it ended.
+    ///
+    /// # Errors
+    /// The encoder error that ended the worker, if any.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.worker.shutdown()
+    }
+}
+
+fn apply(encoder: &mut H264Encoder, command: EncoderCommand) -> Result<(), Error> {
+    match command {
+        EncoderCommand::RequestKeyframe => {
+            encoder.request_keyframe();
+            Ok(())
+        }
+        EncoderCommand::SetBitrate(bps) => encoder.set_bitrate(bps),
+        EncoderCommand::SetFps(fps) => encoder.set_fps(fps),
+    }
+}
+
+/// H.264 decoding on the `duet-h264-dec` thread.
+pub struct DecodeWorker {
+    input: Sender<Vec<u8>>,
+    output: Receiver<VideoFrame>,
+    needs_keyframe: Arc<AtomicBool>,
+    loss: Arc<AtomicBool>,
+    stats: Arc<WorkerStats>,
+    worker: Worker,
+}
+
+impl std::fmt::Debug for DecodeWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeWorker")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DecodeWorker {
+    /// Starts a decoder thread with room for `capacity` access units in and `capacity` frames
+    /// out.
+    ///
+    /// # Errors
+    /// [`Error::Decoder`] if openh264 fails to initialise, [`Error::Thread`] if the thread
+    /// cannot start.
+    pub fn spawn(capacity: usize) -> Result<Self, Error> {
+        let mut decoder = H264Decoder::new()?;
+        let capacity = capacity.max(1);
+        let (input, input_rx) = bounded::<Vec<u8>>(capacity);
+        let (out_tx, output) = bounded::<VideoFrame>(capacity);
+        let evict = output.clone();
+        let needs_keyframe = Arc::new(AtomicBool::new(true));
+        let loss = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(WorkerStats::default());
+        let (nk, lost, counters) = (
+            Arc::clone(&needs_keyframe),
+            Arc::clone(&loss),
+            Arc::clone(&stats),
+        );
+        let worker = Worker::spawn("duet-h264-dec", move |stop| {
+            while !stop.load(Ordering::Relaxed) {
+                let au = match input_rx.recv_timeout(POLL) {
+                    Ok(au) => au,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+                };
+                if lost.swap(false, Ordering::Relaxed) {
+                    decoder.report_loss();
+                }
+                match decoder.decode(&au) {
+                    Ok(Some(frame)) => {
+                        WorkerStats::add(&counters.processed);
+                        if let Err(TrySendError::Full(frame)) = out_tx.try_send(frame) {
+                            if evict.try_recv().is_ok() {
+                                WorkerStats::add(&counters.dropped);
+                            }
+                            if out_tx.try_send(frame).is_err() {
+                                WorkerStats::add(&counters.dropped);
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        WorkerStats::add(&counters.errors);
+                        tracing::debug!(%error, "H.264 decode error; waiting for a keyframe");
+                    }
+                }
+                nk.store(decoder.needs_keyframe(), Ordering::Relaxed);
+            }
+            Ok(())
+        })?;
+        Ok(Self {
+            input,
+            output,
+            needs_keyframe,
+            loss,
+            stats,
+            worker,
+        })
+    }
+
+    /// Queues an access unit. If the queue is full it is dropped (returns `false`), counted, and
+    /// the decoder will wait for the next keyframe.
+    pub fn push(&self, access_unit: Vec<u8>) -> bool {
+        match self.input.try_send(access_unit) {
+            Ok(()) => true,
+            Err(_) => {
+                WorkerStats::add(&self.stats.dropped);
+                self.report_loss();
+                false
+            }
+        }
+    }
+
+    /// Tells the decoder that data was lost upstream (RTP gap): it waits for the next keyframe.
+    pub fn report_loss(&self) {
+        self.loss.store(true, Ordering::Relaxed);
+        self.needs_keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// True while the decoder cannot show new pictures without a keyframe: send PLI.
+    #[must_use]
+    pub fn needs_keyframe(&self) -> bool {
+        self.needs_keyframe.load(Ordering::Relaxed)
+    }
+
+    /// Decoded frames (only the newest few are kept).
+    #[must_use]
+    pub fn output(&self) -> &Receiver<VideoFrame> {
+        &self.output
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+
+    /// Stops the thread.
+    ///
+    /// # Errors
+    /// Only if the thread panicked.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.worker.shutdown()
+    }
+}

@@ -1,0 +1,109 @@
+//! Helpers shared by the media integration tests: synthetic timing, signal analysis and the
+//! child-process trick used to run a test under a different environment.
+#![allow(dead_code)]
+
+use media::{H264Config, H264Encoder, TestPattern, VideoFrame};
+
+/// A fixed, plausible wall-clock origin so stamps are deterministic (2025-12-06).
+pub const T0_US: u64 = 1_765_000_000_000_000;
+
+/// Capture time of frame `n` at `fps`, starting at [`T0_US`].
+pub fn frame_time_us(n: u32, fps: u32) -> u64 {
+    T0_US + u64::from(n) * 1_000_000 / u64::from(fps)
+}
+
+/// Renders frame `n` of `pattern` with its synthetic capture time.
+pub fn pattern_frame(pattern: &TestPattern, n: u32) -> VideoFrame {
+    pattern
+        .render(n, frame_time_us(n, pattern.fps))
+        .expect("test pattern renders")
+}
+
+/// An encoder at `bitrate_bps` and 30 fps.
+pub fn encoder(bitrate_bps: u32) -> H264Encoder {
+    H264Encoder::new(H264Config {
+        bitrate_bps,
+        fps: 30.0,
+        keyframe_interval: 0,
+    })
+    .expect("encoder config is valid")
+}
+
+/// Power of `freq_hz` in `samples` (48 kHz) by the Goertzel algorithm.
+pub fn goertzel_power(samples: &[f32], freq_hz: f64) -> f64 {
+    let w = std::f64::consts::TAU * freq_hz / 48_000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// The frequency with the most energy between 50 Hz and 4 kHz: a 10 Hz scan, then a 0.5 Hz scan
+/// around the best bin.
+pub fn dominant_frequency(samples: &[f32]) -> f64 {
+    let best_in = |from: f64, to: f64, step: f64| {
+        let mut best = (from, f64::MIN);
+        let mut f = from;
+        while f <= to {
+            let p = goertzel_power(samples, f);
+            if p > best.1 {
+                best = (f, p);
+            }
+            f += step;
+        }
+        best.0
+    };
+    let coarse = best_in(50.0, 4000.0, 10.0);
+    best_in(coarse - 10.0, coarse + 10.0, 0.5)
+}
+
+/// RMS of a slice.
+pub fn rms(samples: &[f32]) -> f32 {
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
+/// Longest run of consecutive silent `window`-sample windows (RMS below `threshold`),
+/// in samples.
+pub fn longest_silence(samples: &[f32], window: usize, threshold: f32) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for chunk in samples.chunks(window) {
+        if rms(chunk) < threshold {
+            run += chunk.len();
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
+/// Runs test `name` of the current test binary in a child process with `env` set and `remove`
+/// unset, plus `DUET_TEST_CHILD=1`; returns whether it passed and its combined output.
+pub fn run_in_child(name: &str, env: &[(&str, &str)], remove: &[&str]) -> (bool, String) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("DUET_TEST_CHILD", "1");
+    for key in remove {
+        cmd.env_remove(key);
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let output = cmd.output().expect("spawn the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// True inside a child started by [`run_in_child`].
+pub fn is_child() -> bool {
+    std::env::var_os("DUET_TEST_CHILD").is_some()
+}

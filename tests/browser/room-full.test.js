@@ -1,0 +1,37 @@
+// Room full: a third person opening the same room is told so on the page, and the two in the
+// call are not disturbed.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const lib = require('./lib');
+
+test('a third page sees "Room … is full"', { timeout: 60000 }, async (t) => {
+  const signal = await lib.startSignal();
+  const browser = await lib.launchChromium();
+  t.after(async () => {
+    await lib.closeBrowser(browser);
+    await signal.stop();
+  });
+  const a = await lib.openPage(browser, signal, 'crowded');
+  await lib.waitForState(a, 'waiting');
+  const b = await lib.openPage(browser, signal, 'crowded');
+  await lib.waitForState(a, 'connected');
+  await lib.waitForState(b, 'connected');
+
+  const c = await lib.openPage(browser, signal, 'crowded');
+  const message = c.getByText('Room crowded is full');
+  await assert.doesNotReject(message.waitFor({ state: 'visible', timeout: 10000 }));
+  await assert.doesNotReject(c.getByText('Two people are already in this call').waitFor({ state: 'visible' }));
+  await assert.doesNotReject(c.getByRole('button', { name: 'Try again' }).waitFor({ state: 'visible' }));
+  await assert.doesNotReject(c.locator('#badge', { hasText: 'Room full' }).waitFor());
+  const state = await lib.duetState(c);
+  assert.equal(state.state, 'full');
+  assert.equal(state.lastError && state.lastError.code, 'room-full');
+  assert.equal(state.peerConnections, 0, 'the third page never started a call');
+
+  // The call goes on.
+  await lib.sleep(500);
+  assert.equal((await lib.duetState(a)).state, 'connected');
+  assert.equal((await lib.duetState(b)).state, 'connected');
+});

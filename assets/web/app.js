@@ -539,7 +539,11 @@
         const c = event.candidate;
         // Firefox ends each m-line with an empty candidate; `null` below ends them all.
         if (c && !c.candidate) return;
-        if (c && config.loopbackOnly && !isLoopbackAddress(candidateAddress(c.candidate))) return;
+        if (c && config.loopbackOnly && !isLoopbackAddress(candidateAddress(c.candidate))) {
+          log('local candidate not sent (not loopback)', { address: candidateAddress(c.candidate) });
+          return;
+        }
+        log(c ? 'local candidate sent' : 'end of local candidates', c ? { address: candidateAddress(c.candidate) } : undefined);
         send({ type: 'candidate', room: config.room, candidate: c ? c.toJSON() : null });
       };
       pc.ontrack = (event) => {
@@ -645,7 +649,10 @@
 
     async onCandidate(candidate) {
       if (this.ignoringOffer) return;
-      if (candidate && config.loopbackOnly && !isLoopbackAddress(candidateAddress(candidate.candidate))) return;
+      if (candidate && config.loopbackOnly && !isLoopbackAddress(candidateAddress(candidate.candidate))) {
+        log('remote candidate dropped (not loopback)', { address: candidateAddress(candidate.candidate) });
+        return;
+      }
       if (!this.pc.remoteDescription) {
         this.pendingCandidates.push(candidate);
         return;

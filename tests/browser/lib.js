@@ -9,6 +9,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -34,6 +35,16 @@ const CHROMIUM_BASE_ARGS = [
 ];
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * True when every network interface is loopback, as inside the network namespace that
+ * scripts/browser-tests.sh creates: then no browser can gather or use any other address.
+ */
+function onlyLoopbackInterfaces() {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .every((i) => i.internal);
+}
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 function freePort() {
@@ -239,6 +250,7 @@ module.exports = {
   CHROMIUM,
   CHROMIUM_BASE_ARGS,
   sleep,
+  onlyLoopbackInterfaces,
   freePort,
   httpGet,
   startSignal,

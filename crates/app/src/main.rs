@@ -30,7 +30,12 @@ struct CallArgs {
     /// Room to join.
     room: String,
     /// Signal server URL.
-    #[arg(long, env = "DUET_SIGNAL", default_value = "ws://127.0.0.1:8080/", conflicts_with = "host")]
+    #[arg(
+        long,
+        env = "DUET_SIGNAL",
+        default_value = "ws://127.0.0.1:8080/",
+        conflicts_with = "host"
+    )]
     signal: String,
     /// Host a signal server on this address and join through it.
     #[arg(long)]
@@ -80,7 +85,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,webrtc=error,rtc=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Some(Cmd::Call(args)) => run_call(args),
         None => {
@@ -111,7 +119,10 @@ fn run_call(args: CallArgs) -> ExitCode {
     let options = HeadlessOptions {
         config,
         host: args.host,
-        duration: args.duration.filter(|d| *d > 0.0).map(Duration::from_secs_f64),
+        duration: args
+            .duration
+            .filter(|d| *d > 0.0)
+            .map(Duration::from_secs_f64),
         stats_json: args.stats_json,
         stats_every_s: args.stats_every,
     };
@@ -119,7 +130,10 @@ fn run_call(args: CallArgs) -> ExitCode {
     if report.success {
         ExitCode::SUCCESS
     } else {
-        eprintln!("duet call: {}", report.failure.as_deref().unwrap_or("failed"));
+        eprintln!(
+            "duet call: {}",
+            report.failure.as_deref().unwrap_or("failed")
+        );
         ExitCode::FAILURE
     }
 }

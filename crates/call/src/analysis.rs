@@ -21,7 +21,11 @@ pub fn dominant_frequency_hz(samples: &[f32], rate_hz: f64) -> Option<f64> {
     }
     // 200 ms is plenty for a stable estimate and keeps the scan cheap.
     let block = &samples[samples.len().saturating_sub((rate_hz / 5.0) as usize)..];
-    let energy: f64 = block.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / block.len() as f64;
+    let energy: f64 = block
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        / block.len() as f64;
     if energy < 1e-8 {
         return None;
     }
@@ -48,7 +52,9 @@ mod tests {
     #[test]
     fn finds_a_tone() {
         let rate = 48_000.0;
-        let tone: Vec<f32> = (0..9600).map(|i| (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate).sin() as f32 * 0.3).collect();
+        let tone: Vec<f32> = (0..9600)
+            .map(|i| (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate).sin() as f32 * 0.3)
+            .collect();
         let f = dominant_frequency_hz(&tone, rate).unwrap_or(0.0);
         assert!((f - 440.0).abs() < 2.0, "{f}");
         assert_eq!(dominant_frequency_hz(&vec![0.0; 9600], rate), None);

@@ -24,7 +24,9 @@ impl FromStr for VideoChoice {
             "camera" => Ok(Self::Camera(0)),
             _ => match s.strip_prefix("camera:").map(str::parse) {
                 Some(Ok(i)) => Ok(Self::Camera(i)),
-                _ => Err(format!("unknown video source {s:?}: use test, camera, camera:N or none")),
+                _ => Err(format!(
+                    "unknown video source {s:?}: use test, camera, camera:N or none"
+                )),
             },
         }
     }
@@ -70,7 +72,9 @@ impl FromStr for AudioChoice {
                 if let Some(name) = s.strip_prefix("mic:") {
                     return Ok(Self::Microphone(Some(name.to_owned())));
                 }
-                Err(format!("unknown audio source {s:?}: use tone, tone:HZ, mic, mic:NAME or none"))
+                Err(format!(
+                    "unknown audio source {s:?}: use tone, tone:HZ, mic, mic:NAME or none"
+                ))
             }
         }
     }
@@ -127,12 +131,19 @@ pub struct IceServer {
 /// The default for real use: a public STUN server so peers behind NAT find their public
 /// address. Tests and loopback calls use none.
 pub fn default_ice_servers() -> Vec<IceServer> {
-    vec![IceServer { urls: vec!["stun:stun.l.google.com:19302".to_owned()], ..IceServer::default_empty() }]
+    vec![IceServer {
+        urls: vec!["stun:stun.l.google.com:19302".to_owned()],
+        ..IceServer::default_empty()
+    }]
 }
 
 impl IceServer {
     fn default_empty() -> Self {
-        Self { urls: Vec::new(), username: String::new(), credential: String::new() }
+        Self {
+            urls: Vec::new(),
+            username: String::new(),
+            credential: String::new(),
+        }
     }
 }
 
@@ -191,11 +202,21 @@ impl CallConfig {
 
 /// Parses `WxH`.
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
-    let w: u32 = w.trim().parse().map_err(|_| format!("bad width in {s:?}"))?;
-    let h: u32 = h.trim().parse().map_err(|_| format!("bad height in {s:?}"))?;
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad width in {s:?}"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad height in {s:?}"))?;
     if !(16..=3840).contains(&w) || !(16..=2160).contains(&h) || w % 2 != 0 || h % 2 != 0 {
-        return Err(format!("size {s:?} must be even and between 16x16 and 3840x2160"));
+        return Err(format!(
+            "size {s:?} must be even and between 16x16 and 3840x2160"
+        ));
     }
     Ok((w, h))
 }

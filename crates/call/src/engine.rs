@@ -38,7 +38,13 @@ impl Engine {
         let local = Arc::new(FrameSlot::default());
         let remote = Arc::new(FrameSlot::default());
         let wake = wake.unwrap_or_else(|| Arc::new(|| {}));
-        let io = SessionIo { events: event_tx, commands: command_rx, local: local.clone(), remote: remote.clone(), wake };
+        let io = SessionIo {
+            events: event_tx,
+            commands: command_rx,
+            local: local.clone(),
+            remote: remote.clone(),
+            wake,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("duet-rt")
@@ -54,7 +60,13 @@ impl Engine {
                 state
             })
             .map_err(|e| CallError::Engine(e.to_string()))?;
-        Ok(Self { commands: command_tx, events: event_rx, local, remote, thread: Some(thread) })
+        Ok(Self {
+            commands: command_tx,
+            events: event_rx,
+            local,
+            remote,
+            thread: Some(thread),
+        })
     }
 
     /// Sends a command; `false` if the engine has already ended or is flooded.
@@ -90,7 +102,9 @@ impl Engine {
     fn finish(&mut self) -> CallState {
         let _ = self.commands.try_send(Command::HangUp);
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| CallState::Failed("the engine thread panicked".into())),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| CallState::Failed("the engine thread panicked".into())),
             None => CallState::Ended,
         }
     }
@@ -120,7 +134,9 @@ impl HostedSignal {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(addr))
             .map_err(|e| CallError::Signal(format!("cannot listen on {addr}: {e}")))?;
-        let bound = listener.local_addr().map_err(|e| CallError::Signal(e.to_string()))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| CallError::Signal(e.to_string()))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("duet-signal".into())
@@ -133,7 +149,11 @@ impl HostedSignal {
                 }
             })
             .map_err(|e| CallError::Engine(e.to_string()))?;
-        Ok(Self { addr: bound, stop: Some(stop), thread: Some(thread) })
+        Ok(Self {
+            addr: bound,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// The address it listens on.
@@ -143,7 +163,11 @@ impl HostedSignal {
 
     /// `ws://` URL for clients on this machine.
     pub fn local_url(&self) -> String {
-        let ip = if self.addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { self.addr.ip().to_string() };
+        let ip = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            self.addr.ip().to_string()
+        };
         format!("ws://{ip}:{}/", self.addr.port())
     }
 }

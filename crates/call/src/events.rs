@@ -77,6 +77,8 @@ pub struct CallStats {
     pub plis_sent: u64,
     /// Keyframe requests (PLI/FIR) received from the other side.
     pub keyframe_requests_received: u64,
+    /// IDR pictures sent (the first one, plus one per honoured keyframe request).
+    pub keyframes_sent: u64,
     /// Test-pattern counters: first and last seen, and how many decoded frames carried one.
     pub pattern_first: Option<u32>,
     /// Last test-pattern counter seen.
@@ -118,6 +120,8 @@ pub enum Command {
     SwitchAudio(AudioChoice),
     /// Switch the audio output mid-call.
     SwitchSpeaker(SpeakerChoice),
+    /// Ask the other side for a fresh keyframe (sends a PLI), e.g. after a glitch.
+    RequestKeyframe,
     /// Leave the room and end the engine.
     HangUp,
 }
@@ -145,7 +149,13 @@ impl FrameSlot {
     /// The latest frame and its sequence number (increases with every `put`/`clear`).
     pub fn latest(&self) -> (u64, Option<Arc<VideoFrame>>) {
         let seq = self.seq.load(Ordering::Acquire);
-        (seq, self.frame.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        (
+            seq,
+            self.frame
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
     }
 
     /// The sequence number alone, to check cheaply whether anything changed.

@@ -67,7 +67,10 @@ pub fn run(options: HeadlessOptions, mut print: impl FnMut(&str)) -> Report {
         },
         None => None,
     };
-    line(&mut print, &format!("joining room {:?} on {}", config.room, config.signal_url));
+    line(
+        &mut print,
+        &format!("joining room {:?} on {}", config.room, config.signal_url),
+    );
     let engine = match Engine::start(config.clone(), None) {
         Ok(e) => e,
         Err(e) => return failed_report(&config, e.to_string()),
@@ -112,7 +115,9 @@ pub fn run(options: HeadlessOptions, mut print: impl FnMut(&str)) -> Report {
                 report.warnings.push(w);
             }
             Event::Stats(stats) => {
-                if options.stats_every_s > 0 && last_print.elapsed() >= Duration::from_secs(options.stats_every_s) {
+                if options.stats_every_s > 0
+                    && last_print.elapsed() >= Duration::from_secs(options.stats_every_s)
+                {
                     last_print = Instant::now();
                     line(&mut print, &summary(&stats));
                 }
@@ -135,7 +140,9 @@ pub fn run(options: HeadlessOptions, mut print: impl FnMut(&str)) -> Report {
     let media_arrived = report.stats.frames_decoded > 0 || report.stats.audio_frames_played > 0;
     report.failure = match &report.final_state {
         CallState::Failed(reason) => Some(reason.clone()),
-        _ if !report.connected => Some("nobody joined the room, or the call never connected".into()),
+        _ if !report.connected => {
+            Some("nobody joined the room, or the call never connected".into())
+        }
         _ if !media_arrived => Some("the call connected but no media arrived".into()),
         _ => None,
     };
@@ -196,6 +203,7 @@ fn summary(s: &CallStats) -> String {
         s.audio_frames_concealed,
         s.rtt_ms.map_or("-".into(), |v| format!("{v:.1} ms")),
         s.setup_ms.map_or("-".into(), |v| format!("{v:.0} ms")),
-        s.glass_to_glass_p50_ms.map_or("-".into(), |v| format!("{v:.0} ms")),
+        s.glass_to_glass_p50_ms
+            .map_or("-".into(), |v| format!("{v:.0} ms")),
     )
 }

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use media::{
-    AudioCapture, AudioFrame, AudioSink, AudioSource, Camera, DecodeWorker, H264Config, H264Encoder, JitterBuffer,
-    JitterConfig, NullSink, OpusDecoder, OpusEncoder, Playout, Silence, Speaker, TestPattern, Tone, VideoCapture,
-    VideoFrame, VideoSource, read_pattern_stamp, unix_time_us,
+    AudioCapture, AudioFrame, AudioSink, AudioSource, Camera, DecodeWorker, H264Config,
+    H264Encoder, JitterBuffer, JitterConfig, NullSink, OpusDecoder, OpusEncoder, Playout, Silence,
+    Speaker, TestPattern, Tone, VideoCapture, VideoFrame, VideoSource, read_pattern_stamp,
+    unix_time_us,
 };
 use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -56,6 +57,9 @@ pub struct MediaCounters {
     pub audio_concealed: AtomicU64,
     pub plis_sent: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    pub keyframes_sent: AtomicU64,
+    /// Set by the session to make the video receiver send a PLI now.
+    pub send_pli_now: AtomicBool,
     pub want_keyframe: AtomicBool,
     pub send_width: AtomicU64,
     pub send_height: AtomicU64,
@@ -136,7 +140,10 @@ pub enum VideoCmd {
 
 fn open_video(choice: &VideoChoice, cfg: &VideoSendConfig) -> Result<Option<VideoCapture>, String> {
     match choice {
-        VideoChoice::TestPattern => TestPattern::new(cfg.width, cfg.height, cfg.fps).start(2).map(Some).map_err(|e| e.to_string()),
+        VideoChoice::TestPattern => TestPattern::new(cfg.width, cfg.height, cfg.fps)
+            .start(2)
+            .map(Some)
+            .map_err(|e| e.to_string()),
         VideoChoice::Camera(i) => Camera::new(*i, cfg.width, cfg.height, cfg.fps)
             .start(2)
             .map(Some)
@@ -152,11 +159,19 @@ pub struct Worker {
 }
 
 impl Worker {
-    fn spawn(name: &str, body: impl FnOnce(Arc<AtomicBool>) + Send + 'static) -> std::io::Result<Self> {
+    fn spawn(
+        name: &str,
+        body: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new().name(name.to_owned()).spawn(move || body(flag))?;
-        Ok(Self { stop, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || body(flag))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -185,7 +200,11 @@ pub fn spawn_video_sender(
     wake: Waker,
 ) -> std::io::Result<Worker> {
     Worker::spawn("duet-video-send", move |stop| {
-        let h264 = H264Config { bitrate_bps: cfg.bitrate_bps, fps: cfg.fps as f32, keyframe_interval: 0 };
+        let h264 = H264Config {
+            bitrate_bps: cfg.bitrate_bps,
+            fps: cfg.fps as f32,
+            keyframe_interval: 0,
+        };
         let mut encoder = match H264Encoder::new(h264) {
             Ok(e) => e,
             Err(e) => {
@@ -226,7 +245,9 @@ pub fn spawn_video_sender(
                 (Some(c), false) => match c.recv_timeout(Duration::from_millis(100)) {
                     Some(f) => {
                         let dropped = c.stats().dropped();
-                        counters.frames_dropped.fetch_add(dropped - dropped_before.min(dropped), Ordering::Relaxed);
+                        counters
+                            .frames_dropped
+                            .fetch_add(dropped - dropped_before.min(dropped), Ordering::Relaxed);
                         dropped_before = dropped;
                         f
                     }
@@ -269,9 +290,13 @@ pub fn spawn_video_sender(
                     continue;
                 }
             };
-            counters.encode_us_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            counters
+                .encode_us_total
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             let delta_us = match last_capture_us {
-                Some(last) if encoded.capture_time_us > last => (encoded.capture_time_us - last).min(1_000_000),
+                Some(last) if encoded.capture_time_us > last => {
+                    (encoded.capture_time_us - last).min(1_000_000)
+                }
                 _ => 1_000_000 / u64::from(cfg.fps.max(1)),
             };
             last_capture_us = Some(encoded.capture_time_us);
@@ -286,9 +311,18 @@ pub fn spawn_video_sender(
                 continue;
             }
             counters.frames_sent.fetch_add(1, Ordering::Relaxed);
-            counters.video_bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-            counters.send_width.store(u64::from(encoded.width), Ordering::Relaxed);
-            counters.send_height.store(u64::from(encoded.height), Ordering::Relaxed);
+            if encoded.keyframe {
+                counters.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            counters
+                .video_bytes_sent
+                .fetch_add(bytes, Ordering::Relaxed);
+            counters
+                .send_width
+                .store(u64::from(encoded.width), Ordering::Relaxed);
+            counters
+                .send_height
+                .store(u64::from(encoded.height), Ordering::Relaxed);
         }
     })
 }
@@ -306,7 +340,10 @@ fn open_audio(choice: &AudioChoice) -> Result<Option<AudioCapture>, String> {
             .start(4)
             .map(Some)
             .map_err(|e| format!("the microphone cannot be used: {e}")),
-        AudioChoice::None => Silence { channels: 1 }.start(4).map(Some).map_err(|e| e.to_string()),
+        AudioChoice::None => Silence { channels: 1 }
+            .start(4)
+            .map(Some)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -360,8 +397,14 @@ pub fn spawn_audio_sender(
             if counters.mic_muted.load(Ordering::Relaxed) {
                 frame.samples_mut().fill(0.0);
             }
-            let Ok(packet) = encoder.encode(&frame) else { continue };
-            let sample = Sample { data: Bytes::from(packet), duration: Duration::from_millis(20), ..Sample::new(Instant::now()) };
+            let Ok(packet) = encoder.encode(&frame) else {
+                continue;
+            };
+            let sample = Sample {
+                data: Bytes::from(packet),
+                duration: Duration::from_millis(20),
+                ..Sample::new(Instant::now())
+            };
             if let Err(e) = rt.block_on(track.write_sample(ssrc, payload_type, &sample, &[])) {
                 tracing::debug!(error = %e, "audio write failed");
             }
@@ -370,18 +413,29 @@ pub fn spawn_audio_sender(
 }
 
 /// Drains RTCP arriving for a local track; PLI/FIR on the video track request a keyframe.
-pub async fn drain_sender_rtcp(track: Arc<TrackLocalStaticSample>, counters: Arc<MediaCounters>, video: bool) {
+pub async fn drain_sender_rtcp(
+    track: Arc<TrackLocalStaticSample>,
+    counters: Arc<MediaCounters>,
+    video: bool,
+) {
     while let Some(event) = track.poll().await {
-        let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
-        if !video {
-            continue;
+        if let TrackLocalEvent::OnRtcpPacket(packets) = event
+            && video
+        {
+            note_keyframe_requests(&packets, &counters);
         }
-        for p in packets {
-            let any = p.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-                counters.want_keyframe.store(true, Ordering::Relaxed);
-            }
+    }
+}
+
+/// Counts PLI/FIR in `packets` and asks the video sender for a keyframe. webrtc-rs routes a
+/// compound RTCP packet by its first packet's SSRC, so in a two-way call a PLI bundled after
+/// the peer's sender report arrives on the *remote* track: both paths call this.
+pub fn note_keyframe_requests(packets: &[Box<dyn rtc::rtcp::Packet>], counters: &MediaCounters) {
+    for p in packets {
+        let any = p.as_any();
+        if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+            counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            counters.want_keyframe.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -472,8 +526,12 @@ pub async fn receive_video(
                 }
             }
             out_counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
-            out_counters.recv_width.store(u64::from(frame.width()), Ordering::Relaxed);
-            out_counters.recv_height.store(u64::from(frame.height()), Ordering::Relaxed);
+            out_counters
+                .recv_width
+                .store(u64::from(frame.width()), Ordering::Relaxed);
+            out_counters
+                .recv_height
+                .store(u64::from(frame.height()), Ordering::Relaxed);
             if let Some(stamp) = read_pattern_stamp(&frame) {
                 let latency_ms = now_us.saturating_sub(stamp.capture_time_us) as f64 / 1000.0;
                 lock(&out_counters.pattern).record(stamp.counter, latency_ms);
@@ -491,18 +549,28 @@ pub async fn receive_video(
             return;
         }
         *last_pli = Some(Instant::now());
-        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
-        if track.write_rtcp(vec![Box::new(pli)]).await.is_ok() {
-            counters.plis_sent.fetch_add(1, Ordering::Relaxed);
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        match track.write_rtcp(vec![Box::new(pli)]).await {
+            Ok(()) => {
+                counters.plis_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "sending a PLI failed"),
         }
     };
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
     loop {
         let event = tokio::select! {
             e = track.poll() => e,
             _ = ticker.tick() => {
-                // Keep asking while the decoder waits for a keyframe (rate-limited).
-                if counters.frames_decoded.load(Ordering::Relaxed) > 0 && decoder.needs_keyframe() {
+                // Keep asking while the decoder waits for a keyframe (rate-limited), and honour
+                // an explicit request from the owner.
+                if counters.send_pli_now.swap(false, Ordering::Relaxed) {
+                    last_pli = None;
+                    send_pli(&counters, &mut last_pli).await;
+                } else if counters.frames_decoded.load(Ordering::Relaxed) > 0 && decoder.needs_keyframe() {
                     send_pli(&counters, &mut last_pli).await;
                 }
                 continue;
@@ -511,7 +579,9 @@ pub async fn receive_video(
         let Some(event) = event else { break };
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
-                counters.video_bytes_received.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                counters
+                    .video_bytes_received
+                    .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
                 match assembler.push(&packet) {
                     Ok(Some(au)) => {
                         if !decoder.push(au) {
@@ -525,6 +595,7 @@ pub async fn receive_video(
                     }
                 }
             }
+            TrackRemoteEvent::OnRtcpPacket(packets) => note_keyframe_requests(&packets, &counters),
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
@@ -542,7 +613,12 @@ pub fn open_sink(choice: &SpeakerChoice) -> (Box<dyn AudioSink>, Option<String>)
         SpeakerChoice::Null => (Box::new(NullSink::new()), None),
         SpeakerChoice::Device(name) => match Speaker::open(name.as_deref()) {
             Ok(speaker) => (Box::new(speaker), None),
-            Err(e) => (Box::new(NullSink::new()), Some(format!("no sound output ({e}); the call goes on without sound"))),
+            Err(e) => (
+                Box::new(NullSink::new()),
+                Some(format!(
+                    "no sound output ({e}); the call goes on without sound"
+                )),
+            ),
         },
     }
 }
@@ -595,7 +671,10 @@ pub async fn receive_audio(
                 Playout::Lost { next_payload, .. } => {
                     out_counters.audio_concealed.fetch_add(1, Ordering::Relaxed);
                     match next_payload {
-                        Some(next) => decoder.decode_fec(&next).or_else(|_| decoder.conceal()).ok(),
+                        Some(next) => decoder
+                            .decode_fec(&next)
+                            .or_else(|_| decoder.conceal())
+                            .ok(),
                         None => decoder.conceal().ok(),
                     }
                 }
@@ -606,7 +685,8 @@ pub async fn receive_audio(
             out_counters.audio_played.fetch_add(1, Ordering::Relaxed);
             analysis.extend_from_slice(frame.samples());
             if analysis.len() >= 48_000 / 2 {
-                *lock(&out_counters.dominant_hz) = crate::analysis::dominant_frequency_hz(&analysis, 48_000.0);
+                *lock(&out_counters.dominant_hz) =
+                    crate::analysis::dominant_frequency_hz(&analysis, 48_000.0);
                 analysis.clear();
             }
             if let Err(e) = sink.play(&frame) {
@@ -618,9 +698,12 @@ pub async fn receive_audio(
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
-                let rtp::Packet { header, payload, .. } = packet;
+                let rtp::Packet {
+                    header, payload, ..
+                } = packet;
                 lock(&jitter).push(header.sequence_number, header.timestamp, payload.to_vec());
             }
+            TrackRemoteEvent::OnRtcpPacket(packets) => note_keyframe_requests(&packets, &counters),
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
@@ -634,7 +717,12 @@ mod tests {
 
     #[test]
     fn durations_hit_whole_ticks() {
-        for (us, clock, ticks) in [(33_333u64, 90_000u64, 3000u64), (20_000, 48_000, 960), (33_334, 90_000, 3000), (40_000, 90_000, 3600)] {
+        for (us, clock, ticks) in [
+            (33_333u64, 90_000u64, 3000u64),
+            (20_000, 48_000, 960),
+            (33_334, 90_000, 3000),
+            (40_000, 90_000, 3600),
+        ] {
             let d = sample_duration(us, clock);
             assert_eq!((d.as_secs_f64() * clock as f64) as u64, ticks, "{us} µs");
         }

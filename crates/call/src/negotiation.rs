@@ -32,7 +32,11 @@ pub struct Negotiator {
 impl Negotiator {
     /// Roles from `ready.offerer`: the offerer is impolite; `None` when the server sent no flag.
     pub fn new(offerer: Option<bool>) -> Self {
-        Self { polite: offerer.map(|o| !o), local_session_id: None, ignoring_offer: false }
+        Self {
+            polite: offerer.map(|o| !o),
+            local_session_id: None,
+            ignoring_offer: false,
+        }
     }
 
     /// Whether this side should create an offer when the room becomes ready.
@@ -51,7 +55,9 @@ impl Negotiator {
     pub fn on_remote_offer(&mut self, remote_sdp: &str, have_local_offer: bool) -> OfferAction {
         if !have_local_offer {
             self.ignoring_offer = false;
-            return OfferAction::Accept { rollback_first: false };
+            return OfferAction::Accept {
+                rollback_first: false,
+            };
         }
         let polite = match self.polite {
             Some(polite) => polite,
@@ -68,7 +74,13 @@ impl Negotiator {
             }
         };
         self.ignoring_offer = !polite;
-        if polite { OfferAction::Accept { rollback_first: true } } else { OfferAction::Ignore }
+        if polite {
+            OfferAction::Accept {
+                rollback_first: true,
+            }
+        } else {
+            OfferAction::Ignore
+        }
     }
 
     /// Whether the last remote offer was ignored (then failures to add its candidates are
@@ -85,7 +97,10 @@ impl Negotiator {
 
 /// The session id from an SDP `o=` line (`o=- 4611731400430051336 2 IN IP4 127.0.0.1`).
 pub fn session_id(sdp: &str) -> Option<u64> {
-    sdp.lines().find_map(|l| l.strip_prefix("o=")).and_then(|o| o.split_whitespace().nth(1)).and_then(|id| id.parse().ok())
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("o="))
+        .and_then(|o| o.split_whitespace().nth(1))
+        .and_then(|id| id.parse().ok())
 }
 
 #[cfg(test)]
@@ -109,8 +124,18 @@ mod tests {
         let mut polite = Negotiator::new(Some(false));
         assert_eq!(impolite.on_remote_offer(B, true), OfferAction::Ignore);
         assert!(impolite.ignoring_offer());
-        assert_eq!(polite.on_remote_offer(A, true), OfferAction::Accept { rollback_first: true });
-        assert_eq!(polite.on_remote_offer(A, false), OfferAction::Accept { rollback_first: false });
+        assert_eq!(
+            polite.on_remote_offer(A, true),
+            OfferAction::Accept {
+                rollback_first: true
+            }
+        );
+        assert_eq!(
+            polite.on_remote_offer(A, false),
+            OfferAction::Accept {
+                rollback_first: false
+            }
+        );
     }
 
     #[test]
@@ -123,7 +148,12 @@ mod tests {
         let ra = a.on_remote_offer(B, true);
         let rb = b.on_remote_offer(A, true);
         assert_eq!(ra, OfferAction::Ignore);
-        assert_eq!(rb, OfferAction::Accept { rollback_first: true });
+        assert_eq!(
+            rb,
+            OfferAction::Accept {
+                rollback_first: true
+            }
+        );
         assert_eq!(session_id(A), Some(100));
     }
 }

@@ -19,16 +19,18 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    Registry, SettingEngineBuilder, configure_nack, configure_rtcp_reports,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
+    configure_nack, configure_rtcp_reports,
 };
 
 use crate::config::IceServer;
@@ -39,7 +41,8 @@ pub const H264_PT: u8 = 102;
 /// RTP payload type offered for Opus.
 pub const OPUS_PT: u8 = 111;
 /// The H.264 format WebRTC peers (browsers included) agree on.
-pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 /// What the peer connection tells the session.
 pub enum PeerEvent {
@@ -142,7 +145,10 @@ fn h264_codec() -> RTCRtpCodec {
         clock_rate: 90_000,
         channels: 0,
         sdp_fmtp_line: H264_FMTP.to_owned(),
-        rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "ccm".to_owned(),
+            parameter: "fir".to_owned(),
+        }],
     }
 }
 
@@ -159,10 +165,22 @@ fn opus_codec() -> RTCRtpCodec {
 fn media_engine() -> Result<MediaEngine, CallError> {
     let mut engine = MediaEngine::default();
     engine
-        .register_codec(RTCRtpCodecParameters { rtp_codec: h264_codec(), payload_type: H264_PT }, RtpCodecKind::Video)
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(),
+                payload_type: H264_PT,
+            },
+            RtpCodecKind::Video,
+        )
         .map_err(|e| CallError::WebRtc(format!("registering H.264: {e}")))?;
     engine
-        .register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT }, RtpCodecKind::Audio)
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PT,
+            },
+            RtpCodecKind::Audio,
+        )
         .map_err(|e| CallError::WebRtc(format!("registering Opus: {e}")))?;
     Ok(engine)
 }
@@ -185,13 +203,23 @@ pub async fn build(
         .build();
     let servers = ice_servers
         .iter()
-        .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
         .collect();
-    let configuration = RTCConfigurationBuilder::new().with_ice_servers(servers).build();
+    let configuration = RTCConfigurationBuilder::new()
+        .with_ice_servers(servers)
+        .build();
     let (tx, rx) = mpsc::channel(256);
     // A concrete address gives exactly that host candidate; the wildcard expands to every
     // non-loopback interface.
-    let addrs = if loopback_only { vec!["127.0.0.1:0"] } else { vec!["0.0.0.0:0"] };
+    let addrs = if loopback_only {
+        vec!["127.0.0.1:0"]
+    } else {
+        vec!["0.0.0.0:0"]
+    };
     let pc = PeerConnectionBuilder::new()
         .with_configuration(configuration)
         .with_media_engine(engine)
@@ -219,7 +247,10 @@ pub fn local_track(kind: RtpCodecKind, id: &str) -> Result<Arc<TrackLocalStaticS
             id.to_owned(),
             kind,
             vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(random_u32()), ..Default::default() },
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(random_u32()),
+                    ..Default::default()
+                },
                 codec,
                 ..Default::default()
             }],
@@ -232,7 +263,11 @@ pub fn local_track(kind: RtpCodecKind, id: &str) -> Result<Arc<TrackLocalStaticS
 fn random_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     hasher.finish() as u32 | 1
 }
 
@@ -253,9 +288,15 @@ mod tests {
 
     #[test]
     fn candidate_filter() {
-        assert!(is_loopback_candidate("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"));
-        assert!(!is_loopback_candidate("candidate:1 1 udp 2130706431 10.1.2.3 5000 typ host"));
-        assert!(!is_loopback_candidate("candidate:1 1 udp 2130706431 abcd.local 5000 typ host"));
+        assert!(is_loopback_candidate(
+            "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"
+        ));
+        assert!(!is_loopback_candidate(
+            "candidate:1 1 udp 2130706431 10.1.2.3 5000 typ host"
+        ));
+        assert!(!is_loopback_candidate(
+            "candidate:1 1 udp 2130706431 abcd.local 5000 typ host"
+        ));
         assert!(!is_loopback_candidate("garbage"));
     }
 }

@@ -18,7 +18,8 @@ use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
-    PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, StatsSelector,
+    PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -103,8 +104,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn description_message(room: &str, desc: &RTCSessionDescription) -> Option<ClientMessage> {
     let value = serde_json::to_value(desc).ok()?;
     Some(match desc.sdp_type {
-        RTCSdpType::Answer => ClientMessage::Answer { room: room.to_owned(), answer: value },
-        _ => ClientMessage::Offer { room: room.to_owned(), offer: value },
+        RTCSdpType::Answer => ClientMessage::Answer {
+            room: room.to_owned(),
+            answer: value,
+        },
+        _ => ClientMessage::Offer {
+            room: room.to_owned(),
+            offer: value,
+        },
     })
 }
 
@@ -112,13 +119,20 @@ fn description_message(room: &str, desc: &RTCSessionDescription) -> Option<Clien
 pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
     let started = Instant::now();
     io.emit(Event::State(CallState::Joining));
-    let (sig, mut sig_rx) = match signal::client::connect(&config.signal_url, Duration::from_secs(10)).await {
-        Ok(pair) => pair,
-        Err(e) => return fail(&io, CallError::Signal(e.to_string())),
+    let (sig, mut sig_rx) =
+        match signal::client::connect(&config.signal_url, Duration::from_secs(10)).await {
+            Ok(pair) => pair,
+            Err(e) => return fail(&io, CallError::Signal(e.to_string())),
+        };
+    let join = ClientMessage::Join {
+        room: config.room.clone(),
+        token: config.token.clone(),
     };
-    let join = ClientMessage::Join { room: config.room.clone(), token: config.token.clone() };
     if sig.send(join).await.is_err() {
-        return fail(&io, CallError::Signal("the connection closed while joining".into()));
+        return fail(
+            &io,
+            CallError::Signal("the connection closed while joining".into()),
+        );
     }
     io.emit(Event::State(CallState::WaitingForPeer));
     let mut session = Session {
@@ -189,7 +203,10 @@ type Step = Result<Option<CallState>, CallError>;
 
 impl Session {
     async fn send(&self, msg: ClientMessage) -> Result<(), CallError> {
-        self.sig.send(msg).await.map_err(|e| CallError::Signal(e.to_string()))
+        self.sig
+            .send(msg)
+            .await
+            .map_err(|e| CallError::Signal(e.to_string()))
     }
 
     async fn on_signal(&mut self, event: Option<SignalEvent>, io: &SessionIo) -> Step {
@@ -200,7 +217,9 @@ impl Session {
                     Some(SignalEvent::Closed(Some(reason))) => reason,
                     _ => "closed".into(),
                 };
-                return Err(CallError::Signal(format!("the connection to the signal server was lost ({why})")));
+                return Err(CallError::Signal(format!(
+                    "the connection to the signal server was lost ({why})"
+                )));
             }
         };
         match msg {
@@ -209,8 +228,12 @@ impl Session {
                     old.close().await;
                 }
                 self.counters = Arc::new(MediaCounters::default());
-                self.counters.mic_muted.store(self.mic_muted, Ordering::Relaxed);
-                self.counters.camera_off.store(self.camera_off, Ordering::Relaxed);
+                self.counters
+                    .mic_muted
+                    .store(self.mic_muted, Ordering::Relaxed);
+                self.counters
+                    .camera_off
+                    .store(self.camera_off, Ordering::Relaxed);
                 self.rates = RateState::default();
                 io.local.clear();
                 io.remote.clear();
@@ -224,8 +247,12 @@ impl Session {
                 Ok(None)
             }
             ServerMessage::Offer { offer, .. } => self.on_remote_offer(offer).await.map(|()| None),
-            ServerMessage::Answer { answer, .. } => self.on_remote_answer(answer).await.map(|()| None),
-            ServerMessage::Candidate { candidate, .. } => self.on_remote_candidate(candidate).await.map(|()| None),
+            ServerMessage::Answer { answer, .. } => {
+                self.on_remote_answer(answer).await.map(|()| None)
+            }
+            ServerMessage::Candidate { candidate, .. } => {
+                self.on_remote_candidate(candidate).await.map(|()| None)
+            }
             ServerMessage::PeerLeft { .. } => {
                 if let Some(call) = self.call.take() {
                     call.close().await;
@@ -237,7 +264,9 @@ impl Session {
                 Ok(None)
             }
             ServerMessage::Error { code, message } => match code.as_str() {
-                "room-full" | "invalid-room" | "forbidden" | "too-many-rooms" => Err(CallError::Refused(message)),
+                "room-full" | "invalid-room" | "forbidden" | "too-many-rooms" => {
+                    Err(CallError::Refused(message))
+                }
                 _ => {
                     io.emit(Event::Warning(format!("signal server: {message}")));
                     Ok(None)
@@ -278,8 +307,14 @@ impl Session {
     }
 
     async fn make_offer(&mut self) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else { return Ok(()) };
-        let offer = call.pc.create_offer(None).await.map_err(|e| CallError::WebRtc(format!("creating an offer: {e}")))?;
+        let Some(call) = self.call.as_mut() else {
+            return Ok(());
+        };
+        let offer = call
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| CallError::WebRtc(format!("creating an offer: {e}")))?;
         call.pc
             .set_local_description(offer.clone())
             .await
@@ -292,14 +327,21 @@ impl Session {
     }
 
     async fn on_remote_offer(&mut self, offer: Value) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else { return Ok(()) };
-        let desc: RTCSessionDescription = serde_json::from_value(offer)
-            .map_err(|e| CallError::BadRemote { what: "offer", reason: e.to_string() })?;
+        let Some(call) = self.call.as_mut() else {
+            return Ok(());
+        };
+        let desc: RTCSessionDescription =
+            serde_json::from_value(offer).map_err(|e| CallError::BadRemote {
+                what: "offer",
+                reason: e.to_string(),
+            })?;
         if desc.sdp_type != RTCSdpType::Offer {
-            return Err(CallError::BadRemote { what: "offer", reason: format!("type is {}", desc.sdp_type) });
+            return Err(CallError::BadRemote {
+                what: "offer",
+                reason: format!("type is {}", desc.sdp_type),
+            });
         }
-        let have_local_offer =
-            matches!(call.pc.pending_local_description().await, Some(d) if d.sdp_type == RTCSdpType::Offer);
+        let have_local_offer = matches!(call.pc.pending_local_description().await, Some(d) if d.sdp_type == RTCSdpType::Offer);
         match call.negotiator.on_remote_offer(&desc.sdp, have_local_offer) {
             OfferAction::Ignore => return Ok(()),
             OfferAction::Accept { rollback_first } => {
@@ -316,11 +358,19 @@ impl Session {
         call.pc
             .set_remote_description(desc)
             .await
-            .map_err(|e| CallError::BadRemote { what: "offer", reason: e.to_string() })?;
+            .map_err(|e| CallError::BadRemote {
+                what: "offer",
+                reason: e.to_string(),
+            })?;
         self.flush_candidates().await?;
-        let Some(call) = self.call.as_mut() else { return Ok(()) };
-        let answer =
-            call.pc.create_answer(None).await.map_err(|e| CallError::WebRtc(format!("creating an answer: {e}")))?;
+        let Some(call) = self.call.as_mut() else {
+            return Ok(());
+        };
+        let answer = call
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| CallError::WebRtc(format!("creating an answer: {e}")))?;
         call.pc
             .set_local_description(answer.clone())
             .await
@@ -332,14 +382,21 @@ impl Session {
     }
 
     async fn on_remote_answer(&mut self, answer: Value) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else { return Ok(()) };
-        let desc: RTCSessionDescription = serde_json::from_value(answer)
-            .map_err(|e| CallError::BadRemote { what: "answer", reason: e.to_string() })?;
+        let Some(call) = self.call.as_mut() else {
+            return Ok(());
+        };
+        let desc: RTCSessionDescription =
+            serde_json::from_value(answer).map_err(|e| CallError::BadRemote {
+                what: "answer",
+                reason: e.to_string(),
+            })?;
         if desc.sdp_type != RTCSdpType::Answer {
-            return Err(CallError::BadRemote { what: "answer", reason: format!("type is {}", desc.sdp_type) });
+            return Err(CallError::BadRemote {
+                what: "answer",
+                reason: format!("type is {}", desc.sdp_type),
+            });
         }
-        let have_local_offer =
-            matches!(call.pc.pending_local_description().await, Some(d) if d.sdp_type == RTCSdpType::Offer);
+        let have_local_offer = matches!(call.pc.pending_local_description().await, Some(d) if d.sdp_type == RTCSdpType::Offer);
         if !have_local_offer {
             // A stale answer to an offer we rolled back: harmless.
             return Ok(());
@@ -347,21 +404,38 @@ impl Session {
         call.pc
             .set_remote_description(desc)
             .await
-            .map_err(|e| CallError::BadRemote { what: "answer", reason: e.to_string() })?;
+            .map_err(|e| CallError::BadRemote {
+                what: "answer",
+                reason: e.to_string(),
+            })?;
         self.flush_candidates().await
     }
 
     async fn on_remote_candidate(&mut self, candidate: Option<Value>) -> Result<(), CallError> {
         let loopback_only = self.config.loopback_only;
-        let Some(call) = self.call.as_mut() else { return Ok(()) };
+        let Some(call) = self.call.as_mut() else {
+            return Ok(());
+        };
         let init: RTCIceCandidateInit = match candidate {
             None | Some(Value::Null) => RTCIceCandidateInit::default(),
-            Some(v) => serde_json::from_value(v)
-                .map_err(|e| CallError::BadRemote { what: "candidate", reason: e.to_string() })?,
+            Some(v) => serde_json::from_value(v).map_err(|e| CallError::BadRemote {
+                what: "candidate",
+                reason: e.to_string(),
+            })?,
         };
         if init.candidate.is_empty() {
             // End of candidates: webrtc-rs 0.21 keeps checking what it has.
             return Ok(());
+        }
+        let line = init
+            .candidate
+            .strip_prefix("candidate:")
+            .unwrap_or(&init.candidate);
+        if let Err(e) = rtc::ice::candidate::unmarshal_candidate(line) {
+            return Err(CallError::BadRemote {
+                what: "candidate",
+                reason: e.to_string(),
+            });
         }
         if loopback_only && !peer::is_loopback_candidate(&init.candidate) {
             tracing::debug!(candidate = %init.candidate, "ignoring a non-loopback candidate");
@@ -376,16 +450,24 @@ impl Session {
         if let Err(e) = call.pc.add_ice_candidate(init).await
             && !call.negotiator.ignoring_offer()
         {
-            return Err(CallError::BadRemote { what: "candidate", reason: e.to_string() });
+            return Err(CallError::BadRemote {
+                what: "candidate",
+                reason: e.to_string(),
+            });
         }
         Ok(())
     }
 
     async fn flush_candidates(&mut self) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else { return Ok(()) };
+        let Some(call) = self.call.as_mut() else {
+            return Ok(());
+        };
         for init in std::mem::take(&mut call.pending_candidates) {
             if let Err(e) = call.pc.add_ice_candidate(init).await {
-                return Err(CallError::BadRemote { what: "candidate", reason: e.to_string() });
+                return Err(CallError::BadRemote {
+                    what: "candidate",
+                    reason: e.to_string(),
+                });
             }
         }
         Ok(())
@@ -400,10 +482,18 @@ impl Session {
                 if value.get("sdpMid").and_then(Value::as_str) == Some("") {
                     value["sdpMid"] = Value::String("0".into());
                 }
-                self.send(ClientMessage::Candidate { room, candidate: Some(value) }).await?;
+                self.send(ClientMessage::Candidate {
+                    room,
+                    candidate: Some(value),
+                })
+                .await?;
             }
             PeerEvent::GatheringComplete => {
-                self.send(ClientMessage::Candidate { room, candidate: None }).await?;
+                self.send(ClientMessage::Candidate {
+                    room,
+                    candidate: None,
+                })
+                .await?;
             }
             PeerEvent::State(state) => match state {
                 RTCPeerConnectionState::Connected => {
@@ -431,7 +521,9 @@ impl Session {
             let _ = warn_tx.try_send(Event::Warning(message));
             wake();
         });
-        let Some(call) = self.call.as_mut() else { return Ok(()) };
+        let Some(call) = self.call.as_mut() else {
+            return Ok(());
+        };
         call.connected = true;
         let video_pt = negotiated_pt(&call.video_sender).await?;
         let audio_pt = negotiated_pt(&call.audio_sender).await?;
@@ -474,27 +566,49 @@ impl Session {
         call.workers.push(audio);
         call.video_cmd = Some(vtx);
         call.audio_cmd = Some(atx);
-        call.tasks.push(tokio::spawn(media_io::drain_sender_rtcp(call.video_track.clone(), call.counters.clone(), true)));
-        call.tasks.push(tokio::spawn(media_io::drain_sender_rtcp(call.audio_track.clone(), call.counters.clone(), false)));
+        call.tasks.push(tokio::spawn(media_io::drain_sender_rtcp(
+            call.video_track.clone(),
+            call.counters.clone(),
+            true,
+        )));
+        call.tasks.push(tokio::spawn(media_io::drain_sender_rtcp(
+            call.audio_track.clone(),
+            call.counters.clone(),
+            false,
+        )));
         Ok(())
     }
 
-    async fn start_receiving(&mut self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>, io: &SessionIo) {
+    async fn start_receiving(
+        &mut self,
+        track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
+        io: &SessionIo,
+    ) {
         let speaker = self.config.speaker.clone();
         let switch = self.speaker_switch.clone();
-        let Some(call) = self.call.as_mut() else { return };
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
         let counters = call.counters.clone();
         let task = match track.kind().await {
             RtpCodecKind::Video => {
                 let ready = Arc::new(Mutex::new(Some(call.ready_at)));
-                tokio::spawn(media_io::receive_video(track, counters, io.remote.clone(), io.wake.clone(), ready))
+                tokio::spawn(media_io::receive_video(
+                    track,
+                    counters,
+                    io.remote.clone(),
+                    io.wake.clone(),
+                    ready,
+                ))
             }
             RtpCodecKind::Audio => {
                 let warn_tx = io.events.clone();
                 let warn: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |message: String| {
                     let _ = warn_tx.try_send(Event::Warning(message));
                 });
-                tokio::spawn(media_io::receive_audio(track, counters, speaker, switch, warn))
+                tokio::spawn(media_io::receive_audio(
+                    track, counters, speaker, switch, warn,
+                ))
             }
             _ => return,
         };
@@ -530,6 +644,7 @@ impl Session {
                 self.config.speaker = choice.clone();
                 *lock(&self.speaker_switch) = Some(choice);
             }
+            Command::RequestKeyframe => self.counters.send_pli_now.store(true, Ordering::Relaxed),
             Command::HangUp => {}
         }
     }
@@ -537,7 +652,10 @@ impl Session {
     async fn emit_stats(&mut self, io: &SessionIo) {
         let c = &self.counters;
         let now = Instant::now();
-        let mut stats = CallStats { elapsed_s: self.started.elapsed().as_secs_f64(), ..CallStats::default() };
+        let mut stats = CallStats {
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+            ..CallStats::default()
+        };
         let bytes_sent = c.video_bytes_sent.load(Ordering::Relaxed);
         let bytes_received = c.video_bytes_received.load(Ordering::Relaxed);
         let frames_sent = c.frames_sent.load(Ordering::Relaxed);
@@ -549,15 +667,19 @@ impl Session {
             let report = call.pc.get_stats(now, StatsSelector::None).await;
             for entry in report.iter() {
                 match entry {
-                    RTCStatsReportEntry::IceCandidatePair(p) if p.nominated && p.current_round_trip_time > 0.0 => {
+                    RTCStatsReportEntry::IceCandidatePair(p)
+                        if p.nominated && p.current_round_trip_time > 0.0 =>
+                    {
                         stats.rtt_ms = Some(p.current_round_trip_time * 1000.0);
                     }
                     RTCStatsReportEntry::InboundRtp(i)
-                        if i.received_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video =>
+                        if i.received_rtp_stream_stats.rtp_stream_stats.kind
+                            == RtpCodecKind::Video =>
                     {
                         packets_received = i.received_rtp_stream_stats.packets_received;
                         packets_lost = i.received_rtp_stream_stats.packets_lost;
-                        stats.jitter_ms = i.received_rtp_stream_stats.jitter * 1000.0;
+                        // RTP jitter is in timestamp units of the 90 kHz video clock.
+                        stats.jitter_ms = i.received_rtp_stream_stats.jitter / 90.0;
                     }
                     _ => {}
                 }
@@ -570,12 +692,14 @@ impl Session {
             let dt = now.duration_since(at).as_secs_f64().max(1e-3);
             let r = &self.rates;
             stats.send_video_bps = (bytes_sent - r.bytes_sent.min(bytes_sent)) as f64 * 8.0 / dt;
-            stats.recv_video_bps = (bytes_received - r.bytes_received.min(bytes_received)) as f64 * 8.0 / dt;
+            stats.recv_video_bps =
+                (bytes_received - r.bytes_received.min(bytes_received)) as f64 * 8.0 / dt;
             let sent = frames_sent - r.frames_sent.min(frames_sent);
             stats.send_fps = sent as f64 / dt;
             stats.recv_fps = (frames_decoded - r.frames_decoded.min(frames_decoded)) as f64 / dt;
             if sent > 0 {
-                stats.encode_ms = (encode_us - r.encode_us.min(encode_us)) as f64 / 1000.0 / sent as f64;
+                stats.encode_ms =
+                    (encode_us - r.encode_us.min(encode_us)) as f64 / 1000.0 / sent as f64;
             }
             let got = packets_received.saturating_sub(r.packets_received);
             let lost = (packets_lost - r.packets_lost).max(0) as f64;
@@ -597,15 +721,20 @@ impl Session {
         stats.frames_sent = frames_sent;
         stats.frames_decoded = frames_decoded;
         stats.frames_dropped = c.frames_dropped.load(Ordering::Relaxed);
-        stats.send_resolution =
-            (c.send_width.load(Ordering::Relaxed) as u32, c.send_height.load(Ordering::Relaxed) as u32);
-        stats.recv_resolution =
-            (c.recv_width.load(Ordering::Relaxed) as u32, c.recv_height.load(Ordering::Relaxed) as u32);
+        stats.send_resolution = (
+            c.send_width.load(Ordering::Relaxed) as u32,
+            c.send_height.load(Ordering::Relaxed) as u32,
+        );
+        stats.recv_resolution = (
+            c.recv_width.load(Ordering::Relaxed) as u32,
+            c.recv_height.load(Ordering::Relaxed) as u32,
+        );
         stats.audio_frames_played = c.audio_played.load(Ordering::Relaxed);
         stats.audio_frames_concealed = c.audio_concealed.load(Ordering::Relaxed);
         stats.audio_dominant_hz = *lock(&c.dominant_hz);
         stats.plis_sent = c.plis_sent.load(Ordering::Relaxed);
         stats.keyframe_requests_received = c.keyframe_requests.load(Ordering::Relaxed);
+        stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);
         {
             let pattern = lock(&c.pattern);
             stats.pattern_first = pattern.first;
@@ -616,18 +745,26 @@ impl Session {
             stats.glass_to_glass_p95_ms = pattern.latency_quantile(0.95);
         }
         if let (Some(call), Some(first)) = (&self.call, *lock(&c.first_frame_at)) {
-            stats.setup_ms = Some(first.saturating_duration_since(call.ready_at).as_secs_f64() * 1000.0);
+            stats.setup_ms =
+                Some(first.saturating_duration_since(call.ready_at).as_secs_f64() * 1000.0);
         }
         io.emit(Event::Stats(Box::new(stats)));
     }
 }
 
 async fn negotiated_pt(sender: &Arc<dyn RtpSender>) -> Result<u8, CallError> {
-    let params = sender.get_parameters().await.map_err(|e| CallError::WebRtc(format!("sender parameters: {e}")))?;
+    let params = sender
+        .get_parameters()
+        .await
+        .map_err(|e| CallError::WebRtc(format!("sender parameters: {e}")))?;
     params
         .rtp_parameters
         .codecs
         .first()
         .map(|c| c.payload_type)
-        .ok_or_else(|| CallError::WebRtc("no codec was negotiated (does the other side support H.264 and Opus?)".into()))
+        .ok_or_else(|| {
+            CallError::WebRtc(
+                "no codec was negotiated (does the other side support H.264 and Opus?)".into(),
+            )
+        })
 }

@@ -58,7 +58,9 @@ impl OpusEncoder {
         inner.set_packet_loss_perc(10).map_err(opus_error)?;
         // FEC keeps the encoder in SILK mode, whose top complexities cost ~0.4 ms per frame;
         // 5 (what WebRTC uses on mobile) is ~30 % cheaper for little quality loss in speech.
-        inner.set_complexity(DEFAULT_COMPLEXITY).map_err(opus_error)?;
+        inner
+            .set_complexity(DEFAULT_COMPLEXITY)
+            .map_err(opus_error)?;
         let mut encoder = Self {
             inner,
             channels,

@@ -118,7 +118,10 @@ mod tests {
 
     #[test]
     fn origins() {
-        let policy = OriginPolicy::new(["https://Duet.example/", "https://a.example,https://b.example:8443"]);
+        let policy = OriginPolicy::new([
+            "https://Duet.example/",
+            "https://a.example,https://b.example:8443",
+        ]);
         assert_eq!(policy.origins().len(), 3);
         let host = Some("signal.example");
         assert!(policy.allows(&head(None, host, None)));

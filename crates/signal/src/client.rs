@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::debug;
 
@@ -110,7 +110,11 @@ impl SignalSender {
 
     /// `{"type":"join","room":..,"token":..}`: the token is needed when the server has a
     /// room secret (it comes with the room link, `?token=`).
-    pub async fn join_with_token(&self, room: &str, token: Option<&str>) -> Result<(), ClientError> {
+    pub async fn join_with_token(
+        &self,
+        room: &str,
+        token: Option<&str>,
+    ) -> Result<(), ClientError> {
         self.send(ClientMessage::Join {
             room: room.to_owned(),
             token: token.map(str::to_owned),

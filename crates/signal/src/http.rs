@@ -173,7 +173,8 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes `response` and flushes; `head_only` omits the body (for `HEAD`).
+/// Writes `response` and ends the stream (`Connection: close`; over TLS this sends
+/// close_notify); `head_only` omits the body (for `HEAD`).
 pub async fn write_response<S: AsyncWrite + Unpin>(
     stream: &mut S,
     response: &Response,
@@ -191,7 +192,8 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
     if !head_only {
         stream.write_all(&response.body).await?;
     }
-    stream.flush().await
+    stream.flush().await?;
+    stream.shutdown().await
 }
 
 /// Writes the `101 Switching Protocols` answer to a WebSocket upgrade.

@@ -28,9 +28,9 @@ pub mod tls;
 pub mod token;
 pub mod web;
 
+pub use access::OriginPolicy;
 pub use protocol::{ClientMessage, ErrorCode, ServerMessage};
 pub use registry::{Limits, ROOM_CAPACITY};
-pub use access::OriginPolicy;
 pub use server::{Config, Server, Stats, StatsHandle, serve};
 pub use tls::{Tls, TlsError};
 pub use token::{RoomSecret, room_token};

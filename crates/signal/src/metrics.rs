@@ -246,7 +246,11 @@ impl Metrics {
             "signal_messages_relayed_total",
             "counter",
             "Messages forwarded to the other member of a room, by type.",
-            by("type", &RelayKind::ALL.map(RelayKind::as_str), &self.relayed),
+            by(
+                "type",
+                &RelayKind::ALL.map(RelayKind::as_str),
+                &self.relayed,
+            ),
         );
         metric(
             "signal_errors_total",
@@ -258,7 +262,11 @@ impl Metrics {
             "signal_connections_closed_total",
             "counter",
             "WebSocket connections ended, by reason.",
-            by("reason", &CloseReason::ALL.map(CloseReason::as_str), &self.closed),
+            by(
+                "reason",
+                &CloseReason::ALL.map(CloseReason::as_str),
+                &self.closed,
+            ),
         );
         metric(
             "signal_connections_rejected_total",

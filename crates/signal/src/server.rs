@@ -21,13 +21,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
-use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::access::{self, OriginPolicy};
@@ -432,7 +432,10 @@ async fn handle_connection<S>(
     let slot = if config.origins.allows(&head) {
         IpSlot::take(&shared, ip)
     } else {
-        debug!(origin = head.origin.as_deref().unwrap_or(""), "origin not allowed");
+        debug!(
+            origin = head.origin.as_deref().unwrap_or(""),
+            "origin not allowed"
+        );
         Err(RejectReason::Origin)
     };
     // The head is not needed any more; do not keep it for the connection's lifetime.
@@ -586,7 +589,9 @@ async fn run_websocket<S>(
     replies.clear();
     match end {
         CloseReason::Shutdown => close(&mut ws, CloseCode::Away, "server shutting down").await,
-        CloseReason::TooSlow => close(&mut ws, CloseCode::Policy, "too slow to read messages").await,
+        CloseReason::TooSlow => {
+            close(&mut ws, CloseCode::Policy, "too slow to read messages").await
+        }
         CloseReason::Idle => close(&mut ws, CloseCode::Away, "no response to ping").await,
         CloseReason::TooLarge => {
             let limit = config.max_message_bytes;

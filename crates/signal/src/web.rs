@@ -49,7 +49,10 @@ mod tests {
     fn serves_the_three_files_and_nothing_else() {
         let index = page("/").map(|r| r.content_type);
         assert_eq!(index, Some("text/html; charset=utf-8"));
-        assert_eq!(page("/index.html").map(|r| r.body), page("/").map(|r| r.body));
+        assert_eq!(
+            page("/index.html").map(|r| r.body),
+            page("/").map(|r| r.body)
+        );
         assert_eq!(
             page("/app.js").map(|r| r.content_type),
             Some("text/javascript; charset=utf-8")

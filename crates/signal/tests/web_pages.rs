@@ -106,7 +106,11 @@ async fn unknown_paths_are_404() {
     let server = web_server().await;
     for path in ["/nope", "/app.js.map", "/assets/web/app.js", "/index.htm"] {
         let r = request(server.addr, "GET", path).await;
-        assert!(r.status_line.starts_with("HTTP/1.1 404 "), "{path}: {}", r.status_line);
+        assert!(
+            r.status_line.starts_with("HTTP/1.1 404 "),
+            "{path}: {}",
+            r.status_line
+        );
     }
     // Health stays the server's, not the page handler's.
     let health = request(server.addr, "GET", "/healthz").await;

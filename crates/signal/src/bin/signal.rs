@@ -118,10 +118,7 @@ fn print_token(secret: &str, room: &str, url: Option<&str>) -> anyhow::Result<()
         None => println!("{token}"),
         Some(url) => {
             let sep = if url.contains('?') { '&' } else { '?' };
-            println!(
-                "{url}{sep}room={}&token={token}",
-                query_escape(room)
-            );
+            println!("{url}{sep}room={}&token={token}", query_escape(room));
         }
     }
     Ok(())

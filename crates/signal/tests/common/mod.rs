@@ -2,6 +2,8 @@
 //! WebSocket test client that speaks JSON.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -180,6 +182,43 @@ pub async fn pair(server: &TestServer, room: &str) -> (Client, Client) {
     assert_eq!(ra, json!({"type": "ready", "room": room, "offerer": true}));
     assert_eq!(rb, json!({"type": "ready", "room": room, "offerer": false}));
     (a, b)
+}
+
+/// `GET path` over plain HTTP; the whole response as text.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses Prometheus text into `name{labels}` → value.
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The server's metrics, fetched over `GET /metrics`.
+pub async fn metrics(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
+    let response = http_get(addr, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains("Content-Type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    parse_metrics(body)
 }
 
 /// Polls `cond` until true or [`WAIT`] passes.

@@ -1,0 +1,96 @@
+//! Helpers for the engine's integration tests: an in-process signal server on 127.0.0.1:0,
+//! loopback-only call configs (no STUN, no non-loopback candidates), and waiting on stats.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use call::{
+    AudioChoice, CallConfig, CallState, CallStats, Engine, Event, HostedSignal, SpeakerChoice,
+    VideoChoice,
+};
+
+pub fn hosted_signal() -> HostedSignal {
+    HostedSignal::start(
+        "127.0.0.1:0".parse().expect("address"),
+        signal::Config::default(),
+    )
+    .expect("signal starts")
+}
+
+/// A loopback-only call with the test pattern and a tone at `tone_hz`.
+pub fn config(url: &str, room: &str, tone_hz: f32) -> CallConfig {
+    let mut c = CallConfig::new(url, room);
+    c.video = VideoChoice::TestPattern;
+    c.audio = AudioChoice::Tone(tone_hz);
+    c.speaker = SpeakerChoice::Null;
+    c.width = 320;
+    c.height = 240;
+    c.fps = 30;
+    c.video_bitrate_bps = 600_000;
+    c.ice_servers.clear();
+    c.loopback_only = true;
+    c
+}
+
+/// Everything an engine reported while a test watched it.
+#[derive(Default)]
+pub struct Seen {
+    pub states: Vec<CallState>,
+    pub warnings: Vec<String>,
+    pub stats: CallStats,
+}
+
+/// Drains `engine`'s events into `seen` until `done(seen)` or `timeout`; returns whether
+/// `done` became true.
+pub fn watch(
+    engine: &Engine,
+    seen: &mut Seen,
+    timeout: Duration,
+    mut done: impl FnMut(&Seen) -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done(seen) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match engine
+            .events()
+            .recv_timeout(left.min(Duration::from_millis(100)))
+        {
+            Ok(Event::State(s)) => seen.states.push(s),
+            Ok(Event::Warning(w)) => seen.warnings.push(w),
+            Ok(Event::Stats(s)) => seen.stats = *s,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return done(seen),
+        }
+    }
+}
+
+/// Watches two engines in turn until both predicates hold or `timeout` passes.
+pub fn watch_both(
+    a: &Engine,
+    sa: &mut Seen,
+    b: &Engine,
+    sb: &mut Seen,
+    timeout: Duration,
+    done: impl Fn(&Seen) -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let da = watch(a, sa, Duration::from_millis(50), &done);
+        let db = watch(b, sb, Duration::from_millis(50), &done);
+        if da && db {
+            return true;
+        }
+    }
+    false
+}
+
+/// Media flowing both ways: video frames decoded with the sender's pattern, audio played.
+pub fn media_flowing(min_frames: u64, min_audio: u64) -> impl Fn(&Seen) -> bool {
+    move |s: &Seen| s.stats.pattern_frames >= min_frames && s.stats.audio_frames_played >= min_audio
+}

@@ -7,7 +7,9 @@ set -euo pipefail
 
 profile="${1:-build}"
 build_pkgs=(pkg-config cmake nasm clang libclang-dev libasound2-dev)
-test_pkgs=(pulseaudio pulseaudio-utils procps)
+# xvfb/xauth + Mesa (GL/EGL) + xkbcommon-x11: the desktop app's real-window test
+# (crates/app/tests/window.rs) opens a window on a virtual X display.
+test_pkgs=(pulseaudio pulseaudio-utils procps xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0)
 
 want=("${build_pkgs[@]}")
 if [ "$profile" = "test" ]; then

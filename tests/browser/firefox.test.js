@@ -61,7 +61,7 @@ test('Firefox ↔ Chromium call: ≥ 60 video frames decoded and audio both ways
     if (!hosts.some((a) => /^127\./.test(a) || a === '::1')) {
       return skipLoudly(
         t,
-        `Firefox ${firefox.version} gathers no loopback ICE candidate (only ${[...new Set(hosts)].join(', ')}), and tests may use loopback only. Set DUET_FIREFOX_ANY_INTERFACE=1 where other interfaces may be used.`,
+        `Firefox ${firefox.version} gathers no loopback ICE candidate (${hosts.length ? `only ${[...new Set(hosts)].join(', ')}` : 'none at all'}), and tests may use loopback only. Set DUET_FIREFOX_ANY_INTERFACE=1 where other interfaces may be used.`,
       );
     }
   }

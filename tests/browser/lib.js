@@ -1,8 +1,9 @@
 // Helpers for duet's browser tests: a real `signal` binary on 127.0.0.1, Debian's Chromium driven
 // by playwright-core (never a downloaded browser), and polling of the page's `window.duet` hook.
 //
-// Every address used is loopback; pages are opened with `loopback=1`, so the page itself drops
-// non-loopback ICE candidates in both directions and no traffic goes to other interfaces.
+// Every address used is loopback. scripts/browser-tests.sh runs the tests in a network
+// namespace whose only interface is `lo`; in addition pages are opened with `loopback=1`, so
+// the page itself neither sends nor accepts ICE candidates that are not loopback.
 'use strict';
 
 const { spawn } = require('node:child_process');

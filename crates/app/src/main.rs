@@ -1,5 +1,5 @@
 //! `duet`: the desktop app and, as `duet call`, the headless peer. This file only parses
-//! arguments and hands over to the libraries.
+//! arguments and hands over to the libraries (`duet` for the window, `call::headless`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,12 +11,46 @@ use call::headless::{self, HeadlessOptions};
 use call::{AudioChoice, CallConfig, IceServer, SpeakerChoice, VideoChoice};
 use clap::{Args, Parser, Subcommand};
 
-/// duet: video calls between two people.
+/// duet: video calls between two people. Without arguments, opens the start screen.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
+    #[command(flatten)]
+    window: WindowArgs,
+}
+
+/// Flags of the desktop window.
+#[derive(Debug, Args)]
+struct WindowArgs {
+    /// Join this room right away (skips the start screen).
+    #[arg(long, value_name = "ROOM")]
+    join: Option<String>,
+    /// Signal server URL for --join (default: host one on this computer).
+    #[arg(long, value_name = "URL", requires = "join")]
+    signal: Option<String>,
+    /// Video source for --join: test, camera, camera:N or none (default: the saved setting).
+    #[arg(long, requires = "join", value_parser = |s: &str| s.parse::<VideoChoice>())]
+    video: Option<VideoChoice>,
+    /// Audio source for --join: tone, tone:HZ, mic, mic:NAME or none.
+    #[arg(long, requires = "join", value_parser = |s: &str| s.parse::<AudioChoice>())]
+    audio: Option<AudioChoice>,
+    /// Audio output for --join: default, device:NAME or null.
+    #[arg(long, requires = "join", value_parser = |s: &str| s.parse::<SpeakerChoice>())]
+    speaker: Option<SpeakerChoice>,
+    /// Video size WIDTHxHEIGHT for --join.
+    #[arg(long, requires = "join", value_parser = |s: &str| parse_size(s))]
+    size: Option<(u32, u32)>,
+    /// Use only loopback addresses for media and no STUN/TURN (both peers on this machine).
+    #[arg(long)]
+    loopback: bool,
+    /// Where "Host on this computer" listens (a free port of that address if the port is taken).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    host: SocketAddr,
+    /// Settings directory (default: the platform's config directory).
+    #[arg(long, value_name = "DIR", env = "DUET_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,9 +125,35 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Some(Cmd::Call(args)) => run_call(args),
-        None => {
-            eprintln!("the desktop window is not built yet; use `duet call ROOM` (see --help)");
-            ExitCode::from(2)
+        None => run_window(cli.window),
+    }
+}
+
+fn run_window(args: WindowArgs) -> ExitCode {
+    let launch = args.join.map(|room| duet::LaunchCall {
+        room,
+        signal_url: args.signal,
+        video: args.video,
+        audio: args.audio,
+        speaker: args.speaker,
+        size: args.size,
+    });
+    let options = duet::AppOptions {
+        config_dir: args
+            .config_dir
+            .or_else(duet::settings::default_config_dir),
+        loopback_only: args.loopback,
+        host_ip: args.host.ip(),
+        host_port: args.host.port(),
+        launch,
+        screenshot: duet::screenshot::ScreenshotPlan::from_env(),
+        ..duet::AppOptions::default()
+    };
+    match duet::run_window(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("duet: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

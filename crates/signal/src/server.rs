@@ -462,6 +462,7 @@ async fn handle_connection<S>(
     if http::write_upgrade(&mut stream, &key).await.is_err() {
         return;
     }
+    drop(key);
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(0)

@@ -1,0 +1,513 @@
+//! The in-call screen: remote video filling the window, a self-view in the corner, the
+//! waiting state with the share links, the control bar, banners and the stats overlay.
+//!
+//! Owns the [`Engine`] handle. Every frame it drains the engine's events with `try_recv` and
+//! uploads new frames into one texture per stream; nothing here waits. Ending a call (whose
+//! engine thread must be joined) happens on a short-lived thread of its own.
+
+use std::time::Instant;
+
+use call::{CallConfig, CallState, Command, Engine, Event};
+use crossbeam_channel::TryRecvError;
+use egui::{Align2, Color32, CornerRadius, FontId, Rect, RichText, Stroke, StrokeKind, Vec2};
+
+use crate::devices::{Choice, DeviceLists, label_for};
+use crate::share::ShareLinks;
+use crate::stats::StatsHistory;
+use crate::video::{VideoTexture, fit_aspect, self_view_rect};
+
+/// What the start screen hands to a new call.
+#[derive(Debug, Clone)]
+pub struct CallSetup {
+    /// The engine's configuration.
+    pub config: CallConfig,
+    /// How others join (shown while waiting).
+    pub links: Option<ShareLinks>,
+    /// The pickers' keys of the devices in use (`duet call` flag syntax).
+    pub video_key: String,
+    /// See `video_key`.
+    pub audio_key: String,
+    /// See `video_key`.
+    pub speaker_key: String,
+}
+
+/// Why the call screen closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallExit {
+    /// The user hung up.
+    HangUp,
+    /// The call could not go on; the reason is for people.
+    Failed(String),
+}
+
+/// Where the two videos were drawn in the last frame, in points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoLayout {
+    /// The remote picture.
+    pub remote: Option<Rect>,
+    /// The self-view picture.
+    pub local: Option<Rect>,
+}
+
+/// A banner the user can dismiss.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Banner {
+    text: String,
+    error: bool,
+}
+
+/// The call screen's state.
+pub struct CallView {
+    engine: Option<Engine>,
+    room: String,
+    state: CallState,
+    links: Option<ShareLinks>,
+    remote: VideoTexture,
+    local: VideoTexture,
+    stats: StatsHistory,
+    show_stats: bool,
+    mic_muted: bool,
+    camera_on: bool,
+    banners: Vec<Banner>,
+    connected_since: Option<Instant>,
+    layout: VideoLayout,
+    /// The video source in use (picker key).
+    pub video_key: String,
+    /// The audio source in use (picker key).
+    pub audio_key: String,
+    /// The audio output in use (picker key).
+    pub speaker_key: String,
+}
+
+impl std::fmt::Debug for CallView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallView")
+            .field("room", &self.room)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallView {
+    /// Starts the engine; it wakes `ctx` whenever there is something new to show.
+    pub fn start(setup: CallSetup, ctx: &egui::Context) -> Result<Self, String> {
+        let repaint = ctx.clone();
+        let waker: call::media_io::Waker = std::sync::Arc::new(move || repaint.request_repaint());
+        let room = setup.config.room.clone();
+        let engine = Engine::start(setup.config, Some(waker)).map_err(|e| e.to_string())?;
+        Ok(Self {
+            engine: Some(engine),
+            room,
+            state: CallState::Joining,
+            links: setup.links,
+            remote: VideoTexture::new("remote-video"),
+            local: VideoTexture::new("local-video"),
+            stats: StatsHistory::default(),
+            show_stats: false,
+            mic_muted: false,
+            camera_on: true,
+            banners: Vec::new(),
+            connected_since: None,
+            layout: VideoLayout {
+                remote: None,
+                local: None,
+            },
+            video_key: setup.video_key,
+            audio_key: setup.audio_key,
+            speaker_key: setup.speaker_key,
+        })
+    }
+
+    /// The room of this call.
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// The call's current state.
+    pub fn state(&self) -> &CallState {
+        &self.state
+    }
+
+    /// Since when media flows (None while not connected).
+    pub fn connected_since(&self) -> Option<Instant> {
+        self.connected_since
+    }
+
+    /// Where the videos were drawn in the last frame.
+    pub fn layout(&self) -> VideoLayout {
+        self.layout
+    }
+
+    /// Remote pictures shown so far.
+    pub fn remote_frames_shown(&self) -> u64 {
+        self.remote.frames_shown()
+    }
+
+    /// Ends the call without waiting for the engine (it finishes on a thread of its own).
+    pub fn end(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            let spawned = std::thread::Builder::new()
+                .name("duet-hangup".into())
+                .spawn(move || {
+                    let state = engine.hang_up();
+                    tracing::debug!(?state, "engine finished");
+                });
+            if let Err(e) = spawned {
+                // Without a thread the engine is dropped here, which waits for it: rare, and
+                // still correct.
+                tracing::warn!(error = %e, "cannot start the hang-up thread");
+            }
+        }
+    }
+
+    /// Applies what the engine said since the last frame; `Some` when the call is over.
+    fn drain_events(&mut self) -> Option<CallExit> {
+        let engine = self.engine.as_ref()?;
+        loop {
+            match engine.events().try_recv() {
+                Ok(Event::State(state)) => {
+                    match &state {
+                        CallState::Connected => {
+                            self.connected_since = Some(Instant::now());
+                            self.banners.retain(|b| b.error);
+                        }
+                        CallState::Connecting => {
+                            self.banners.retain(|b| b.error);
+                        }
+                        CallState::PeerLeft => {
+                            self.connected_since = None;
+                            self.remote = VideoTexture::new("remote-video");
+                            self.push_banner(
+                                format!("The other person left. Waiting in {}.", self.room),
+                                false,
+                            );
+                        }
+                        CallState::Failed(reason) => {
+                            self.state = state.clone();
+                            return Some(CallExit::Failed(reason.clone()));
+                        }
+                        CallState::Ended => return Some(CallExit::HangUp),
+                        CallState::Joining | CallState::WaitingForPeer => {}
+                    }
+                    self.state = state;
+                }
+                Ok(Event::Warning(text)) => self.push_banner(text, true),
+                Ok(Event::Stats(stats)) => self.stats.push(*stats),
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => {
+                    return Some(CallExit::Failed("the call engine stopped".into()));
+                }
+            }
+        }
+    }
+
+    fn push_banner(&mut self, text: String, error: bool) {
+        if !self.banners.iter().any(|b| b.text == text) {
+            self.banners.push(Banner { text, error });
+        }
+        // A long call with a flaky device must not grow a wall of banners.
+        if self.banners.len() > 4 {
+            self.banners.remove(0);
+        }
+    }
+
+    fn send(&mut self, command: Command) {
+        let sent = self.engine.as_ref().is_some_and(|e| e.command(command));
+        if !sent {
+            self.push_banner("The call engine is busy; try again.".into(), true);
+        }
+    }
+
+    /// Draws the call screen; `Some` when the call is over (the engine is then being ended).
+    pub fn ui(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) -> Option<CallExit> {
+        if let Some(exit) = self.drain_events() {
+            self.end();
+            return Some(exit);
+        }
+        if let Some(engine) = &self.engine {
+            let (remote, local) = (engine.remote_frames().clone(), engine.local_frames().clone());
+            self.remote.update(ui.ctx(), &remote);
+            self.local.update(ui.ctx(), &local);
+        }
+        let mut exit = None;
+        egui::Panel::top("call-header").show(ui, |ui| self.header_ui(ui));
+        egui::Panel::bottom("call-controls").show(ui, |ui| {
+            if self.controls_ui(ui, devices) {
+                exit = Some(CallExit::HangUp);
+            }
+        });
+        if !self.banners.is_empty() {
+            egui::Panel::top("call-banners").show(ui, |ui| self.banners_ui(ui));
+        }
+        egui::CentralPanel::default()
+            .frame(egui::Frame::new().fill(Color32::from_gray(18)))
+            .show(ui, |ui| self.video_ui(ui));
+        if self.show_stats {
+            egui::Window::new("Call statistics")
+                .id(egui::Id::new("stats-overlay"))
+                .anchor(Align2::LEFT_TOP, [12.0, 56.0])
+                .resizable(false)
+                .collapsible(false)
+                .open(&mut self.show_stats)
+                .show(ui.ctx(), |ui| self.stats.ui(ui));
+        }
+        if exit.is_some() {
+            self.end();
+        }
+        exit
+    }
+
+    fn header_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading(&self.room);
+            ui.add_space(8.0);
+            let (color, text) = badge(&self.state, self.stats.latest().and_then(|s| s.rtt_ms));
+            let (dot, _) = ui.allocate_exact_size(Vec2::splat(12.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 5.0, color);
+            ui.label(RichText::new(text).color(color));
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.toggle_value(&mut self.show_stats, "Stats");
+            });
+        });
+    }
+
+    fn banners_ui(&mut self, ui: &mut egui::Ui) {
+        let mut dismiss = None;
+        for (i, banner) in self.banners.iter().enumerate() {
+            let fill = if banner.error {
+                Color32::from_rgb(110, 70, 0)
+            } else {
+                Color32::from_rgb(30, 60, 100)
+            };
+            egui::Frame::new()
+                .fill(fill)
+                .inner_margin(6.0)
+                .corner_radius(4.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(&banner.text).color(Color32::WHITE));
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            if ui.small_button("Dismiss").clicked() {
+                                dismiss = Some(i);
+                            }
+                        });
+                    });
+                });
+        }
+        if let Some(i) = dismiss {
+            self.banners.remove(i);
+        }
+    }
+
+    /// The control bar; true when "Hang up" was clicked.
+    fn controls_ui(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) -> bool {
+        let mut hang_up = false;
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            let mute_text = if self.mic_muted { "Unmute" } else { "Mute" };
+            if ui
+                .add(egui::Button::new(mute_text).selected(self.mic_muted))
+                .on_hover_text("Send silence instead of your microphone")
+                .clicked()
+            {
+                self.mic_muted = !self.mic_muted;
+                self.send(Command::SetMicMuted(self.mic_muted));
+            }
+            let camera_text = if self.camera_on {
+                "Camera off"
+            } else {
+                "Camera on"
+            };
+            if ui
+                .add(egui::Button::new(camera_text).selected(!self.camera_on))
+                .clicked()
+            {
+                self.camera_on = !self.camera_on;
+                self.send(Command::SetCameraEnabled(self.camera_on));
+            }
+            ui.menu_button("Devices", |ui| self.devices_menu(ui, devices));
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let hang = egui::Button::new(RichText::new("Hang up").color(Color32::WHITE))
+                    .fill(Color32::from_rgb(190, 40, 40));
+                if ui.add(hang).clicked() {
+                    hang_up = true;
+                }
+            });
+        });
+        ui.add_space(4.0);
+        hang_up
+    }
+
+    fn devices_menu(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) {
+        let mut picked = |ui: &mut egui::Ui, title: &str, choices: &[Choice], current: &str| {
+            let mut chosen = None;
+            ui.label(RichText::new(title).strong());
+            for choice in choices {
+                if ui
+                    .selectable_label(choice.key == current, &choice.label)
+                    .clicked()
+                    && choice.key != current
+                {
+                    chosen = Some(choice.key.clone());
+                }
+            }
+            chosen
+        };
+        if let Some(key) = picked(ui, "Camera", &devices.video_choices(), &self.video_key) {
+            match key.parse() {
+                Ok(choice) => {
+                    self.video_key = key;
+                    self.send(Command::SwitchVideo(choice));
+                }
+                Err(e) => self.push_banner(e, true),
+            }
+        }
+        ui.separator();
+        if let Some(key) = picked(ui, "Microphone", &devices.audio_choices(), &self.audio_key) {
+            match key.parse() {
+                Ok(choice) => {
+                    self.audio_key = key;
+                    self.send(Command::SwitchAudio(choice));
+                }
+                Err(e) => self.push_banner(e, true),
+            }
+        }
+        ui.separator();
+        if let Some(key) = picked(ui, "Speaker", &devices.speaker_choices(), &self.speaker_key) {
+            match key.parse() {
+                Ok(choice) => {
+                    self.speaker_key = key;
+                    self.send(Command::SwitchSpeaker(choice));
+                }
+                Err(e) => self.push_banner(e, true),
+            }
+        }
+        if !devices.scanned {
+            ui.separator();
+            ui.weak("Looking for devices…");
+        }
+    }
+
+    fn video_ui(&mut self, ui: &mut egui::Ui) {
+        let area = ui.max_rect();
+        let painter = ui.painter().clone();
+        let connected = self.state == CallState::Connected;
+        let mut layout = VideoLayout {
+            remote: None,
+            local: None,
+        };
+        match (connected, self.remote.handle()) {
+            (true, Some(texture)) => {
+                let rect = fit_aspect(area, self.remote.size());
+                painter.image(texture.id(), rect, full_uv(), Color32::WHITE);
+                layout.remote = Some(rect);
+            }
+            (true, None) => {
+                painter.text(
+                    area.center(),
+                    Align2::CENTER_CENTER,
+                    "Connected — waiting for the first picture…",
+                    FontId::proportional(18.0),
+                    Color32::from_gray(200),
+                );
+            }
+            (false, _) => self.waiting_ui(ui, area),
+        }
+        if let Some(texture) = self.local.handle() {
+            let rect = self_view_rect(area, self.local.size(), 16.0);
+            painter.rect_filled(rect.expand(2.0), CornerRadius::same(4), Color32::from_gray(40));
+            painter.image(texture.id(), rect, full_uv(), Color32::WHITE);
+            painter.rect_stroke(
+                rect.expand(2.0),
+                CornerRadius::same(4),
+                Stroke::new(1.0, Color32::from_gray(120)),
+                StrokeKind::Outside,
+            );
+            if !self.camera_on {
+                painter.text(
+                    rect.center(),
+                    Align2::CENTER_CENTER,
+                    "Camera off",
+                    FontId::proportional(14.0),
+                    Color32::WHITE,
+                );
+            }
+            layout.local = Some(rect);
+        }
+        self.layout = layout;
+    }
+
+    fn waiting_ui(&self, ui: &mut egui::Ui, area: Rect) {
+        let width = (area.width() - 40.0).clamp(200.0, 560.0);
+        let top = Rect::from_center_size(
+            area.center() - Vec2::new(0.0, area.height() * 0.15),
+            Vec2::new(width, area.height() * 0.6),
+        );
+        ui.scope_builder(egui::UiBuilder::new().max_rect(top), |ui| {
+            ui.vertical_centered(|ui| {
+                let title = match &self.state {
+                    CallState::Joining => format!("Connecting to the server for {}…", self.room),
+                    CallState::Connecting => "Someone joined — connecting…".to_owned(),
+                    _ => format!("Waiting for someone to join {}", self.room),
+                };
+                ui.label(RichText::new(title).size(22.0).color(Color32::WHITE));
+                if let Some(links) = &self.links {
+                    ui.add_space(12.0);
+                    ui.label(
+                        RichText::new("Send one of these to the other person:")
+                            .color(Color32::from_gray(200)),
+                    );
+                    ui.add_space(4.0);
+                    link_row(ui, "In a browser", &links.browser);
+                    link_row(ui, "In duet", &links.duet);
+                }
+            });
+        });
+    }
+}
+
+impl Drop for CallView {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// One share link with a copy button.
+pub fn link_row(ui: &mut egui::Ui, title: &str, link: &str) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(title).color(Color32::from_gray(180)));
+        ui.monospace(RichText::new(link).color(Color32::from_rgb(150, 200, 255)));
+        if ui
+            .small_button("Copy")
+            .on_hover_text(format!("Copy {title:?} link"))
+            .clicked()
+        {
+            ui.ctx().copy_text(link.to_owned());
+        }
+    });
+}
+
+fn full_uv() -> Rect {
+    Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0))
+}
+
+/// The connection badge's colour and text.
+fn badge(state: &CallState, rtt_ms: Option<f64>) -> (Color32, String) {
+    let yellow = Color32::from_rgb(230, 180, 40);
+    match state {
+        CallState::Joining => (yellow, "Connecting to the server".into()),
+        CallState::WaitingForPeer | CallState::PeerLeft => {
+            (Color32::from_rgb(90, 150, 230), "Waiting".into())
+        }
+        CallState::Connecting => (yellow, "Connecting…".into()),
+        CallState::Connected => (
+            Color32::from_rgb(60, 190, 90),
+            match rtt_ms {
+                Some(rtt) => format!("Connected · {rtt:.0} ms"),
+                None => "Connected".into(),
+            },
+        ),
+        CallState::Ended => (Color32::GRAY, "Ended".into()),
+        CallState::Failed(_) => (Color32::from_rgb(220, 60, 60), "Failed".into()),
+    }
+}

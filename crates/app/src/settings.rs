@@ -1,0 +1,218 @@
+//! What the app remembers between runs: the last room, where the signal server comes from,
+//! the devices, the video size and the ICE servers. Stored as JSON in the platform's config
+//! directory (`~/.config/duet/settings.json` on Linux), or in `$DUET_CONFIG_DIR`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use call::{AudioChoice, IceServer, SpeakerChoice, VideoChoice};
+use serde::{Deserialize, Serialize};
+
+/// The settings file's name inside the config directory.
+pub const FILE_NAME: &str = "settings.json";
+
+/// Environment variable that overrides the config directory (tests, portable installs).
+pub const CONFIG_DIR_ENV: &str = "DUET_CONFIG_DIR";
+
+/// Video sizes offered on the start screen.
+pub const RESOLUTIONS: &[(u32, u32)] = &[(320, 240), (640, 480), (960, 540), (1280, 720)];
+
+/// Where the signal server comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerMode {
+    /// Run one inside the app, reachable from the local network.
+    Host,
+    /// Use a server elsewhere.
+    Connect,
+}
+
+/// One STUN or TURN server as typed on the start screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct IceServerSetting {
+    /// `stun:host:port` or `turn:host:port?transport=udp`.
+    pub url: String,
+    /// TURN user name.
+    pub username: String,
+    /// TURN password (stored in plain text in the settings file).
+    pub credential: String,
+}
+
+/// Everything the start screen remembers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The last room joined (or typed).
+    pub room: String,
+    /// Host a signal server, or connect to one.
+    pub server_mode: ServerMode,
+    /// The server for [`ServerMode::Connect`] (`ws://` or `wss://`).
+    pub server_url: String,
+    /// Video source in `duet call --video` syntax (`test`, `camera:N`, `none`).
+    pub video: String,
+    /// Audio source in `duet call --audio` syntax (`mic`, `mic:NAME`, `tone`, `none`).
+    pub audio: String,
+    /// Audio output in `duet call --speaker` syntax (`default`, `device:NAME`, `null`).
+    pub speaker: String,
+    /// Capture and send width.
+    pub width: u32,
+    /// Capture and send height.
+    pub height: u32,
+    /// STUN/TURN servers (empty: host candidates only, fine on one network).
+    pub ice_servers: Vec<IceServerSetting>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            room: String::new(),
+            server_mode: ServerMode::Host,
+            server_url: "ws://127.0.0.1:8080/".to_owned(),
+            video: "camera:0".to_owned(),
+            audio: "mic".to_owned(),
+            speaker: "default".to_owned(),
+            width: 640,
+            height: 480,
+            ice_servers: call::config::default_ice_servers()
+                .into_iter()
+                .flat_map(|s| {
+                    s.urls.into_iter().map(move |url| IceServerSetting {
+                        url,
+                        username: s.username.clone(),
+                        credential: s.credential.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Settings {
+    /// The video source; an unreadable value falls back to the test pattern.
+    pub fn video_choice(&self) -> VideoChoice {
+        self.video.parse().unwrap_or(VideoChoice::TestPattern)
+    }
+
+    /// The audio source; an unreadable value falls back to the default microphone.
+    pub fn audio_choice(&self) -> AudioChoice {
+        self.audio.parse().unwrap_or(AudioChoice::Microphone(None))
+    }
+
+    /// The audio output; an unreadable value falls back to the default device.
+    pub fn speaker_choice(&self) -> SpeakerChoice {
+        self.speaker.parse().unwrap_or(SpeakerChoice::Device(None))
+    }
+
+    /// The ICE servers with a URL, one entry each.
+    pub fn ice_server_list(&self) -> Vec<IceServer> {
+        self.ice_servers
+            .iter()
+            .filter(|s| !s.url.trim().is_empty())
+            .map(|s| IceServer {
+                urls: vec![s.url.trim().to_owned()],
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect()
+    }
+
+    /// Reads `dir/settings.json`. A missing file gives the defaults; an unreadable one gives
+    /// the defaults and the reason (for a banner), and is left alone until the next save.
+    pub fn load(dir: &Path) -> (Self, Option<String>) {
+        let path = dir.join(FILE_NAME);
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(settings) => (settings, None),
+                Err(e) => (
+                    Self::default(),
+                    Some(format!(
+                        "{} is not valid ({e}); using the defaults",
+                        path.display()
+                    )),
+                ),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (Self::default(), None),
+            Err(e) => (
+                Self::default(),
+                Some(format!("cannot read {}: {e}", path.display())),
+            ),
+        }
+    }
+
+    /// Writes `dir/settings.json` (creating `dir`), atomically: a crash never leaves half a
+    /// file. Readable by the owner only (it may hold a TURN password).
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+        {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&tmp)?;
+            io::Write::write_all(&mut file, &json)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join(FILE_NAME))
+    }
+}
+
+/// Where settings live: `$DUET_CONFIG_DIR` if set, else the platform's config directory
+/// (`$XDG_CONFIG_HOME/duet`, `~/Library/Application Support/duet`, `%APPDATA%\duet\config`).
+pub fn default_config_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(CONFIG_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("", "", "duet").map(|d| d.config_dir().to_path_buf())
+}
+
+/// `WxH` for people.
+pub fn resolution_label((width, height): (u32, u32)) -> String {
+    format!("{width}×{height}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = Settings {
+            room: "team".into(),
+            server_mode: ServerMode::Connect,
+            server_url: "wss://x.example/".into(),
+            video: "test".into(),
+            ..Settings::default()
+        };
+        settings.ice_servers.push(IceServerSetting {
+            url: "turn:t.example:3478".into(),
+            username: "u".into(),
+            credential: "p".into(),
+        });
+        settings.save(dir.path()).expect("save");
+        let (loaded, warning) = Settings::load(dir.path());
+        assert_eq!(warning, None);
+        assert_eq!(loaded, settings);
+        assert_eq!(loaded.video_choice(), VideoChoice::TestPattern);
+        assert_eq!(loaded.ice_server_list().len(), 2);
+    }
+
+    #[test]
+    fn missing_and_broken_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(Settings::load(dir.path()), (Settings::default(), None));
+        std::fs::write(dir.path().join(FILE_NAME), b"{not json").expect("write");
+        let (settings, warning) = Settings::load(dir.path());
+        assert_eq!(settings, Settings::default());
+        assert!(warning.is_some());
+        // Unknown and missing fields are tolerated.
+        std::fs::write(dir.path().join(FILE_NAME), br#"{"room":"r","future":1}"#).expect("w");
+        let (settings, warning) = Settings::load(dir.path());
+        assert_eq!(warning, None);
+        assert_eq!(settings.room, "r");
+        assert_eq!(settings.width, 640);
+    }
+}

@@ -1,0 +1,159 @@
+//! The stats overlay: the latest numbers and small live plots of the last minute (bitrate,
+//! frame rate, round-trip time, loss).
+
+use std::collections::VecDeque;
+
+use call::CallStats;
+use egui_plot::{Line, Plot, PlotPoints};
+
+/// How many one-second samples the plots keep.
+pub const HISTORY_LEN: usize = 60;
+
+/// The last minute of stats.
+#[derive(Debug, Default)]
+pub struct StatsHistory {
+    samples: VecDeque<CallStats>,
+}
+
+impl StatsHistory {
+    /// Adds the newest snapshot, forgetting the oldest beyond [`HISTORY_LEN`].
+    pub fn push(&mut self, stats: CallStats) {
+        if self.samples.len() == HISTORY_LEN {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(stats);
+    }
+
+    /// The newest snapshot.
+    pub fn latest(&self) -> Option<&CallStats> {
+        self.samples.back()
+    }
+
+    fn series(&self, value: impl Fn(&CallStats) -> Option<f64>) -> PlotPoints<'static> {
+        self.samples
+            .iter()
+            .filter_map(|s| value(s).map(|v| [s.elapsed_s, v]))
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    /// Draws the overlay's content.
+    pub fn ui(&self, ui: &mut egui::Ui) {
+        let Some(s) = self.latest() else {
+            ui.label("No numbers yet.");
+            return;
+        };
+        egui::Grid::new("stats-numbers")
+            .num_columns(2)
+            .spacing([12.0, 2.0])
+            .show(ui, |ui| {
+                let mut row = |name: &str, value: String| {
+                    ui.label(name);
+                    ui.monospace(value);
+                    ui.end_row();
+                };
+                row(
+                    "Sending",
+                    format!(
+                        "{}×{} {:.0} fps {:.0} kbit/s",
+                        s.send_resolution.0,
+                        s.send_resolution.1,
+                        s.send_fps,
+                        s.send_video_bps / 1000.0
+                    ),
+                );
+                row(
+                    "Receiving",
+                    format!(
+                        "{}×{} {:.0} fps {:.0} kbit/s",
+                        s.recv_resolution.0,
+                        s.recv_resolution.1,
+                        s.recv_fps,
+                        s.recv_video_bps / 1000.0
+                    ),
+                );
+                row(
+                    "Round trip",
+                    s.rtt_ms.map_or("–".into(), |v| format!("{v:.1} ms")),
+                );
+                row(
+                    "Loss / jitter",
+                    format!("{:.1} % / {:.1} ms", s.loss_percent, s.jitter_ms),
+                );
+                row(
+                    "Encode / decode",
+                    format!("{:.1} ms / {:.1} ms", s.encode_ms, s.decode_ms),
+                );
+                if !s.codecs.is_empty() {
+                    row("Codecs", s.codecs.clone());
+                }
+            });
+        ui.add_space(4.0);
+        let plot = |ui: &mut egui::Ui, id: &str, title: &str, lines: Vec<Line<'static>>| {
+            ui.small(title);
+            Plot::new(id)
+                .height(48.0)
+                .width(260.0)
+                .show_axes([false, true])
+                .y_axis_min_width(28.0)
+                .include_y(0.0)
+                .allow_drag(false)
+                .allow_zoom(false)
+                .allow_scroll(false)
+                .allow_boxed_zoom(false)
+                .show(ui, |plot_ui| {
+                    for line in lines {
+                        plot_ui.line(line);
+                    }
+                });
+        };
+        plot(
+            ui,
+            "plot-bitrate",
+            "Bitrate (kbit/s): sent, received",
+            vec![
+                Line::new("sent", self.series(|s| Some(s.send_video_bps / 1000.0))),
+                Line::new("received", self.series(|s| Some(s.recv_video_bps / 1000.0))),
+            ],
+        );
+        plot(
+            ui,
+            "plot-fps",
+            "Frames per second: sent, received",
+            vec![
+                Line::new("sent", self.series(|s| Some(s.send_fps))),
+                Line::new("received", self.series(|s| Some(s.recv_fps))),
+            ],
+        );
+        plot(
+            ui,
+            "plot-rtt",
+            "Round trip (ms)",
+            vec![Line::new("rtt", self.series(|s| s.rtt_ms))],
+        );
+        plot(
+            ui,
+            "plot-loss",
+            "Packet loss (%)",
+            vec![Line::new("loss", self.series(|s| Some(s.loss_percent)))],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_one_minute() {
+        let mut h = StatsHistory::default();
+        for i in 0..100 {
+            h.push(CallStats {
+                elapsed_s: f64::from(i),
+                ..CallStats::default()
+            });
+        }
+        assert_eq!(h.samples.len(), HISTORY_LEN);
+        assert_eq!(h.latest().map(|s| s.elapsed_s), Some(99.0));
+    }
+}

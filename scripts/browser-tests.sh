@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the web client's tests in real browsers (tests/browser, `node --test`):
+#   1. installs what is missing: Debian's chromium (required) and firefox-esr (best effort),
+#      nodejs + npm only when no node is on PATH, iproute2 for `ip`; then `npm ci`;
+#   2. builds the `signal` binary (the tests start it; SIGNAL_BIN overrides);
+#   3. runs the tests inside a private network namespace whose only interface is loopback (when
+#      the system allows one), so no browser can gather or use another address.
+# Exits non-zero when a test fails. Set DUET_SKIP_APT=1 to skip the package step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+
+if [ "${DUET_SKIP_APT:-0}" != "1" ] && command -v dpkg-query >/dev/null 2>&1; then
+  installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+  required=()
+  installed chromium || required+=(chromium)
+  command -v ip >/dev/null 2>&1 || required+=(iproute2)
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    required+=(nodejs npm)
+  fi
+  updated=0
+  if [ ${#required[@]} -gt 0 ]; then
+    echo "browser-tests: installing ${required[*]}" >&2
+    $sudo apt-get update -qq
+    updated=1
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${required[@]}" >/dev/null
+  fi
+  if ! installed firefox-esr; then
+    echo "browser-tests: installing firefox-esr (optional)" >&2
+    [ "$updated" = 1 ] || $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq firefox-esr >/dev/null \
+      || echo "browser-tests: firefox-esr could not be installed; its test will be skipped" >&2
+  fi
+fi
+
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+
+cargo build -p signal --bin signal
+export SIGNAL_BIN="${SIGNAL_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/signal}"
+
+cd tests/browser
+run=(node --test --test-concurrency=1)
+if unshare --net true 2>/dev/null; then
+  netns=(unshare --net)
+elif unshare --map-root-user --net true 2>/dev/null; then
+  netns=(unshare --map-root-user --net)
+else
+  netns=()
+fi
+if [ ${#netns[@]} -gt 0 ]; then
+  echo "browser-tests: running in a network namespace with only loopback" >&2
+  exec "${netns[@]}" sh -c 'ip link set lo up && exec "$@"' sh "${run[@]}"
+fi
+echo "browser-tests: WARNING: no network namespace available; the page's loopback filter is the only guard" >&2
+exec "${run[@]}"

@@ -10,3 +10,8 @@ if [ -x scripts/pulse-null-sink.sh ]; then
   export DUET_REQUIRE_PULSE=1
 fi
 cargo test --workspace --all-targets "$@"
+
+# --- browser tests (web client in real Chromium; Firefox where it can be driven) ---
+# Installs chromium/firefox-esr/node when missing, builds `signal`, runs tests/browser.
+scripts/browser-tests.sh
+# --- end browser tests ---

@@ -433,7 +433,10 @@
     const text = String(msg.message || code);
     fail(code, text);
     if (NON_FATAL_ERRORS.has(code)) return;
+    // Refused: not in the room, so release the camera until the person tries again.
+    wantRoom = false;
     endCall();
+    stopMedia();
     if (code === 'room-full') {
       setState(
         'full',

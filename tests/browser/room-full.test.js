@@ -30,8 +30,19 @@ test('a third page sees "Room … is full"', { timeout: 60000 }, async (t) => {
   assert.equal(state.lastError && state.lastError.code, 'room-full');
   assert.equal(state.peerConnections, 0, 'the third page never started a call');
 
+  assert.equal(await c.locator('#local-box').isVisible(), false, 'the refused page released its camera');
+
   // The call goes on.
   await lib.sleep(500);
   assert.equal((await lib.duetState(a)).state, 'connected');
   assert.equal((await lib.duetState(b)).state, 'connected');
+
+  // Once someone leaves, "Try again" gets the third person in.
+  await a.getByRole('button', { name: 'Hang up' }).click();
+  await lib.waitForState(b, 'waiting');
+  await c.getByRole('button', { name: 'Try again' }).click();
+  await Promise.all([
+    lib.waitForStats(b, lib.callFlowing(10), { what: 'B receives from C' }),
+    lib.waitForStats(c, lib.callFlowing(10), { what: 'C receives from B' }),
+  ]);
 });

@@ -551,7 +551,8 @@ impl DuetApp {
         let join = ui
             .add_enabled(
                 can_join,
-                egui::Button::new(RichText::new("Join").size(20.0))
+                egui::Button::new(RichText::new("Join").size(20.0).color(Color32::WHITE))
+                    .fill(Color32::from_rgb(40, 110, 200))
                     .min_size(egui::vec2(160.0, 40.0)),
             )
             .on_disabled_hover_text("Type a valid room name first")
@@ -694,9 +695,14 @@ impl DuetApp {
                             .hint_text("stun:host:3478 or turn:host:3478")
                             .desired_width(240.0),
                     );
-                    ui.add(egui::TextEdit::singleline(&mut server.username).desired_width(90.0));
+                    ui.add(
+                        egui::TextEdit::singleline(&mut server.username)
+                            .hint_text("user")
+                            .desired_width(90.0),
+                    );
                     ui.add(
                         egui::TextEdit::singleline(&mut server.credential)
+                            .hint_text("password")
                             .password(true)
                             .desired_width(90.0),
                     );
@@ -725,7 +731,7 @@ impl DuetApp {
 
 /// A labelled picker over `choices`, storing the chosen key.
 fn combo(ui: &mut egui::Ui, title: &str, choices: &[Choice], key: &mut String) {
-    ui.label(title);
+    let label = ui.label(title);
     egui::ComboBox::from_id_salt(title)
         .selected_text(label_for(choices, key))
         .width(280.0)
@@ -733,7 +739,9 @@ fn combo(ui: &mut egui::Ui, title: &str, choices: &[Choice], key: &mut String) {
             for choice in choices {
                 ui.selectable_value(key, choice.key.clone(), &choice.label);
             }
-        });
+        })
+        .response
+        .labelled_by(label.id);
 }
 
 impl eframe::App for DuetApp {

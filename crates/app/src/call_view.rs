@@ -11,10 +11,13 @@ use call::{CallConfig, CallState, Command, Engine, Event};
 use crossbeam_channel::TryRecvError;
 use egui::{Align2, Color32, CornerRadius, FontId, Rect, RichText, Stroke, StrokeKind, Vec2};
 
-use crate::devices::{Choice, DeviceLists, label_for};
+use crate::devices::{Choice, DeviceLists};
 use crate::share::ShareLinks;
 use crate::stats::StatsHistory;
 use crate::video::{VideoTexture, fit_aspect, self_view_rect};
+
+/// The control bar's button size.
+const CONTROL_SIZE: Vec2 = Vec2::new(104.0, 32.0);
 
 /// What the start screen hands to a new call.
 #[derive(Debug, Clone)]
@@ -162,9 +165,9 @@ impl CallView {
 
     /// Applies what the engine said since the last frame; `Some` when the call is over.
     fn drain_events(&mut self) -> Option<CallExit> {
-        let engine = self.engine.as_ref()?;
+        let events = self.engine.as_ref()?.events().clone();
         loop {
-            match engine.events().try_recv() {
+            match events.try_recv() {
                 Ok(Event::State(state)) => {
                     match &state {
                         CallState::Connected => {
@@ -244,7 +247,6 @@ impl CallView {
             .show(ui, |ui| self.video_ui(ui));
         if self.show_stats {
             egui::Window::new("Call statistics")
-                .id(egui::Id::new("stats-overlay"))
                 .anchor(Align2::LEFT_TOP, [12.0, 56.0])
                 .resizable(false)
                 .collapsible(false)
@@ -302,11 +304,16 @@ impl CallView {
     /// The control bar; true when "Hang up" was clicked.
     fn controls_ui(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) -> bool {
         let mut hang_up = false;
-        ui.add_space(4.0);
+        ui.add_space(6.0);
         ui.horizontal(|ui| {
+            ui.spacing_mut().item_spacing.x = 10.0;
             let mute_text = if self.mic_muted { "Unmute" } else { "Mute" };
             if ui
-                .add(egui::Button::new(mute_text).selected(self.mic_muted))
+                .add(
+                    egui::Button::new(mute_text)
+                        .selected(self.mic_muted)
+                        .min_size(CONTROL_SIZE),
+                )
                 .on_hover_text("Send silence instead of your microphone")
                 .clicked()
             {
@@ -319,7 +326,11 @@ impl CallView {
                 "Camera on"
             };
             if ui
-                .add(egui::Button::new(camera_text).selected(!self.camera_on))
+                .add(
+                    egui::Button::new(camera_text)
+                        .selected(!self.camera_on)
+                        .min_size(CONTROL_SIZE),
+                )
                 .clicked()
             {
                 self.camera_on = !self.camera_on;
@@ -328,18 +339,19 @@ impl CallView {
             ui.menu_button("Devices", |ui| self.devices_menu(ui, devices));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let hang = egui::Button::new(RichText::new("Hang up").color(Color32::WHITE))
-                    .fill(Color32::from_rgb(190, 40, 40));
+                    .fill(Color32::from_rgb(190, 40, 40))
+                    .min_size(CONTROL_SIZE);
                 if ui.add(hang).clicked() {
                     hang_up = true;
                 }
             });
         });
-        ui.add_space(4.0);
+        ui.add_space(6.0);
         hang_up
     }
 
     fn devices_menu(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) {
-        let mut picked = |ui: &mut egui::Ui, title: &str, choices: &[Choice], current: &str| {
+        let picked = |ui: &mut egui::Ui, title: &str, choices: &[Choice], current: &str| {
             let mut chosen = None;
             ui.label(RichText::new(title).strong());
             for choice in choices {

@@ -197,6 +197,9 @@ fn soak(calls: u32) -> anyhow::Result<()> {
     let t0 = Instant::now();
     for i in 1..=calls {
         run_one(i)?;
+        if i % 10 == 0 {
+            eprintln!("after {i} calls: fds {} threads {} rss {} KiB", open_fds(), self_status("Threads:"), self_status("VmRSS:"));
+        }
     }
     std::thread::sleep(Duration::from_secs(1));
     let (fds1, threads1, rss1) = (open_fds(), self_status("Threads:"), self_status("VmRSS:"));

@@ -40,8 +40,13 @@ fi
 
 (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build -p signal --bin signal
-export SIGNAL_BIN="${SIGNAL_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/signal}"
+cargo build -p signal --bin signal -p duet --bin duet -p media --example pattern_y4m
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+export SIGNAL_BIN="${SIGNAL_BIN:-$target_dir/debug/signal}"
+export DUET_BIN="${DUET_BIN:-$target_dir/debug/duet}"
+# The browser's fake camera plays duet's test pattern, so the native side can read its counters.
+pattern="$root/target/duet-pattern-320x240.y4m"
+[ -f "$pattern" ] || "$target_dir/debug/examples/pattern_y4m" "$pattern" 320 240 450 30
 
 cd tests/browser
 run=(node --test --test-concurrency=1)

@@ -5,8 +5,9 @@
 // the other side is *polite* (on an offer collision it rolls back its own offer and answers the
 // remote one) and the offerer is *impolite* (it ignores a colliding offer). Without an `offerer`
 // flag (a seed-style server) both sides offer on `ready` and the collision is settled by
-// comparing the two offers' SDP text: the side whose own offer sorts lower is polite, which
-// both sides compute identically.
+// comparing the session ids on the two offers' `o=` lines: the side whose own id is larger (or
+// equal) is polite — the same rule as the native engine (crates/call/src/negotiation.rs), so
+// a browser and a desktop app agree too.
 //
 // URL parameters: `room` (join at once), `token` (sent with `join`), `stun` (comma-separated
 // STUN servers; none by default), `loopback=1` (only 127.0.0.1/::1 ICE candidates: tests on
@@ -15,6 +16,12 @@
 //
 // `window.duet` is a small read-only test hook: state, last error, timings and `stats()`.
 'use strict';
+
+/** The session id of an SDP's `o=` line as a BigInt, or null. */
+function sessionId(sdp) {
+  const m = /^o=\S+ (\d+) /m.exec(sdp || '');
+  return m ? BigInt(m[1]) : null;
+}
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -519,6 +526,9 @@
     const caps = window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities(kind);
     if (!caps) return null;
     return caps.codecs
+      // No RTX/RED/FEC entries: duet's native peer negotiates none of them, and a browser offer
+      // carrying an RTX SSRC group leaves webrtc-rs waiting on the wrong stream.
+      .filter((codec) => !/\/(rtx|red|ulpfec|flexfec-03)$/i.test(codec.mimeType))
       .map((codec, i) => ({ codec, i, rank: rankCodec(kind, codec) }))
       .sort((a, b) => a.rank - b.rank || a.i - b.i)
       .map((c) => c.codec);
@@ -615,7 +625,11 @@
       const pc = this.pc;
       if (pc.signalingState !== 'stable') {
         let polite = this.polite;
-        if (polite === null) polite = ((pc.localDescription && pc.localDescription.sdp) || '') < desc.sdp;
+        if (polite === null) {
+          const mine = sessionId(pc.localDescription && pc.localDescription.sdp);
+          const theirs = sessionId(desc.sdp);
+          polite = mine === null || theirs === null ? true : mine >= theirs;
+        }
         if (!polite) {
           this.ignoringOffer = true;
           log('offer collision: ignoring the remote offer (impolite)');

@@ -208,9 +208,12 @@ impl DuetApp {
         }
         if let Some(view) = &mut self.call {
             let exit = view.ui(ui, &self.devices);
-            self.settings.video.clone_from(&view.video_key);
-            self.settings.audio.clone_from(&view.audio_key);
-            self.settings.speaker.clone_from(&view.speaker_key);
+            // Devices picked during a call are remembered (flags given to --join are not).
+            if view.take_device_switch() {
+                self.settings.video.clone_from(&view.video_key);
+                self.settings.audio.clone_from(&view.audio_key);
+                self.settings.speaker.clone_from(&view.speaker_key);
+            }
             if let Some(taker) = &mut self.screenshot {
                 taker.poll(&ctx, view);
             }
@@ -259,8 +262,7 @@ impl DuetApp {
         };
         self.scan = None;
         // A first run on a machine without a camera starts with the test pattern.
-        if self.first_run && lists.cameras.is_empty() && self.settings.video.starts_with("camera")
-        {
+        if self.first_run && lists.cameras.is_empty() && self.settings.video.starts_with("camera") {
             self.settings.video = "test".into();
         }
         self.devices = lists;
@@ -643,7 +645,12 @@ impl DuetApp {
             .num_columns(2)
             .spacing([12.0, 6.0])
             .show(ui, |ui| {
-                combo(ui, "Camera", &devices.video_choices(), &mut self.settings.video);
+                combo(
+                    ui,
+                    "Camera",
+                    &devices.video_choices(),
+                    &mut self.settings.video,
+                );
                 ui.end_row();
                 combo(
                     ui,

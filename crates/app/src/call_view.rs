@@ -80,6 +80,7 @@ pub struct CallView {
     pub audio_key: String,
     /// The audio output in use (picker key).
     pub speaker_key: String,
+    device_switched: bool,
 }
 
 impl std::fmt::Debug for CallView {
@@ -106,7 +107,8 @@ impl CallView {
             remote: VideoTexture::new("remote-video"),
             local: VideoTexture::new("local-video"),
             stats: StatsHistory::default(),
-            show_stats: false,
+            // Handy when measuring: start with the overlay open.
+            show_stats: std::env::var_os("DUET_SHOW_STATS").is_some_and(|v| v == "1"),
             mic_muted: false,
             camera_on: true,
             banners: Vec::new(),
@@ -118,6 +120,7 @@ impl CallView {
             video_key: setup.video_key,
             audio_key: setup.audio_key,
             speaker_key: setup.speaker_key,
+            device_switched: false,
         })
     }
 
@@ -144,6 +147,11 @@ impl CallView {
     /// Remote pictures shown so far.
     pub fn remote_frames_shown(&self) -> u64 {
         self.remote.frames_shown()
+    }
+
+    /// True once after the user switched a device mid-call (the app then remembers the keys).
+    pub fn take_device_switch(&mut self) -> bool {
+        std::mem::take(&mut self.device_switched)
     }
 
     /// Ends the call without waiting for the engine (it finishes on a thread of its own).
@@ -228,7 +236,10 @@ impl CallView {
             return Some(exit);
         }
         if let Some(engine) = &self.engine {
-            let (remote, local) = (engine.remote_frames().clone(), engine.local_frames().clone());
+            let (remote, local) = (
+                engine.remote_frames().clone(),
+                engine.local_frames().clone(),
+            );
             self.remote.update(ui.ctx(), &remote);
             self.local.update(ui.ctx(), &local);
         }
@@ -336,7 +347,10 @@ impl CallView {
                 self.camera_on = !self.camera_on;
                 self.send(Command::SetCameraEnabled(self.camera_on));
             }
-            ui.menu_button("Devices", |ui| self.devices_menu(ui, devices));
+            egui::containers::menu::MenuButton::from_button(
+                egui::Button::new("Devices").min_size(CONTROL_SIZE),
+            )
+            .ui(ui, |ui| self.devices_menu(ui, devices));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let hang = egui::Button::new(RichText::new("Hang up").color(Color32::WHITE))
                     .fill(Color32::from_rgb(190, 40, 40))
@@ -369,6 +383,7 @@ impl CallView {
             match key.parse() {
                 Ok(choice) => {
                     self.video_key = key;
+                    self.device_switched = true;
                     self.send(Command::SwitchVideo(choice));
                 }
                 Err(e) => self.push_banner(e, true),
@@ -379,6 +394,7 @@ impl CallView {
             match key.parse() {
                 Ok(choice) => {
                     self.audio_key = key;
+                    self.device_switched = true;
                     self.send(Command::SwitchAudio(choice));
                 }
                 Err(e) => self.push_banner(e, true),
@@ -389,6 +405,7 @@ impl CallView {
             match key.parse() {
                 Ok(choice) => {
                     self.speaker_key = key;
+                    self.device_switched = true;
                     self.send(Command::SwitchSpeaker(choice));
                 }
                 Err(e) => self.push_banner(e, true),
@@ -427,7 +444,11 @@ impl CallView {
         }
         if let Some(texture) = self.local.handle() {
             let rect = self_view_rect(area, self.local.size(), 16.0);
-            painter.rect_filled(rect.expand(2.0), CornerRadius::same(4), Color32::from_gray(40));
+            painter.rect_filled(
+                rect.expand(2.0),
+                CornerRadius::same(4),
+                Color32::from_gray(40),
+            );
             painter.image(texture.id(), rect, full_uv(), Color32::WHITE);
             painter.rect_stroke(
                 rect.expand(2.0),

@@ -139,9 +139,7 @@ fn run_window(args: WindowArgs) -> ExitCode {
         size: args.size,
     });
     let options = duet::AppOptions {
-        config_dir: args
-            .config_dir
-            .or_else(duet::settings::default_config_dir),
+        config_dir: args.config_dir.or_else(duet::settings::default_config_dir),
         loopback_only: args.loopback,
         host_ip: args.host.ip(),
         host_port: args.host.port(),

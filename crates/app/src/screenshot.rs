@@ -138,7 +138,9 @@ impl ScreenshotTaker {
             };
             match write_files(&plan, &image, &layout) {
                 Ok(()) => tracing::info!(path = %plan.path.display(), "screenshot written"),
-                Err(e) => tracing::error!(path = %plan.path.display(), error = %e, "screenshot failed"),
+                Err(e) => {
+                    tracing::error!(path = %plan.path.display(), error = %e, "screenshot failed")
+                }
             }
             if plan.exit_after {
                 close.send_viewport_cmd(egui::ViewportCommand::Close);

@@ -215,7 +215,11 @@ mod tests {
 
     #[test]
     fn links_for_a_lan_host() {
-        let links = share_links(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)), 8080, "team sync");
+        let links = share_links(
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)),
+            8080,
+            "team sync",
+        );
         assert_eq!(links.browser, "http://192.168.1.20:8080/?room=team%20sync");
         assert_eq!(
             links.duet,
@@ -271,6 +275,9 @@ mod tests {
         assert_eq!(pick_lan_address(&list), Some(ip("192.168.1.7")));
         let only_public = vec![("eth0".to_owned(), ip("203.0.113.5"))];
         assert_eq!(pick_lan_address(&only_public), Some(ip("203.0.113.5")));
-        assert_eq!(pick_lan_address(&[("lo".to_owned(), ip("127.0.0.1"))]), None);
+        assert_eq!(
+            pick_lan_address(&[("lo".to_owned(), ip("127.0.0.1"))]),
+            None
+        );
     }
 }

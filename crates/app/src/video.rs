@@ -101,7 +101,9 @@ pub fn self_view_rect(outer: Rect, content: Vec2, margin: f32) -> Rect {
     } else {
         3.0 / 4.0
     };
-    let width = (outer.width() * 0.25).clamp(160.0, 360.0).min(outer.width() - 2.0 * margin);
+    let width = (outer.width() * 0.25)
+        .clamp(160.0, 360.0)
+        .min(outer.width() - 2.0 * margin);
     let size = Vec2::new(width, width * aspect);
     Rect::from_min_size(outer.max - size - Vec2::splat(margin), size)
 }

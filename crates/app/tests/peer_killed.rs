@@ -5,7 +5,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use call::{AudioChoice, CallConfig, CallState, Engine, Event, HostedSignal, SpeakerChoice, VideoChoice};
+use call::{
+    AudioChoice, CallConfig, CallState, Engine, Event, HostedSignal, SpeakerChoice, VideoChoice,
+};
 
 fn config(url: &str) -> CallConfig {
     let mut c = CallConfig::new(url, "killed");
@@ -20,7 +22,12 @@ fn config(url: &str) -> CallConfig {
 }
 
 /// Drains events until `pred` holds for the (states, frames decoded) seen, or `timeout`.
-fn wait(engine: &Engine, states: &mut Vec<CallState>, timeout: Duration, pred: impl Fn(&[CallState], u64) -> bool) -> bool {
+fn wait(
+    engine: &Engine,
+    states: &mut Vec<CallState>,
+    timeout: Duration,
+    pred: impl Fn(&[CallState], u64) -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     let mut frames = 0;
     while Instant::now() < deadline {
@@ -38,7 +45,17 @@ fn wait(engine: &Engine, states: &mut Vec<CallState>, timeout: Duration, pred: i
 
 fn peer_process(url: &str) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["call", "killed", "--signal", url, "--loopback", "--size", "320x240", "--duration", "60"])
+        .args([
+            "call",
+            "killed",
+            "--signal",
+            url,
+            "--loopback",
+            "--size",
+            "320x240",
+            "--duration",
+            "60",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -47,20 +64,33 @@ fn peer_process(url: &str) -> std::process::Child {
 
 #[test]
 fn killed_peer_is_detected_and_replaced() {
-    let server = HostedSignal::start("127.0.0.1:0".parse().unwrap(), signal::Config::default()).unwrap();
+    let server =
+        HostedSignal::start("127.0.0.1:0".parse().unwrap(), signal::Config::default()).unwrap();
     let url = server.local_url();
     let engine = Engine::start(config(&url), None).unwrap();
     let mut states = Vec::new();
-    assert!(wait(&engine, &mut states, Duration::from_secs(5), |s, _| s.contains(&CallState::WaitingForPeer)));
+    assert!(wait(
+        &engine,
+        &mut states,
+        Duration::from_secs(5),
+        |s, _| s.contains(&CallState::WaitingForPeer)
+    ));
 
     let mut victim = peer_process(&url);
-    let connected = wait(&engine, &mut states, Duration::from_secs(20), |s, f| s.contains(&CallState::Connected) && f >= 10);
+    let connected = wait(&engine, &mut states, Duration::from_secs(20), |s, f| {
+        s.contains(&CallState::Connected) && f >= 10
+    });
     assert!(connected, "first call did not connect: {states:?}");
 
     victim.kill().unwrap(); // SIGKILL: no leave, no close handshake
     let _ = victim.wait();
     let killed_at = Instant::now();
-    assert!(wait(&engine, &mut states, Duration::from_secs(10), |s, _| s.ends_with(&[CallState::PeerLeft, CallState::WaitingForPeer])));
+    assert!(wait(
+        &engine,
+        &mut states,
+        Duration::from_secs(10),
+        |s, _| s.ends_with(&[CallState::PeerLeft, CallState::WaitingForPeer])
+    ));
     eprintln!("peer-left seen {:?} after the kill", killed_at.elapsed());
 
     let mut third = peer_process(&url);

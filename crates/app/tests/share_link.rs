@@ -37,7 +37,10 @@ fn peers_join_through_the_share_link() {
     let mut response = String::new();
     http.read_to_string(&mut response).expect("read response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response:.200}");
-    assert!(response.to_ascii_lowercase().contains("<html"), "serves a page");
+    assert!(
+        response.to_ascii_lowercase().contains("<html"),
+        "serves a page"
+    );
 
     // What a person pastes (the browser link) and what another duet runs give the same server.
     let target = parse_server(&links.browser).expect("the share link parses");

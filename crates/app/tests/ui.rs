@@ -10,7 +10,7 @@ use call::{CallState, HostedSignal};
 use common::{harness, step_until, synthetic_settings, test_app};
 use duet::settings::{ServerMode, Settings};
 use egui::{Key, Modifiers};
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 
 /// Replaces the text of the text field labelled `label`.
 fn replace_text(h: &mut egui_kittest::Harness<'static, duet::DuetApp>, label: &str, text: &str) {
@@ -26,7 +26,7 @@ fn replace_text(h: &mut egui_kittest::Harness<'static, duet::DuetApp>, label: &s
 }
 
 fn join_enabled(h: &egui_kittest::Harness<'static, duet::DuetApp>) -> bool {
-    !h.get_by_label("Join").is_disabled()
+    !h.get_by_label("Join").accesskit_node().is_disabled()
 }
 
 #[test]
@@ -36,12 +36,18 @@ fn join_is_enabled_only_for_a_valid_room_name() {
     h.run_steps(3);
     // A fresh start suggests a room name, so Join is ready at once.
     let suggested = h.state().settings().room.clone();
-    assert!(duet::room::validate_room(&suggested).is_ok(), "{suggested:?}");
+    assert!(
+        duet::room::validate_room(&suggested).is_ok(),
+        "{suggested:?}"
+    );
     assert!(join_enabled(&h));
 
     replace_text(&mut h, "Room name", "");
     assert_eq!(h.state().settings().room, "");
-    assert!(!join_enabled(&h), "Join must be disabled without a room name");
+    assert!(
+        !join_enabled(&h),
+        "Join must be disabled without a room name"
+    );
     assert!(h.query_by_label("type a room name").is_some());
 
     replace_text(&mut h, "Room name", "   ");
@@ -94,7 +100,8 @@ fn unreachable_server_shows_a_banner_and_the_app_stays_usable() {
     );
     h.run_steps(2);
     assert!(
-        h.query_by_label_contains("Could not join unreachable-room").is_some(),
+        h.query_by_label_contains("Could not join unreachable-room")
+            .is_some(),
         "the banner is on screen"
     );
 
@@ -157,7 +164,10 @@ fn hang_up_returns_to_the_start_screen() {
     h.get_by_label("Hang up").click();
     h.run_steps(2);
     assert!(!h.state().in_call());
-    assert!(h.query_by_label("Join").is_some(), "back on the start screen");
+    assert!(
+        h.query_by_label("Join").is_some(),
+        "back on the start screen"
+    );
     assert_eq!(h.state().settings().room, "hang-up-room");
     assert!(join_enabled(&h));
 }

@@ -31,7 +31,14 @@ fn start_xvfb() -> (KillOnDrop, String) {
             continue;
         }
         let child = Command::new(xvfb)
-            .args([&format!(":{n}"), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .args([
+                &format!(":{n}"),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -51,7 +58,11 @@ fn start_xvfb() -> (KillOnDrop, String) {
     panic!("no free X display number for Xvfb");
 }
 
-fn decode(rgba: &[u8], layout: &ScreenshotLayout, rect: duet::screenshot::PixelRect) -> Option<Stamp> {
+fn decode(
+    rgba: &[u8],
+    layout: &ScreenshotLayout,
+    rect: duet::screenshot::PixelRect,
+) -> Option<Stamp> {
     read_pattern_stamp_rgba(
         rgba,
         layout.width,
@@ -135,13 +146,24 @@ fn window_shows_remote_and_local_test_patterns() {
         serde_json::from_slice(&std::fs::read(&json_path).expect("layout json")).expect("json");
     let (rgba, width, height) = read_png(&png_path);
     assert_eq!((width, height), (layout.width, layout.height));
-    assert!(width >= 600 && height >= 400, "a real window: {width}x{height}");
+    assert!(
+        width >= 600 && height >= 400,
+        "a real window: {width}x{height}"
+    );
     assert_eq!(layout.room, room);
 
-    let remote = decode(&rgba, &layout, layout.remote)
-        .unwrap_or_else(|| panic!("no test-pattern stamp in the remote video at {:?}", layout.remote));
-    let local = decode(&rgba, &layout, layout.local)
-        .unwrap_or_else(|| panic!("no test-pattern stamp in the self-view at {:?}", layout.local));
+    let remote = decode(&rgba, &layout, layout.remote).unwrap_or_else(|| {
+        panic!(
+            "no test-pattern stamp in the remote video at {:?}",
+            layout.remote
+        )
+    });
+    let local = decode(&rgba, &layout, layout.local).unwrap_or_else(|| {
+        panic!(
+            "no test-pattern stamp in the self-view at {:?}",
+            layout.local
+        )
+    });
     // Both pictures are live frames from this run.
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -152,7 +174,10 @@ fn window_shows_remote_and_local_test_patterns() {
                 && stamp.capture_time_us <= now_us,
             "{name} stamp from another time: {stamp:?}"
         );
-        assert!(stamp.counter > 30, "{name} video has run for a while: {stamp:?}");
+        assert!(
+            stamp.counter > 30,
+            "{name} video has run for a while: {stamp:?}"
+        );
     }
     // The peer's 16:9 stream fills the window; the app's own 4:3 camera is the self-view.
     let aspect = |r: duet::screenshot::PixelRect| f64::from(r.width) / f64::from(r.height);

@@ -85,7 +85,7 @@ pub struct CallStats {
     pub pattern_last: Option<u32>,
     /// Decoded frames whose test-pattern stamp was readable.
     pub pattern_frames: u64,
-    /// Decoded frames whose counter did not increase over the previous one.
+    /// Decoded frames whose counter went backwards (repeats of a picture are not counted).
     pub pattern_out_of_order: u64,
     /// Glass-to-glass latency (capture at the sender → decoded here), ms, p50 and p95 over
     /// the call so far; only with the test pattern (it carries the capture time).

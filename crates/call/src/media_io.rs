@@ -31,6 +31,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
+use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -85,8 +86,10 @@ pub struct PatternTrace {
 
 impl PatternTrace {
     fn record(&mut self, counter: u32, latency_ms: f64) {
+        // A repeated counter is a repeated picture (a sender re-sending a frame to keep its
+        // rate), not disorder; only going backwards counts.
         if let Some(last) = self.last
-            && counter <= last
+            && counter < last
         {
             self.out_of_order += 1;
         }
@@ -542,6 +545,8 @@ pub async fn receive_video(
     });
     let _ = ready_at; // setup time is computed from `first_frame_at` by the session
     let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let codec = track.codec(ssrc).await.map(|c| format!("{} {}", c.mime_type, c.sdp_fmtp_line));
+    tracing::debug!(ssrc, ?codec, "remote video track");
     let mut assembler = AccessUnitAssembler::default();
     let mut last_pli: Option<Instant> = None;
     let send_pli = async |counters: &MediaCounters, last_pli: &mut Option<Instant>| {
@@ -570,7 +575,7 @@ pub async fn receive_video(
                 if counters.send_pli_now.swap(false, Ordering::Relaxed) {
                     last_pli = None;
                     send_pli(&counters, &mut last_pli).await;
-                } else if counters.frames_decoded.load(Ordering::Relaxed) > 0 && decoder.needs_keyframe() {
+                } else if counters.video_bytes_received.load(Ordering::Relaxed) > 0 && decoder.needs_keyframe() {
                     send_pli(&counters, &mut last_pli).await;
                 }
                 continue;
@@ -579,17 +584,20 @@ pub async fn receive_video(
         let Some(event) = event else { break };
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
+                tracing::trace!(pt = packet.header.payload_type, seq = packet.header.sequence_number, len = packet.payload.len(), marker = packet.header.marker, "video rtp");
                 counters
                     .video_bytes_received
                     .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
                 match assembler.push(&packet) {
                     Ok(Some(au)) => {
+                        tracing::trace!(len = au.len(), nals = ?media::nal_unit_types(&au), "video access unit");
                         if !decoder.push(au) {
                             counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     Ok(None) => {}
                     Err(()) => {
+                        tracing::trace!("video access unit lost");
                         decoder.report_loss();
                         send_pli(&counters, &mut last_pli).await;
                     }
@@ -695,7 +703,13 @@ pub async fn receive_audio(
             }
         }
     });
+    let mut first = true;
     while let Some(event) = track.poll().await {
+        if first {
+            first = false;
+            let ssrcs = track.ssrcs().await;
+            tracing::debug!(?ssrcs, "first audio track event");
+        }
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 let rtp::Packet {

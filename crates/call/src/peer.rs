@@ -25,6 +25,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::Track;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -78,6 +79,8 @@ impl PeerConnectionEventHandler for Handler {
         let _ = self.events.send(PeerEvent::State(state)).await;
     }
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let (id, kind, ssrcs) = (track.track_id().await, track.kind().await, track.ssrcs().await);
+        tracing::debug!(%id, ?kind, ?ssrcs, "on_track");
         let _ = self.events.send(PeerEvent::Track(track)).await;
     }
 }
@@ -239,11 +242,14 @@ pub fn local_track(kind: RtpCodecKind, id: &str) -> Result<Arc<TrackLocalStaticS
         RtpCodecKind::Video => h264_codec(),
         _ => opus_codec(),
     };
+    // Track ids must be unique across both peers: webrtc-rs routes RTP and RTCP by track id,
+    // and a remote track named like one of ours would receive our feedback.
+    let track_id = format!("duet-{id}-{:08x}", random_u32());
     let track = TrackLocalStaticSample::new(
         Instant::now(),
         MediaStreamTrack::new(
             "duet".to_owned(),
-            id.to_owned(),
+            track_id,
             id.to_owned(),
             kind,
             vec![RTCRtpEncodingParameters {

@@ -375,6 +375,7 @@ impl Session {
             .set_local_description(answer.clone())
             .await
             .map_err(|e| CallError::WebRtc(format!("applying our answer: {e}")))?;
+        tracing::debug!(sdp = %answer.sdp, "local answer");
         if let Some(msg) = description_message(&self.config.room, &answer) {
             self.send(msg).await?;
         }

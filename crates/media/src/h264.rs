@@ -424,7 +424,15 @@ impl H264Decoder {
                 }
                 Ok(Some(frame))
             }
-            Ok(None) => Ok(None),
+            Ok(None) => {
+                // The decoder took the IDR but holds its picture back (some encoders' streams,
+                // e.g. browsers', come out one call later): the reference is there, so delta
+                // frames may follow.
+                if has_idr {
+                    self.needs_keyframe = false;
+                }
+                Ok(None)
+            }
             Err(e) => {
                 self.errors += 1;
                 self.needs_keyframe = true;

@@ -1,0 +1,95 @@
+// Browser ↔ native: a Chromium page calls a headless `duet call` peer through `signal`, with the
+// browser as offerer and as answerer. The browser's getStats shows ≥ 60 decoded H.264 frames and
+// Opus packets; the native side decodes ≥ 60 frames of the browser's picture — the duet test
+// pattern, fed to Chromium's fake camera as a Y4M file — with increasing embedded counters.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawn, execFileSync } = require('node:child_process');
+const lib = require('./lib');
+
+const DUET_BIN = process.env.DUET_BIN || path.join(lib.REPO, 'target', 'debug', 'duet');
+const PATTERN = path.join(lib.REPO, 'target', 'duet-pattern-320x240.y4m');
+
+function ensurePattern() {
+  if (fs.existsSync(PATTERN)) return;
+  execFileSync('cargo', ['run', '-q', '-p', 'media', '--example', 'pattern_y4m', '--', PATTERN, '320', '240', '450', '30'], {
+    cwd: lib.REPO,
+    stdio: 'inherit',
+  });
+}
+
+/** Starts `duet call` and resolves with its parsed JSON report when it exits. */
+function nativePeer(signal, room, seconds) {
+  const report = path.join(lib.REPO, 'target', `duet-native-${room}-${Date.now()}.json`);
+  const url = `ws://127.0.0.1:${signal.port}/`;
+  const proc = spawn(
+    DUET_BIN,
+    ['call', room, '--signal', url, '--loopback', '--video', 'test', '--audio', 'tone:440', '--speaker', 'null',
+      '--size', '320x240', '--duration', String(seconds), '--stats-every', '0', '--stats-json', report],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  proc.stdout.on('data', (d) => (output += d));
+  proc.stderr.on('data', (d) => (output += d));
+  const done = new Promise((resolve) => {
+    proc.on('exit', (code) => {
+      let json = null;
+      try {
+        json = JSON.parse(fs.readFileSync(report, 'utf8'));
+      } catch (_) {
+        /* reported below */
+      }
+      resolve({ code, json, output });
+    });
+  });
+  return { proc, done };
+}
+
+for (const browserFirst of [true, false]) {
+  const role = browserFirst ? 'offerer' : 'answerer';
+  test(`browser as ${role} ↔ native duet call: video and audio both ways`, { timeout: 120000 }, async (t) => {
+    assert.ok(fs.existsSync(DUET_BIN), `duet binary not found at ${DUET_BIN}: cargo build -p duet`);
+    ensurePattern();
+    const signal = await lib.startSignal();
+    const browser = await lib.launchChromium({ args: [`--use-file-for-fake-video-capture=${PATTERN}`] });
+    let native;
+    t.after(async () => {
+      if (native) native.proc.kill('SIGKILL');
+      await lib.closeBrowser(browser);
+      await signal.stop();
+    });
+    const room = `native-${role}`;
+    let page;
+    if (browserFirst) {
+      page = await lib.openPage(browser, signal, room);
+      await lib.waitForState(page, 'waiting');
+      native = nativePeer(signal, room, 14);
+    } else {
+      native = nativePeer(signal, room, 14);
+      await new Promise((r) => setTimeout(r, 1000));
+      page = await lib.openPage(browser, signal, room);
+    }
+    const s = await lib.waitForStats(page, lib.callFlowing(60), { what: 'the page receives the native video and audio', timeoutMs: 40000 });
+    assert.equal(s.video.codec && s.video.codec.mimeType, 'video/H264', 'the page decodes H.264 from duet');
+    assert.equal(s.audio.codec && s.audio.codec.mimeType.toLowerCase(), 'audio/opus');
+    const st = await lib.duetState(page);
+    assert.equal(st.offerer, browserFirst, `the browser is the ${role}`);
+    // Let the native side run to its end and read its report.
+    const { code, json, output } = await native.done;
+    native = null;
+    assert.ok(json, `duet call wrote no report; output:\n${output}`);
+    assert.equal(code, 0, `duet call failed: ${json.failure}\n${output}`);
+    const n = json.stats;
+    assert.ok(n.frames_decoded >= 60, `native decoded ${n.frames_decoded} frames`);
+    assert.ok(n.pattern_frames >= 60, `native read the pattern in ${n.pattern_frames} frames`);
+    // The fake camera loops a 15 s file; the call is shorter than that, so counters only grow.
+    assert.equal(n.pattern_out_of_order, 0, 'the browser frames arrive with increasing counters');
+    assert.ok(n.pattern_last > n.pattern_first, `counters ${n.pattern_first}..${n.pattern_last}`);
+    assert.ok(n.audio_frames_played >= 50, `native played ${n.audio_frames_played} audio frames`);
+    t.diagnostic(`native setup ${n.setup_ms} ms; browser setup ${JSON.stringify(st.timings)}`);
+  });
+}

@@ -1,10 +1,11 @@
 //! `call-bench`: measurements of real duet calls on this machine, all on loopback.
 //!
-//! - `calls`: for each size, runs a `signal` relay and two `duet call` processes (test pattern
-//!   + tone) for `--seconds`, samples each process's CPU from /proc, and reads their JSON
-//!   reports (setup time, glass-to-glass p50/p95, frames sent/decoded/dropped).
-//! - `soak`: `--calls` calls in a row inside this one process (two engines each, ~1 s of
-//!   media, hang up), with open fds, threads and RSS before and after.
+//! `calls` runs, for each size, a `signal` relay and two `duet call` processes (test pattern and
+//! tone) for `--seconds`, samples each process's CPU from /proc, and reads their JSON reports
+//! (setup time, glass-to-glass p50/p95, frames sent, decoded and dropped).
+//!
+//! `soak` makes `--calls` calls in a row inside this one process (two engines each, about one
+//! second of media, hang up) and reports open fds, threads and RSS before and after.
 //!
 //! Results are printed as markdown rows for docs/benchmarks.md.
 
@@ -13,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use call::{AudioChoice, CallConfig, CallState, Engine, Event, HostedSignal, SpeakerChoice, VideoChoice};
+use call::{
+    AudioChoice, CallConfig, CallState, Engine, Event, HostedSignal, SpeakerChoice, VideoChoice,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -67,11 +70,15 @@ fn self_status(field: &str) -> u64 {
 }
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 struct Killer(Child);
@@ -82,20 +89,54 @@ impl Drop for Killer {
     }
 }
 
-fn spawn_peer(duet: &Path, url: &str, room: &str, size: &str, tone: &str, seconds: u64, json: &Path) -> anyhow::Result<Child> {
+fn spawn_peer(
+    duet: &Path,
+    url: &str,
+    room: &str,
+    size: &str,
+    tone: &str,
+    seconds: u64,
+    json: &Path,
+) -> anyhow::Result<Child> {
     Command::new(duet)
-        .args(["call", room, "--signal", url, "--loopback", "--video", "test", "--audio", tone, "--speaker", "null"])
-        .args(["--size", size, "--fps", "30", "--stats-every", "0", "--duration", &seconds.to_string()])
+        .args([
+            "call",
+            room,
+            "--signal",
+            url,
+            "--loopback",
+            "--video",
+            "test",
+            "--audio",
+            tone,
+            "--speaker",
+            "null",
+        ])
+        .args([
+            "--size",
+            size,
+            "--fps",
+            "30",
+            "--stats-every",
+            "0",
+            "--duration",
+            &seconds.to_string(),
+        ])
         .arg("--stats-json")
         .arg(json)
-        .args(["--bitrate-kbps", if size == "640x480" { "1500" } else { "2500" }])
+        .args([
+            "--bitrate-kbps",
+            if size == "640x480" { "1500" } else { "2500" },
+        ])
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", duet.display()))
 }
 
 fn calls(duet: &Path, signal_bin: &Path, sizes: &[String], seconds: u64) -> anyhow::Result<()> {
-    println!("| size | side | setup ms | glass-to-glass p50 / p95 ms | fps sent / decoded | frames dropped | CPU % |");
+    println!(
+        "| size | side | setup ms | glass-to-glass p50 / p95 ms | fps sent / decoded | frames dropped | CPU % |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for size in sizes {
         let port = free_port()?;
@@ -111,23 +152,40 @@ fn calls(duet: &Path, signal_bin: &Path, sizes: &[String], seconds: u64) -> anyh
         let dir = std::env::temp_dir();
         let ja = dir.join(format!("duet-bench-a-{port}.json"));
         let jb = dir.join(format!("duet-bench-b-{port}.json"));
-        let a = Killer(spawn_peer(duet, &url, "bench", size, "tone:440", seconds + 1, &ja)?);
+        let a = Killer(spawn_peer(
+            duet,
+            &url,
+            "bench",
+            size,
+            "tone:440",
+            seconds + 1,
+            &ja,
+        )?);
         std::thread::sleep(Duration::from_millis(300));
-        let b = Killer(spawn_peer(duet, &url, "bench", size, "tone:660", seconds, &jb)?);
+        let b = Killer(spawn_peer(
+            duet, &url, "bench", size, "tone:660", seconds, &jb,
+        )?);
         // CPU over the middle of the call (skip start-up).
         std::thread::sleep(Duration::from_secs(3));
         let (pa, pb) = (a.0.id(), b.0.id());
-        let (ca0, cb0, t0) = (proc_cpu_ticks(pa).unwrap_or(0), proc_cpu_ticks(pb).unwrap_or(0), Instant::now());
+        let (ca0, cb0, t0) = (
+            proc_cpu_ticks(pa).unwrap_or(0),
+            proc_cpu_ticks(pb).unwrap_or(0),
+            Instant::now(),
+        );
         std::thread::sleep(Duration::from_secs(seconds.saturating_sub(5).max(2)));
         let dt = t0.elapsed().as_secs_f64();
-        let cpu = |c0: u64, pid: u32| (proc_cpu_ticks(pid).unwrap_or(c0) - c0) as f64 / 100.0 / dt * 100.0;
+        let cpu = |c0: u64, pid: u32| {
+            (proc_cpu_ticks(pid).unwrap_or(c0) - c0) as f64 / 100.0 / dt * 100.0
+        };
         let (cpu_a, cpu_b) = (cpu(ca0, pa), cpu(cb0, pb));
         let mut a = a;
         let mut b = b;
         let _ = a.0.wait();
         let _ = b.0.wait();
         for (side, json, cpu) in [("first joiner", &ja, cpu_a), ("second joiner", &jb, cpu_b)] {
-            let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+            let text = std::fs::read_to_string(json)
+                .with_context(|| format!("reading {}", json.display()))?;
             let v: serde_json::Value = serde_json::from_str(&text)?;
             let s = &v["stats"];
             let elapsed = s["elapsed_s"].as_f64().unwrap_or(1.0);
@@ -198,12 +256,19 @@ fn soak(calls: u32) -> anyhow::Result<()> {
     for i in 1..=calls {
         run_one(i)?;
         if i % 10 == 0 {
-            eprintln!("after {i} calls: fds {} threads {} rss {} KiB", open_fds(), self_status("Threads:"), self_status("VmRSS:"));
+            eprintln!(
+                "after {i} calls: fds {} threads {} rss {} KiB",
+                open_fds(),
+                self_status("Threads:"),
+                self_status("VmRSS:")
+            );
         }
     }
     std::thread::sleep(Duration::from_secs(1));
     let (fds1, threads1, rss1) = (open_fds(), self_status("Threads:"), self_status("VmRSS:"));
-    println!("| calls | seconds | open fds before → after | threads before → after | RSS KiB before → after | RSS growth |");
+    println!(
+        "| calls | seconds | open fds before → after | threads before → after | RSS KiB before → after | RSS growth |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| {calls} | {:.0} | {fds0} → {fds1} | {threads0} → {threads1} | {rss0} → {rss1} | {:+.1} MB |",
@@ -215,7 +280,12 @@ fn soak(calls: u32) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().what {
-        What::Calls { duet, signal, sizes, seconds } => calls(&duet, &signal, &sizes, seconds),
+        What::Calls {
+            duet,
+            signal,
+            sizes,
+            seconds,
+        } => calls(&duet, &signal, &sizes, seconds),
         What::Soak { calls } => soak(calls),
     }
 }

@@ -213,7 +213,11 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
         .trim()
         .parse()
         .map_err(|_| format!("bad height in {s:?}"))?;
-    if !(16..=3840).contains(&w) || !(16..=2160).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+    if !(16..=3840).contains(&w)
+        || !(16..=2160).contains(&h)
+        || !w.is_multiple_of(2)
+        || !h.is_multiple_of(2)
+    {
         return Err(format!(
             "size {s:?} must be even and between 16x16 and 3840x2160"
         ));

@@ -31,7 +31,6 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
-use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -351,6 +350,7 @@ fn open_audio(choice: &AudioChoice) -> Result<Option<AudioCapture>, String> {
 }
 
 /// Spawns `duet-audio-send`.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_audio_sender(
     rt: tokio::runtime::Handle,
     track: Arc<TrackLocalStaticSample>,
@@ -545,7 +545,10 @@ pub async fn receive_video(
     });
     let _ = ready_at; // setup time is computed from `first_frame_at` by the session
     let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    let codec = track.codec(ssrc).await.map(|c| format!("{} {}", c.mime_type, c.sdp_fmtp_line));
+    let codec = track
+        .codec(ssrc)
+        .await
+        .map(|c| format!("{} {}", c.mime_type, c.sdp_fmtp_line));
     tracing::debug!(ssrc, ?codec, "remote video track");
     let mut assembler = AccessUnitAssembler::default();
     let mut last_pli: Option<Instant> = None;
@@ -584,7 +587,13 @@ pub async fn receive_video(
         let Some(event) = event else { break };
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
-                tracing::trace!(pt = packet.header.payload_type, seq = packet.header.sequence_number, len = packet.payload.len(), marker = packet.header.marker, "video rtp");
+                tracing::trace!(
+                    pt = packet.header.payload_type,
+                    seq = packet.header.sequence_number,
+                    len = packet.payload.len(),
+                    marker = packet.header.marker,
+                    "video rtp"
+                );
                 counters
                     .video_bytes_received
                     .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);

@@ -25,7 +25,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
-use webrtc::media_stream::Track;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -79,7 +78,11 @@ impl PeerConnectionEventHandler for Handler {
         let _ = self.events.send(PeerEvent::State(state)).await;
     }
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let (id, kind, ssrcs) = (track.track_id().await, track.kind().await, track.ssrcs().await);
+        let (id, kind, ssrcs) = (
+            track.track_id().await,
+            track.kind().await,
+            track.ssrcs().await,
+        );
         tracing::debug!(%id, ?kind, ?ssrcs, "on_track");
         let _ = self.events.send(PeerEvent::Track(track)).await;
     }

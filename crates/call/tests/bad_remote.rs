@@ -55,15 +55,14 @@ fn run(room: &str, reply: serde_json::Value) -> String {
         |s| s.states.contains(&CallState::WaitingForPeer)
     ));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let reason = rt.block_on(async {
+    rt.block_on(async {
         let (tx, _rx) = scripted_peer(&url, room).await;
         let msg: ClientMessage = serde_json::from_value(reply).expect("message");
         tx.send(msg).await.expect("send");
         tokio::task::spawn_blocking(move || failure(&engine))
             .await
             .expect("join")
-    });
-    reason
+    })
 }
 
 #[test]

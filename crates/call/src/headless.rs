@@ -121,7 +121,10 @@ pub fn run(options: HeadlessOptions, mut print: impl FnMut(&str)) -> Report {
                     last_print = Instant::now();
                     line(&mut print, &summary(&stats));
                 }
+                // After the peer leaves, the per-call numbers restart; keep the last call's.
+                let setup_ms = stats.setup_ms.or(report.stats.setup_ms);
                 report.stats = *stats;
+                report.stats.setup_ms = setup_ms;
             }
         }
     }

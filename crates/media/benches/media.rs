@@ -1,6 +1,6 @@
 //! Per-frame costs of the media hot paths, single-threaded: H.264 encode and decode of the test
 //! pattern at 640×480 and 1280×720 (1.5 Mbit/s, 30 fps), Opus encode/decode of a 20 ms frame,
-//! and I420↔RGBA conversion. Results and targets: docs/benchmarks-media.md.
+//! and I420↔RGBA conversion. Results and targets: docs/benchmarks.md (media section).
 
 use std::hint::black_box;
 

@@ -45,6 +45,7 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 export SIGNAL_BIN="${SIGNAL_BIN:-$target_dir/debug/signal}"
 export DUET_BIN="${DUET_BIN:-$target_dir/debug/duet}"
 # The browser's fake camera plays duet's test pattern, so the native side can read its counters.
+mkdir -p "$root/target"
 pattern="$root/target/duet-pattern-320x240.y4m"
 [ -f "$pattern" ] || "$target_dir/debug/examples/pattern_y4m" "$pattern" 320 240 450 30
 

@@ -76,6 +76,24 @@ token=$("$root/usr/bin/signal" token --secret Jefe "what do ya want for nothing?
 [ "$token" = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843" ] \
   && ok "binary: signal token is HMAC-SHA256 (RFC 4231 case 2)" || bad "signal token printed $token"
 
+# --- the duet desktop app .deb -----------------------------------------------------------
+# cargo-deb runs `cargo build --release -p duet` into the shared target/.
+cargo deb -p duet --quiet >/dev/null
+app_deb=$(ls -t target/debian/duet_*.deb | head -n1)
+echo "built $app_deb ($(du -h "$app_deb" | cut -f1))"
+contents=$(dpkg-deb -c "$app_deb" | awk '{print $1, $6}')
+expect_file "-rwxr-xr-x" "usr/bin/duet"
+expect_file "-rw-r--r--" "usr/share/applications/duet.desktop"
+expect_file "-rw-r--r--" "usr/share/icons/hicolor/scalable/apps/duet.svg"
+expect_file "-rw-r--r--" "usr/share/icons/hicolor/256x256/apps/duet.png"
+app_info=$(dpkg-deb -I "$app_deb")
+grep -q "^ Package: duet$" <<<"$app_info" && ok "control: Package duet" || bad "control: wrong Package for the app"
+grep -qE "^ Depends: .*libc6" <<<"$app_info" && ok "control: the app's Depends has libc6 (\$auto)" || bad "control: the app's Depends lacks libc6"
+app_root=$(mktemp -d)
+dpkg-deb -x "$app_deb" "$app_root"
+"$app_root/usr/bin/duet" --version >/dev/null && ok "binary: duet --version runs" || bad "binary: duet --version failed"
+rm -rf "$app_root"
+
 # --- the systemd unit ----------------------------------------------------------------------
 if need_pkg systemd-analyze systemd; then
   # verify needs ExecStart to exist: point it at the binary extracted from the .deb.

@@ -13,7 +13,6 @@
 //! - [`engine`]: the non-blocking handle a UI or the headless peer holds.
 //! - [`headless`]: `duet call`: a call without a window, with progress lines and a JSON report.
 
-pub mod analysis;
 pub mod config;
 pub mod engine;
 pub mod error;

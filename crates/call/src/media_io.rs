@@ -703,7 +703,7 @@ pub async fn receive_audio(
             analysis.extend_from_slice(frame.samples());
             if analysis.len() >= 48_000 / 2 {
                 *lock(&out_counters.dominant_hz) =
-                    crate::analysis::dominant_frequency_hz(&analysis, 48_000.0);
+                    media::dominant_frequency_hz(&analysis, 48_000.0);
                 analysis.clear();
             }
             if let Err(e) = sink.play(&frame) {

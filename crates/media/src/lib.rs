@@ -16,6 +16,7 @@
 //! The crate owns no sockets, no RTP and no UI. The call engine packetizes what
 //! [`H264Encoder`] and [`OpusEncoder`] produce; the app displays [`VideoFrame::to_rgba`].
 
+mod analysis;
 mod audio;
 mod camera;
 mod capture;
@@ -27,6 +28,7 @@ mod opus_codec;
 mod pattern;
 mod pipeline;
 
+pub use analysis::{dominant_frequency_hz, goertzel_power};
 pub use audio::{
     AudioDeviceInfo, AudioDeviceKind, AudioFrame, AudioSink, AudioSource, CHANNELS_MAX,
     FRAME_DURATION_US, Microphone, NullSink, NullSinkStats, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME,

@@ -29,36 +29,10 @@ pub fn encoder(bitrate_bps: u32) -> H264Encoder {
     .expect("encoder config is valid")
 }
 
-/// Power of `freq_hz` in `samples` (48 kHz) by the Goertzel algorithm.
-pub fn goertzel_power(samples: &[f32], freq_hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * freq_hz / 48_000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
-}
-
-/// The frequency with the most energy between 50 Hz and 4 kHz: a 10 Hz scan, then a 0.5 Hz scan
-/// around the best bin.
+/// The frequency with the most energy between 50 Hz and 4 kHz (see
+/// [`media::dominant_frequency_hz`]); 0 for silence.
 pub fn dominant_frequency(samples: &[f32]) -> f64 {
-    let best_in = |from: f64, to: f64, step: f64| {
-        let mut best = (from, f64::MIN);
-        let mut f = from;
-        while f <= to {
-            let p = goertzel_power(samples, f);
-            if p > best.1 {
-                best = (f, p);
-            }
-            f += step;
-        }
-        best.0
-    };
-    let coarse = best_in(50.0, 4000.0, 10.0);
-    best_in(coarse - 10.0, coarse + 10.0, 0.5)
+    media::dominant_frequency_hz(samples, 48_000.0).unwrap_or(0.0)
 }
 
 /// RMS of a slice.

@@ -1,7 +1,9 @@
-//! Small signal analysis used to check what is heard: the dominant frequency of a block of
-//! audio (Goertzel power scanned coarse-to-fine).
+//! Small signal analysis to check what is heard: the dominant frequency of a block of audio
+//! (Goertzel power scanned coarse-to-fine). Used by the call engine's stats and by tests.
 
-fn goertzel_power(samples: &[f32], freq_hz: f64, rate_hz: f64) -> f64 {
+/// Power of `freq_hz` in `samples` at `rate_hz` (Goertzel algorithm).
+#[must_use]
+pub fn goertzel_power(samples: &[f32], freq_hz: f64, rate_hz: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * freq_hz / rate_hz;
     let coeff = 2.0 * w.cos();
     let (mut s1, mut s2) = (0.0f64, 0.0f64);
@@ -14,7 +16,8 @@ fn goertzel_power(samples: &[f32], freq_hz: f64, rate_hz: f64) -> f64 {
 }
 
 /// The strongest frequency between 50 Hz and 4 kHz, to within about 1 Hz; `None` for
-/// silence or blocks shorter than 10 ms.
+/// silence or blocks shorter than 10 ms. Looks at the last 200 ms of `samples`.
+#[must_use]
 pub fn dominant_frequency_hz(samples: &[f32], rate_hz: f64) -> Option<f64> {
     if samples.len() < (rate_hz / 100.0) as usize {
         return None;

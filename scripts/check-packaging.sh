@@ -36,7 +36,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 # cargo-deb runs `cargo build --release -p signal` into the shared target/.
 cargo deb -p signal --quiet >/dev/null
-deb=$(ls -t target/debian/duet-signal_*.deb | head -n1)
+deb=$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/duet-signal_*.deb | head -n1)
 echo "built $deb ($(du -h "$deb" | cut -f1))"
 
 contents=$(dpkg-deb -c "$deb" | awk '{print $1, $6}')
@@ -79,7 +79,7 @@ token=$("$root/usr/bin/signal" token --secret Jefe "what do ya want for nothing?
 # --- the duet desktop app .deb -----------------------------------------------------------
 # cargo-deb runs `cargo build --release -p duet` into the shared target/.
 cargo deb -p duet --quiet >/dev/null
-app_deb=$(ls -t target/debian/duet_*.deb | head -n1)
+app_deb=$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/duet_*.deb | head -n1)
 echo "built $app_deb ($(du -h "$app_deb" | cut -f1))"
 contents=$(dpkg-deb -c "$app_deb" | awk '{print $1, $6}')
 expect_file "-rwxr-xr-x" "usr/bin/duet"

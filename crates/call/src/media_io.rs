@@ -154,6 +154,27 @@ fn open_video(choice: &VideoChoice, cfg: &VideoSendConfig) -> Result<Option<Vide
     }
 }
 
+/// Spawns `duet-preview`: the local source shown in the self-view while no call is connected
+/// (waiting for someone, negotiating). Source errors are reported when the call starts sending.
+pub fn spawn_preview(
+    choice: VideoChoice,
+    cfg: VideoSendConfig,
+    preview: Arc<FrameSlot>,
+    wake: Waker,
+) -> std::io::Result<Worker> {
+    Worker::spawn("duet-preview", move |stop| {
+        let Ok(Some(capture)) = open_video(&choice, &cfg) else {
+            return;
+        };
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(frame) = capture.recv_timeout(Duration::from_millis(100)) {
+                preview.put(frame);
+                wake();
+            }
+        }
+    })
+}
+
 /// A running media thread; stopping joins it.
 pub struct Worker {
     stop: Arc<AtomicBool>,

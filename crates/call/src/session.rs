@@ -23,7 +23,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::config::{CallConfig, SpeakerChoice};
+use crate::config::{CallConfig, SpeakerChoice, VideoChoice};
 use crate::error::CallError;
 use crate::events::{CallState, CallStats, Command, Event, FrameSlot};
 use crate::media_io::{self, AudioCmd, MediaCounters, VideoCmd, VideoSendConfig, Waker, Worker};
@@ -145,7 +145,9 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         mic_muted: false,
         camera_off: false,
         speaker_switch: Arc::new(Mutex::new(None)),
+        preview: None,
     };
+    session.start_preview(&io);
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
@@ -160,7 +162,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
             Some(event) = peer_event => session.on_peer_event(event, &io).await,
             command = io.commands.recv() => match command {
                 Some(Command::HangUp) | None => break CallState::Ended,
-                Some(command) => { session.on_command(command); Ok(None) }
+                Some(command) => { session.on_command(command, &io); Ok(None) }
             },
             _ = stats_tick.tick() => { session.emit_stats(&io).await; Ok(None) }
         };
@@ -197,6 +199,8 @@ struct Session {
     mic_muted: bool,
     camera_off: bool,
     speaker_switch: Arc<Mutex<Option<SpeakerChoice>>>,
+    /// The self-view while no call sends video.
+    preview: Option<Worker>,
 }
 
 type Step = Result<Option<CallState>, CallError>;
@@ -259,6 +263,7 @@ impl Session {
                 }
                 io.local.clear();
                 io.remote.clear();
+                self.start_preview(io);
                 io.emit(Event::State(CallState::PeerLeft));
                 io.emit(Event::State(CallState::WaitingForPeer));
                 Ok(None)
@@ -512,7 +517,42 @@ impl Session {
         Ok(None)
     }
 
+    /// Shows the local source in the self-view until a call sends video.
+    fn start_preview(&mut self, io: &SessionIo) {
+        let sending = self.call.as_ref().is_some_and(|c| c.connected);
+        if self.preview.is_some()
+            || sending
+            || self.camera_off
+            || self.config.video == VideoChoice::None
+        {
+            return;
+        }
+        let cfg = VideoSendConfig {
+            width: self.config.width,
+            height: self.config.height,
+            fps: self.config.fps,
+            bitrate_bps: self.config.video_bitrate_bps,
+        };
+        match media_io::spawn_preview(
+            self.config.video.clone(),
+            cfg,
+            io.local.clone(),
+            io.wake.clone(),
+        ) {
+            Ok(worker) => self.preview = Some(worker),
+            Err(e) => tracing::debug!(error = %e, "no preview thread"),
+        }
+    }
+
+    /// Stops the preview (the camera can only be opened once); joining happens off the runtime.
+    async fn stop_preview(&mut self) {
+        if let Some(preview) = self.preview.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(preview)).await;
+        }
+    }
+
     async fn start_sending(&mut self, io: &SessionIo) -> Result<(), CallError> {
+        self.stop_preview().await;
         let rt = tokio::runtime::Handle::current();
         let config = self.config.clone();
         let warn_tx = io.events.clone();
@@ -616,7 +656,7 @@ impl Session {
         call.tasks.push(task);
     }
 
-    fn on_command(&mut self, command: Command) {
+    fn on_command(&mut self, command: Command, io: &SessionIo) {
         match command {
             Command::SetMicMuted(muted) => {
                 self.mic_muted = muted;
@@ -627,12 +667,21 @@ impl Session {
                 self.counters.camera_off.store(!enabled, Ordering::Relaxed);
                 if enabled {
                     self.counters.want_keyframe.store(true, Ordering::Relaxed);
+                    self.start_preview(io);
+                } else {
+                    // Dropping joins the preview thread: it checks its stop flag every 100 ms.
+                    self.preview = None;
+                    io.local.clear();
                 }
             }
             Command::SwitchVideo(choice) => {
                 self.config.video = choice.clone();
                 if let Some(tx) = self.call.as_ref().and_then(|c| c.video_cmd.as_ref()) {
                     let _ = tx.try_send(VideoCmd::Switch(choice));
+                } else {
+                    self.preview = None;
+                    io.local.clear();
+                    self.start_preview(io);
                 }
             }
             Command::SwitchAudio(choice) => {

@@ -1,0 +1,8 @@
+//! The app crate's integration tests: one binary, one module per behaviour.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod peer_killed;
+mod share_link;
+mod ui;
+mod window;

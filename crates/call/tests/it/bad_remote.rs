@@ -1,0 +1,93 @@
+//! Bad remote SDP or candidates end in a clear `failed` event — not a panic, not a hang.
+use crate::common;
+
+use std::time::Duration;
+
+use call::{CallState, Engine};
+use serde_json::json;
+use signal::client::{self, SignalEvent};
+use signal::{ClientMessage, ServerMessage};
+
+/// Joins `room` as a scripted peer (second, so the engine offers) and waits for its offer.
+async fn scripted_peer(url: &str, room: &str) -> (client::SignalSender, client::SignalReceiver) {
+    let (tx, mut rx) = client::connect(url, Duration::from_secs(5))
+        .await
+        .expect("connect");
+    tx.send(ClientMessage::Join {
+        room: room.into(),
+        token: None,
+    })
+    .await
+    .expect("join");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(SignalEvent::Message(ServerMessage::Offer { .. }))) => return (tx, rx),
+            Ok(Some(_)) => {}
+            other => panic!("no offer from the engine: {other:?}"),
+        }
+    }
+}
+
+fn failure(engine: &Engine) -> String {
+    let mut seen = common::Seen::default();
+    let failed = common::watch(engine, &mut seen, Duration::from_secs(10), |s| {
+        s.states.iter().any(|st| matches!(st, CallState::Failed(_)))
+    });
+    assert!(failed, "no failed state: {:?}", seen.states);
+    seen.states
+        .iter()
+        .find_map(|s| match s {
+            CallState::Failed(reason) => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn run(room: &str, reply: serde_json::Value) -> String {
+    let server = common::hosted_signal();
+    let url = server.local_url();
+    let engine = Engine::start(common::config(&url, room, 440.0), None).expect("engine");
+    let mut seen = common::Seen::default();
+    assert!(common::watch(
+        &engine,
+        &mut seen,
+        Duration::from_secs(5),
+        |s| s.states.contains(&CallState::WaitingForPeer)
+    ));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let (tx, _rx) = scripted_peer(&url, room).await;
+        let msg: ClientMessage = serde_json::from_value(reply).expect("message");
+        tx.send(msg).await.expect("send");
+        tokio::task::spawn_blocking(move || failure(&engine))
+            .await
+            .expect("join")
+    })
+}
+
+#[test]
+fn garbage_answer_fails_clearly() {
+    let reason = run(
+        "bad-answer",
+        json!({"type": "answer", "room": "bad-answer", "answer": {"type": "answer", "sdp": "this is not SDP"}}),
+    );
+    assert!(reason.contains("invalid answer"), "{reason}");
+}
+
+#[test]
+fn wrongly_typed_answer_fails_clearly() {
+    let reason = run(
+        "bad-type",
+        json!({"type": "answer", "room": "bad-type", "answer": {"type": "pranswer-ish", "sdp": 7}}),
+    );
+    assert!(reason.contains("invalid answer"), "{reason}");
+}
+
+#[test]
+fn garbage_candidate_fails_clearly() {
+    let reason = run(
+        "bad-candidate",
+        json!({"type": "candidate", "room": "bad-candidate", "candidate": {"candidate": "candidate:x y z", "sdpMid": "0", "sdpMLineIndex": 0}}),
+    );
+    assert!(reason.contains("invalid candidate"), "{reason}");
+}

@@ -1,0 +1,10 @@
+//! The call crate's integration tests: one binary, one module per behaviour.
+#![allow(clippy::unwrap_used)]
+
+mod bad_remote;
+mod common;
+mod glare;
+mod keyframe_request;
+mod peer_left;
+mod preview;
+mod two_engines;

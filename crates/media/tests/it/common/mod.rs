@@ -1,0 +1,91 @@
+//! Helpers shared by the media integration tests: synthetic timing, signal analysis and the
+//! child-process trick used to run a test under a different environment.
+#![allow(dead_code)]
+
+use media::{H264Config, H264Encoder, TestPattern, VideoFrame};
+
+/// A fixed, plausible wall-clock origin so stamps are deterministic (2025-12-06).
+pub const T0_US: u64 = 1_765_000_000_000_000;
+
+/// Capture time of frame `n` at `fps`, starting at [`T0_US`].
+pub fn frame_time_us(n: u32, fps: u32) -> u64 {
+    T0_US + u64::from(n) * 1_000_000 / u64::from(fps)
+}
+
+/// Renders frame `n` of `pattern` with its synthetic capture time.
+pub fn pattern_frame(pattern: &TestPattern, n: u32) -> VideoFrame {
+    pattern
+        .render(n, frame_time_us(n, pattern.fps))
+        .expect("test pattern renders")
+}
+
+/// An encoder at `bitrate_bps` and 30 fps.
+pub fn encoder(bitrate_bps: u32) -> H264Encoder {
+    H264Encoder::new(H264Config {
+        bitrate_bps,
+        fps: 30.0,
+        keyframe_interval: 0,
+    })
+    .expect("encoder config is valid")
+}
+
+/// The frequency with the most energy between 50 Hz and 4 kHz (see
+/// [`media::dominant_frequency_hz`]); 0 for silence.
+pub fn dominant_frequency(samples: &[f32]) -> f64 {
+    media::dominant_frequency_hz(samples, 48_000.0).unwrap_or(0.0)
+}
+
+/// RMS of a slice.
+pub fn rms(samples: &[f32]) -> f32 {
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
+/// Longest run of consecutive silent `window`-sample windows (RMS below `threshold`),
+/// in samples.
+pub fn longest_silence(samples: &[f32], window: usize, threshold: f32) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for chunk in samples.chunks(window) {
+        if rms(chunk) < threshold {
+            run += chunk.len();
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
+/// Runs test `module::name` (pass `module_path!()`) of the current test binary in a child process with `env` set and `remove`
+/// unset, plus `DUET_TEST_CHILD=1`; returns whether it passed and its combined output.
+pub fn run_in_child(
+    module: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    remove: &[&str],
+) -> (bool, String) {
+    // Test names in the one test binary are `module::function`, without the crate name.
+    let module = module.split_once("::").map_or("", |(_, m)| m);
+    let test = format!("{module}::{name}");
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env("DUET_TEST_CHILD", "1");
+    for key in remove {
+        cmd.env_remove(key);
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let output = cmd.output().expect("spawn the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// True inside a child started by [`run_in_child`].
+pub fn is_child() -> bool {
+    std::env::var_os("DUET_TEST_CHILD").is_some()
+}

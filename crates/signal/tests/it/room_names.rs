@@ -1,0 +1,43 @@
+//! Room names are bounded in length and may not contain control characters.
+#![allow(clippy::unwrap_used)]
+use crate::common;
+
+use common::TestServer;
+use serde_json::json;
+
+#[tokio::test]
+async fn invalid_room_names_are_refused() {
+    let server = TestServer::start().await;
+    let mut a = server.client().await;
+    let long = "x".repeat(129);
+    for room in [
+        "",
+        long.as_str(),
+        "tab\there",
+        "nl\n",
+        "nul\u{0}",
+        "bell\u{7}",
+        "del\u{7f}",
+    ] {
+        a.send_json(json!({"type": "join", "room": room})).await;
+        a.expect_error("invalid-room").await;
+    }
+    assert_eq!(server.stats.stats().rooms, 0);
+
+    // The longest allowed name and non-ASCII names work.
+    let max = "y".repeat(128);
+    for room in [max.as_str(), "café ☕", "Zimmer 12"] {
+        let mut b = server.client().await;
+        a.join(room).await;
+        a.sync().await;
+        b.join(room).await;
+        assert_eq!(
+            b.recv().await,
+            json!({"type": "ready", "room": room, "offerer": false})
+        );
+        assert_eq!(a.recv().await["offerer"], true);
+        a.send_json(json!({"type": "leave", "room": room})).await;
+        assert_eq!(b.recv().await, json!({"type": "peer-left", "room": room}));
+    }
+    server.shutdown().await;
+}

@@ -34,8 +34,9 @@ if ! cargo deb --version >/dev/null 2>&1; then
   echo "installing cargo-deb (once)"
   cargo install cargo-deb --locked --quiet
 fi
-# cargo-deb runs `cargo build --release -p signal` into the shared target/.
-cargo deb -p signal --quiet >/dev/null
+# One release build of both packaged binaries; cargo-deb then only packs them.
+cargo build --release --locked -p signal --bin signal -p duet --bin duet
+cargo deb -p signal --no-build --quiet >/dev/null
 deb=$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/duet-signal_*.deb | head -n1)
 echo "built $deb ($(du -h "$deb" | cut -f1))"
 
@@ -77,8 +78,7 @@ token=$("$root/usr/bin/signal" token --secret Jefe "what do ya want for nothing?
   && ok "binary: signal token is HMAC-SHA256 (RFC 4231 case 2)" || bad "signal token printed $token"
 
 # --- the duet desktop app .deb -----------------------------------------------------------
-# cargo-deb runs `cargo build --release -p duet` into the shared target/.
-cargo deb -p duet --quiet >/dev/null
+cargo deb -p duet --no-build --quiet >/dev/null
 app_deb=$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/duet_*.deb | head -n1)
 echo "built $app_deb ($(du -h "$app_deb" | cut -f1))"
 contents=$(dpkg-deb -c "$app_deb" | awk '{print $1, $6}')

@@ -9,7 +9,10 @@ profile="${1:-build}"
 build_pkgs=(pkg-config cmake nasm clang libclang-dev libasound2-dev)
 # xvfb/xauth + Mesa (GL/EGL) + xkbcommon-x11: the desktop app's real-window test
 # (crates/app/tests/window.rs) opens a window on a virtual X display.
-test_pkgs=(pulseaudio pulseaudio-utils procps xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0)
+# iproute2/nftables/conntrack + coturn: the network lab (crates/netlab, docs/lab.md) builds
+# homes behind NAT routers in namespaces, with coturn as the public net's STUN server.
+test_pkgs=(pulseaudio pulseaudio-utils procps xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0
+  iproute2 nftables conntrack coturn)
 
 want=("${build_pkgs[@]}")
 if [ "$profile" = "test" ]; then

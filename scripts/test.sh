@@ -9,6 +9,11 @@ if [ -x scripts/pulse-null-sink.sh ]; then
   eval "$(scripts/pulse-null-sink.sh)"
   export DUET_REQUIRE_PULSE=1
 fi
+# The network lab needs root (namespaces, nftables); as root a lab that cannot be built is a
+# failure, not a skip.
+if [ "$(id -u)" -eq 0 ]; then
+  export DUET_REQUIRE_NETNS=1
+fi
 cargo test --workspace --all-targets "$@"
 
 # --- browser tests (web client in real Chromium; Firefox where it can be driven) ---

@@ -33,8 +33,25 @@ function nativePeer(signal, room, seconds) {
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
-  proc.stdout.on('data', (d) => (output += d));
-  proc.stderr.on('data', (d) => (output += d));
+  const waiters = [];
+  const onData = (d) => {
+    output += d;
+    for (const w of waiters.splice(0)) if (!w(output)) waiters.push(w);
+  };
+  proc.stdout.on('data', onData);
+  proc.stderr.on('data', onData);
+  /** Resolves when the peer's output contains `text` (its state lines), or rejects at `timeoutMs`. */
+  const waitFor = (text, timeoutMs = 20000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`duet call never printed ${JSON.stringify(text)}:\n${output}`)), timeoutMs);
+      const check = (out) => {
+        if (!out.includes(text)) return false;
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      if (!check(output)) waiters.push(check);
+    });
   const done = new Promise((resolve) => {
     proc.on('exit', (code) => {
       let json = null;
@@ -46,7 +63,7 @@ function nativePeer(signal, room, seconds) {
       resolve({ code, json, output });
     });
   });
-  return { proc, done };
+  return { proc, done, waitFor };
 }
 
 for (const browserFirst of [true, false]) {
@@ -70,7 +87,7 @@ for (const browserFirst of [true, false]) {
       native = nativePeer(signal, room, 14);
     } else {
       native = nativePeer(signal, room, 14);
-      await new Promise((r) => setTimeout(r, 1000));
+      await native.waitFor(`waiting for someone to join ${room}`);
       page = await lib.openPage(browser, signal, room);
     }
     const s = await lib.waitForStats(page, lib.callFlowing(60), { what: 'the page receives the native video and audio', timeoutMs: 40000 });

@@ -32,8 +32,13 @@ test('a third page sees "Room … is full"', { timeout: 60000 }, async (t) => {
 
   assert.equal(await c.locator('#local-box').isVisible(), false, 'the refused page released its camera');
 
-  // The call goes on.
-  await lib.sleep(500);
+  // The call goes on: both pages keep decoding new frames after the refusal.
+  const frames = async (page) => ((await page.evaluate(() => window.duet.stats())) || { video: {} }).video.framesDecoded || 0;
+  const [fa, fb] = [await frames(a), await frames(b)];
+  await Promise.all([
+    lib.waitForStats(a, (st) => st.video && st.video.framesDecoded >= fa + 10, { what: 'A keeps receiving after the refusal' }),
+    lib.waitForStats(b, (st) => st.video && st.video.framesDecoded >= fb + 10, { what: 'B keeps receiving after the refusal' }),
+  ]);
   assert.equal((await lib.duetState(a)).state, 'connected');
   assert.equal((await lib.duetState(b)).state, 'connected');
 

@@ -49,8 +49,8 @@ test('a seed client (Node ws) works against signal unchanged', { timeout: 30000 
   });
   await Promise.all([a.opened, b.opened]);
 
+  // Either order of arrival gives both a `ready`.
   a.send({ type: 'join', room: 'seed-room' });
-  await new Promise((r) => setTimeout(r, 100));
   b.send({ type: 'join', room: 'seed-room' });
   const [ra, rb] = [await a.next(), await b.next()];
   // Seed clients look only at `type` (and `room`); the extra `offerer` field does not disturb them.
@@ -76,8 +76,15 @@ test('a seed client (Node ws) works against signal unchanged', { timeout: 30000 
   const end = { type: 'candidate', room: 'seed-room', candidate: null };
   a.send(end);
   assert.deepEqual(await b.next(), end);
-  // Nothing was echoed back to a sender.
-  await new Promise((r) => setTimeout(r, 300));
+  // Nothing was echoed back to a sender: a marker sent after everything above is the very next
+  // message each side receives (the server handles one socket's messages in order, so an echo
+  // of an earlier message would have been queued before the marker).
+  const markA = { type: 'candidate', room: 'seed-room', candidate: { candidate: 'marker-from-a', sdpMid: '0', sdpMLineIndex: 0 } };
+  const markB = { type: 'candidate', room: 'seed-room', candidate: { candidate: 'marker-from-b', sdpMid: '0', sdpMLineIndex: 0 } };
+  a.send(markA);
+  assert.deepEqual(await b.next(), markA);
+  b.send(markB);
+  assert.deepEqual(await a.next(), markB);
   assert.equal(a.inbox.length, 0);
   assert.equal(b.inbox.length, 0);
 });

@@ -47,6 +47,10 @@ pub struct CallStats {
     pub send_resolution: (u32, u32),
     /// Size of the video being received.
     pub recv_resolution: (u32, u32),
+    /// The selected ICE pair's local candidate: type and address, e.g. `srflx 203.0.113.7:4000`.
+    pub ice_local_candidate: Option<String>,
+    /// The selected ICE pair's remote candidate, the same way.
+    pub ice_remote_candidate: Option<String>,
     /// Round-trip time of the selected ICE candidate pair, milliseconds.
     pub rtt_ms: Option<f64>,
     /// Packets lost on the inbound video stream (cumulative).
@@ -79,6 +83,27 @@ pub struct CallStats {
     pub keyframe_requests_received: u64,
     /// IDR pictures sent (the first one, plus one per honoured keyframe request).
     pub keyframes_sent: u64,
+    /// The congestion controller's bandwidth estimate for what this side sends, bits/s.
+    pub target_bitrate_bps: f64,
+    /// The bitrate the video encoder is set to (follows the estimate), bits/s.
+    pub encoder_bitrate_bps: f64,
+    /// Remote video frames given up: still incomplete after waiting for retransmissions.
+    pub video_frames_lost: u64,
+    /// Remote video packets that filled a hole: reordered, or recovered by a NACK.
+    pub video_packets_recovered: u64,
+    /// How long the receiver waits for a missing packet before giving its frame up, ms.
+    pub video_reorder_wait_ms: f64,
+    /// Freezes of the remote video, as browsers count them (a gap between two frames of more
+    /// than three average frame intervals and at least 150 ms more than the average).
+    pub freeze_count: u64,
+    /// Total duration of those freezes, ms.
+    pub freeze_total_ms: f64,
+    /// The longest freeze, ms.
+    pub freeze_longest_ms: f64,
+    /// Offer collisions in which this side ignored the other's offer (the impolite side).
+    pub glare_offers_ignored: u64,
+    /// Offer collisions in which this side rolled back its own offer (the polite side).
+    pub glare_rollbacks: u64,
     /// Test-pattern counters: first and last seen, and how many decoded frames carried one.
     pub pattern_first: Option<u32>,
     /// Last test-pattern counter seen.

@@ -13,6 +13,7 @@
 //! - [`engine`]: the non-blocking handle a UI or the headless peer holds.
 //! - [`headless`]: `duet call`: a call without a window, with progress lines and a JSON report.
 
+pub mod assembler;
 pub mod config;
 pub mod engine;
 pub mod error;

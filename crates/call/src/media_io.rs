@@ -1,11 +1,14 @@
 //! The media paths of a connected call, on named OS threads and short tokio tasks:
 //!
 //! - `duet-video-send`: source → (preview slot) → H.264 encoder → RTP track, paced by the
-//!   capture timestamps; honours keyframe requests (PLI/FIR) and camera on/off/switch.
+//!   capture timestamps; the encoder's bitrate follows the congestion controller's estimate
+//!   (every [`RATE_UPDATE_INTERVAL`]); honours keyframe requests (PLI/FIR) and camera
+//!   on/off/switch.
 //! - `duet-audio-send`: source → Opus encoder → RTP track (silence while muted).
-//! - remote video: RTP → H.264 access units (marker bit) → decode worker → `duet-video-out`
-//!   (remote slot, pattern stamps, latency); PLI when the decoder needs a keyframe, at most
-//!   one per [`PLI_INTERVAL`].
+//! - remote video: RTP → [`FrameAssembler`] (reorders, waits about a round trip for NACK
+//!   retransmissions) → decode worker → `duet-video-out` (remote slot, pattern stamps,
+//!   latency, freezes); PLI only when a frame was lost for good or the decoder needs a
+//!   keyframe, at most one per [`PLI_INTERVAL`].
 //! - remote audio: RTP → jitter buffer → `duet-audio-out` every 20 ms → Opus decode/conceal →
 //!   sink.
 //!
@@ -29,17 +32,67 @@ use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
-use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use crate::assembler::FrameAssembler;
 use crate::config::{AudioChoice, SpeakerChoice, VideoChoice};
 use crate::events::FrameSlot;
+use crate::peer::BandwidthEstimate;
 
 /// Minimum time between two PLIs sent for the same stream.
-pub const PLI_INTERVAL: Duration = Duration::from_millis(500);
+pub const PLI_INTERVAL: Duration = Duration::from_millis(300);
+/// How often the video sender applies the bandwidth estimate to the encoder.
+pub const RATE_UPDATE_INTERVAL: Duration = Duration::from_millis(200);
+/// The lowest video bitrate the encoder is asked for, bits per second.
+pub const MIN_VIDEO_BPS: u32 = 60_000;
+/// Share of the estimate left for RTP/SRTP headers and retransmissions.
+pub const OVERHEAD_SHARE: f64 = 0.10;
+
+/// The video encoder's bitrate for a bandwidth estimate: what is left after audio and packet
+/// overhead, between [`MIN_VIDEO_BPS`] and the configured maximum.
+#[must_use]
+pub fn video_bitrate_for(estimate_bps: f64, audio_bps: u32, max_video_bps: u32) -> u32 {
+    let available = estimate_bps * (1.0 - OVERHEAD_SHARE) - f64::from(audio_bps);
+    (available.max(0.0) as u32).clamp(MIN_VIDEO_BPS.min(max_video_bps), max_video_bps)
+}
+
+/// Browsers' definition of a freeze (webrtc-stats `freezeCount`): a gap between two shown
+/// frames longer than three average frame intervals and at least 150 ms more than the average.
+#[derive(Debug, Default, Clone)]
+pub struct FreezeDetector {
+    last: Option<Instant>,
+    avg_interval_ms: Option<f64>,
+    /// Freezes so far.
+    pub count: u64,
+    /// Their total duration, milliseconds.
+    pub total_ms: f64,
+    /// The longest one, milliseconds.
+    pub longest_ms: f64,
+}
+
+impl FreezeDetector {
+    /// A frame was shown at `now`.
+    pub fn frame(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let gap = now.saturating_duration_since(last).as_secs_f64() * 1000.0;
+            if let Some(avg) = self.avg_interval_ms
+                && gap > (3.0 * avg).max(avg + 150.0)
+            {
+                self.count += 1;
+                self.total_ms += gap;
+                self.longest_ms = self.longest_ms.max(gap);
+            }
+            // A moving average over about 30 frames, as browsers keep.
+            self.avg_interval_ms = Some(match self.avg_interval_ms {
+                Some(avg) => avg + (gap - avg) / 30.0,
+                None => gap,
+            });
+        }
+        self.last = Some(now);
+    }
+}
 
 /// A callback that wakes whoever displays frames (the UI's `request_repaint`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -58,6 +111,24 @@ pub struct MediaCounters {
     pub plis_sent: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub keyframes_sent: AtomicU64,
+    /// The congestion controller's estimate as last applied by the video sender, bits/s.
+    pub target_bps: AtomicU64,
+    /// The bitrate the video encoder is set to, bits/s.
+    pub encoder_bps: AtomicU64,
+    /// Video frames the receiver gave up (incomplete after the wait for retransmissions).
+    pub frames_lost: AtomicU64,
+    /// Video packets that arrived after a later one: reordered, or recovered by NACK.
+    pub packets_recovered: AtomicU64,
+    /// The receiver's current wait for a missing packet, microseconds.
+    pub reorder_wait_us: AtomicU64,
+    /// Smoothed round-trip time of the selected candidate pair, microseconds (0 = unknown).
+    pub rtt_us: AtomicU64,
+    /// Freezes of the remote video (see [`FreezeDetector`]).
+    pub freezes: Mutex<FreezeDetector>,
+    /// Offer collisions (glare) where this side ignored the other's offer (impolite).
+    pub glare_ignored: AtomicU64,
+    /// Offer collisions where this side rolled its own offer back (polite).
+    pub glare_rollbacks: AtomicU64,
     /// Set by the session to make the video receiver send a PLI now.
     pub send_pli_now: AtomicBool,
     pub want_keyframe: AtomicBool,
@@ -131,7 +202,10 @@ pub struct VideoSendConfig {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// The most the encoder may use, bits/s (the congestion controller may allow less).
     pub bitrate_bps: u32,
+    /// The audio bitrate, left out of the estimate the video gets.
+    pub audio_bps: u32,
 }
 
 /// Commands to the video send thread.
@@ -219,12 +293,15 @@ pub fn spawn_video_sender(
     counters: Arc<MediaCounters>,
     preview: Arc<FrameSlot>,
     commands: Receiver<VideoCmd>,
+    estimate: Arc<BandwidthEstimate>,
     warn: Arc<dyn Fn(String) + Send + Sync>,
     wake: Waker,
 ) -> std::io::Result<Worker> {
     Worker::spawn("duet-video-send", move |stop| {
+        let mut bitrate_bps =
+            video_bitrate_for(estimate.bps(), cfg.audio_bps, cfg.bitrate_bps).max(1);
         let h264 = H264Config {
-            bitrate_bps: cfg.bitrate_bps,
+            bitrate_bps,
             fps: cfg.fps as f32,
             keyframe_interval: 0,
         };
@@ -246,7 +323,29 @@ pub fn spawn_video_sender(
         let mut last_capture_us: Option<u64> = None;
         let mut next_black = Instant::now();
         let mut dropped_before = 0;
+        let mut next_rate_update = Instant::now();
+        counters
+            .encoder_bps
+            .store(u64::from(bitrate_bps), Ordering::Relaxed);
         while !stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next_rate_update {
+                next_rate_update = Instant::now() + RATE_UPDATE_INTERVAL;
+                let target = estimate.bps();
+                counters.target_bps.store(target as u64, Ordering::Relaxed);
+                let want = video_bitrate_for(target, cfg.audio_bps, cfg.bitrate_bps);
+                // Small wobbles are not worth a rate-control reset.
+                if want.abs_diff(bitrate_bps) > bitrate_bps / 20 {
+                    match encoder.set_bitrate(want) {
+                        Ok(()) => {
+                            bitrate_bps = want;
+                            counters
+                                .encoder_bps
+                                .store(u64::from(want), Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "setting the bitrate failed"),
+                    }
+                }
+            }
             match commands.try_recv() {
                 Ok(VideoCmd::Switch(new)) => {
                     drop(capture.take());
@@ -464,57 +563,6 @@ pub fn note_keyframe_requests(packets: &[Box<dyn rtc::rtcp::Packet>], counters: 
     }
 }
 
-/// Reassembles H.264 access units from RTP: payloads are depacketized in order and an access
-/// unit ends at the marker bit. A sequence gap discards the unit in progress (the decoder then
-/// asks for a keyframe).
-#[derive(Default)]
-pub struct AccessUnitAssembler {
-    depacketizer: H264Packet,
-    buf: Vec<u8>,
-    last_seq: Option<u16>,
-    broken: bool,
-}
-
-impl AccessUnitAssembler {
-    /// Feeds one packet; returns `Ok(Some(au))` at the end of a complete access unit and
-    /// `Err(())` when a unit was lost.
-    #[allow(clippy::result_unit_err)]
-    pub fn push(&mut self, packet: &rtp::Packet) -> Result<Option<Vec<u8>>, ()> {
-        let seq = packet.header.sequence_number;
-        let mut lost = false;
-        if let Some(last) = self.last_seq
-            && seq != last.wrapping_add(1)
-        {
-            if seq.wrapping_sub(last) > 0x8000 || seq == last {
-                // Late or duplicate (e.g. a NACK retransmission of something already handled).
-                return Ok(None);
-            }
-            lost = true;
-            self.broken = true;
-            self.depacketizer = H264Packet::default();
-        }
-        self.last_seq = Some(seq);
-        match self.depacketizer.depacketize(&packet.payload) {
-            Ok(bytes) => self.buf.extend_from_slice(&bytes),
-            Err(_) => self.broken = true,
-        }
-        if self.buf.len() > 4 << 20 {
-            self.buf.clear();
-            self.broken = true;
-        }
-        if packet.header.marker {
-            let au = std::mem::take(&mut self.buf);
-            let ok = !self.broken;
-            self.broken = false;
-            if ok && !au.is_empty() {
-                return Ok(Some(au));
-            }
-            return Err(());
-        }
-        if lost { Err(()) } else { Ok(None) }
-    }
-}
-
 /// Receives the remote video track until it ends: RTP → access units → decoder (with PLIs),
 /// and `duet-video-out` publishing frames. Runs on the engine's runtime.
 pub async fn receive_video(
@@ -550,6 +598,7 @@ pub async fn receive_video(
                 }
             }
             out_counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+            lock(&out_counters.freezes).frame(Instant::now());
             out_counters
                 .recv_width
                 .store(u64::from(frame.width()), Ordering::Relaxed);
@@ -571,7 +620,7 @@ pub async fn receive_video(
         .await
         .map(|c| format!("{} {}", c.mime_type, c.sdp_fmtp_line));
     tracing::debug!(ssrc, ?codec, "remote video track");
-    let mut assembler = AccessUnitAssembler::default();
+    let mut assembler = FrameAssembler::new();
     let mut last_pli: Option<Instant> = None;
     let send_pli = async |counters: &MediaCounters, last_pli: &mut Option<Instant>| {
         if last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
@@ -591,8 +640,16 @@ pub async fn receive_video(
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     loop {
+        // Wake for the next packet, the end of a wait for a missing one, or the PLI tick.
+        let hole_deadline = assembler.deadline();
         let event = tokio::select! {
-            e = track.poll() => e,
+            e = track.poll() => Some(e),
+            () = async {
+                match hole_deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
             _ = ticker.tick() => {
                 // Keep asking while the decoder waits for a keyframe (rate-limited), and honour
                 // an explicit request from the owner.
@@ -602,40 +659,63 @@ pub async fn receive_video(
                 } else if counters.video_bytes_received.load(Ordering::Relaxed) > 0 && decoder.needs_keyframe() {
                     send_pli(&counters, &mut last_pli).await;
                 }
+                // Wait about a round trip plus the NACK generator's 100 ms interval.
+                let rtt = Duration::from_micros(counters.rtt_us.load(Ordering::Relaxed));
+                let wait = (rtt * 3 / 2 + Duration::from_millis(120))
+                    .clamp(Duration::from_millis(120), Duration::from_millis(500));
+                assembler.set_wait(wait);
+                counters.reorder_wait_us.store(wait.as_micros() as u64, Ordering::Relaxed);
                 continue;
             }
         };
-        let Some(event) = event else { break };
-        match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => {
-                tracing::trace!(
-                    pt = packet.header.payload_type,
-                    seq = packet.header.sequence_number,
-                    len = packet.payload.len(),
-                    marker = packet.header.marker,
-                    "video rtp"
-                );
-                counters
-                    .video_bytes_received
-                    .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-                match assembler.push(&packet) {
-                    Ok(Some(au)) => {
-                        tracing::trace!(len = au.len(), nals = ?media::nal_unit_types(&au), "video access unit");
-                        if !decoder.push(au) {
-                            counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(()) => {
-                        tracing::trace!("video access unit lost");
-                        decoder.report_loss();
-                        send_pli(&counters, &mut last_pli).await;
-                    }
+        if let Some(event) = event {
+            let Some(event) = event else { break };
+            match event {
+                TrackRemoteEvent::OnRtpPacket(packet) => {
+                    tracing::trace!(
+                        pt = packet.header.payload_type,
+                        seq = packet.header.sequence_number,
+                        len = packet.payload.len(),
+                        marker = packet.header.marker,
+                        "video rtp"
+                    );
+                    counters
+                        .video_bytes_received
+                        .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                    assembler.push(&packet, Instant::now());
                 }
+                TrackRemoteEvent::OnRtcpPacket(packets) => {
+                    note_keyframe_requests(&packets, &counters);
+                    continue;
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => continue,
             }
-            TrackRemoteEvent::OnRtcpPacket(packets) => note_keyframe_requests(&packets, &counters),
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
+        }
+        let mut lost = false;
+        while let Some(unit) = assembler.poll(Instant::now()) {
+            tracing::trace!(
+                len = unit.data.len(),
+                after_loss = unit.after_loss,
+                "video access unit"
+            );
+            if unit.after_loss {
+                decoder.report_loss();
+                lost = true;
+            }
+            if !decoder.push(unit.data) {
+                counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let stats = assembler.stats();
+        counters
+            .frames_lost
+            .store(stats.frames_lost, Ordering::Relaxed);
+        counters
+            .packets_recovered
+            .store(stats.packets_recovered, Ordering::Relaxed);
+        if lost {
+            send_pli(&counters, &mut last_pli).await;
         }
     }
     drop(decoder);

@@ -1,15 +1,21 @@
 //! Building a webrtc-rs 0.21 peer connection the way duet needs it: H.264 (42e01f,
-//! packetization-mode 1) and Opus only, NACK and RTCP reports, inbound RTCP delivered to the
-//! application (for PLI/FIR and receiver reports), loopback-only ICE when asked, and the
-//! handler that forwards the connection's callbacks into a channel.
+//! packetization-mode 1) and Opus only; send-side congestion control (Google Congestion
+//! Control fed by transport-wide feedback, with the pacer), TWCC feedback for the other side's
+//! sender, NACK and RTCP reports; inbound RTCP delivered to the application (for PLI/FIR and
+//! receiver reports); loopback-only ICE when asked; and the handler that forwards the
+//! connection's callbacks into a channel.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Attribute, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, Packet as IPacket,
+    PacketReport, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp;
@@ -30,7 +36,7 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
-    configure_nack, configure_rtcp_reports,
+    configure_congestion_control, configure_nack, configure_rtcp_reports,
 };
 
 use crate::config::IceServer;
@@ -117,11 +123,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
                 })
                 .cloned()
                 .collect();
-            if keep.is_empty() {
-                return Ok(());
+            // Anything else (transport-wide feedback above all) goes on unmarked: the chain's
+            // end still reads the attributes on it, such as the new bandwidth estimate.
+            if !keep.is_empty() {
+                msg.message.packet = IPacket::Rtcp(keep);
+                msg.message.add(Attribute::DeliverToApplication);
             }
-            msg.message.packet = IPacket::Rtcp(keep);
-            msg.message.add(Attribute::DeliverToApplication);
         }
         self.read.push_back(msg);
         Ok(())
@@ -191,13 +198,98 @@ fn media_engine() -> Result<MediaEngine, CallError> {
     Ok(engine)
 }
 
-/// A new peer connection plus the channel its events arrive on.
+/// How much faster than the estimate the pacer may send: bursts such as a keyframe leave
+/// quickly while the average stays at the estimate (libwebrtc uses the same factor).
+pub const PACING_FACTOR: f64 = 2.5;
+
+/// The bandwidth the congestion controller currently allows, shared with the video sender.
+#[derive(Debug, Default)]
+pub struct BandwidthEstimate {
+    bits: AtomicU64,
+}
+
+impl BandwidthEstimate {
+    /// The estimate in bits per second (0 before the controller started).
+    #[must_use]
+    pub fn bps(&self) -> f64 {
+        f64::from_bits(self.bits.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, bps: f64) {
+        self.bits.store(bps.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Google Congestion Control, publishing each new estimate for the encoder, and handing the
+/// chain (the pacer) [`PACING_FACTOR`] times the estimate.
+struct PublishingGcc {
+    inner: Gcc,
+    estimate: Arc<BandwidthEstimate>,
+}
+
+impl BandwidthEstimator for PublishingGcc {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.inner.on_reports(now, reports);
+        self.estimate.set(self.inner.target_bitrate());
+    }
+    fn target_bitrate(&self) -> f64 {
+        self.inner.target_bitrate() * PACING_FACTOR
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+        self.estimate.set(self.inner.target_bitrate());
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}
+
+/// Where the congestion controller starts when the configured bitrate is higher, bits/s:
+/// high enough for clear 480p at once, low enough that a narrow link recovers within seconds.
+pub const INITIAL_BITRATE_BPS: f64 = 1_000_000.0;
+/// The least the congestion controller goes down to, bits/s.
+pub const MIN_BITRATE_BPS: f64 = 150_000.0;
+
+/// The range the congestion controller works in, bits per second (video and audio together).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BitrateRange {
+    pub initial_bps: f64,
+    pub min_bps: f64,
+    pub max_bps: f64,
+}
+
+/// A new peer connection, the channel its events arrive on, and the live bandwidth estimate.
 pub async fn build(
     ice_servers: &[IceServer],
     loopback_only: bool,
-) -> Result<(Arc<dyn PeerConnection>, mpsc::Receiver<PeerEvent>), CallError> {
+    bitrate: BitrateRange,
+) -> Result<
+    (
+        Arc<dyn PeerConnection>,
+        mpsc::Receiver<PeerEvent>,
+        Arc<BandwidthEstimate>,
+    ),
+    CallError,
+> {
     let mut engine = media_engine()?;
-    let registry = configure_nack(Registry::new(), &mut engine);
+    let estimate = Arc::new(BandwidthEstimate::default());
+    estimate.set(bitrate.initial_bps);
+    let gcc = PublishingGcc {
+        inner: Gcc::new(bitrate.initial_bps, bitrate.min_bps, bitrate.max_bps),
+        estimate: estimate.clone(),
+    };
+    // Codecs first: the helper adds transport-cc feedback to the codecs already registered.
+    let registry = configure_congestion_control(
+        Registry::new(),
+        gcc,
+        webrtc::peer_connection::CongestionFeedback::Twcc,
+        &mut engine,
+    )
+    .map_err(|e| CallError::WebRtc(format!("setting up congestion control: {e}")))?;
+    let registry = configure_nack(registry, &mut engine);
     let registry = configure_rtcp_reports(registry);
     let registry = registry.with(Slot::from(14_000), RtcpToApp::default());
     // Work-arounds measured in docs/benchmarks.md (call setup): without them the first DTLS
@@ -206,6 +298,9 @@ pub async fn build(
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        // NACK retransmissions of a keyframe's early packets arrive more than 64 packets
+        // behind the newest one; the default replay window would reject them.
+        .with_srtp_replay_protection_window(1024)
         .build();
     let servers = ice_servers
         .iter()
@@ -236,7 +331,7 @@ pub async fn build(
         .build()
         .await
         .map_err(|e| CallError::WebRtc(format!("creating the peer connection: {e}")))?;
-    Ok((Arc::new(pc), rx))
+    Ok((Arc::new(pc), rx, estimate))
 }
 
 /// A local track for `kind` with a random SSRC.

@@ -70,6 +70,7 @@ struct PeerCall {
     connected: bool,
     ready_at: Instant,
     counters: Arc<MediaCounters>,
+    estimate: Arc<peer::BandwidthEstimate>,
 }
 
 impl PeerCall {
@@ -281,7 +282,12 @@ impl Session {
     }
 
     async fn new_call(&self, offerer: Option<bool>) -> Result<PeerCall, CallError> {
-        let (pc, events) = peer::build(&self.config.ice_servers, self.config.loopback_only).await?;
+        let (pc, events, estimate) = peer::build(
+            &self.config.ice_servers,
+            self.config.loopback_only,
+            self.bitrate_range(),
+        )
+        .await?;
         let video_track = peer::local_track(RtpCodecKind::Video, "video")?;
         let audio_track = peer::local_track(RtpCodecKind::Audio, "audio")?;
         let video_sender = pc
@@ -308,7 +314,22 @@ impl Session {
             connected: false,
             ready_at: Instant::now(),
             counters: self.counters.clone(),
+            estimate,
         })
+    }
+
+    /// What the congestion controller may allow, video and audio together: it starts at
+    /// [`peer::INITIAL_BITRATE_BPS`] (or the configured total if lower) and never goes past the
+    /// configured total, which the encoders could not use.
+    fn bitrate_range(&self) -> peer::BitrateRange {
+        let total =
+            f64::from(self.config.video_bitrate_bps) + f64::from(self.config.audio_bitrate_bps);
+        let total = total / (1.0 - media_io::OVERHEAD_SHARE);
+        peer::BitrateRange {
+            initial_bps: total.min(peer::INITIAL_BITRATE_BPS),
+            min_bps: peer::MIN_BITRATE_BPS.min(total),
+            max_bps: total,
+        }
     }
 
     async fn make_offer(&mut self) -> Result<(), CallError> {
@@ -348,9 +369,15 @@ impl Session {
         }
         let have_local_offer = matches!(call.pc.pending_local_description().await, Some(d) if d.sdp_type == RTCSdpType::Offer);
         match call.negotiator.on_remote_offer(&desc.sdp, have_local_offer) {
-            OfferAction::Ignore => return Ok(()),
+            OfferAction::Ignore => {
+                call.counters.glare_ignored.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
             OfferAction::Accept { rollback_first } => {
                 if rollback_first {
+                    call.counters
+                        .glare_rollbacks
+                        .fetch_add(1, Ordering::Relaxed);
                     let rollback = RTCSessionDescription::rollback(None)
                         .map_err(|e| CallError::WebRtc(format!("rollback: {e}")))?;
                     call.pc
@@ -532,6 +559,7 @@ impl Session {
             height: self.config.height,
             fps: self.config.fps,
             bitrate_bps: self.config.video_bitrate_bps,
+            audio_bps: self.config.audio_bitrate_bps,
         };
         match media_io::spawn_preview(
             self.config.video.clone(),
@@ -583,10 +611,12 @@ impl Session {
                 height: config.height,
                 fps: config.fps,
                 bitrate_bps: config.video_bitrate_bps,
+                audio_bps: config.audio_bitrate_bps,
             },
             call.counters.clone(),
             io.local.clone(),
             vrx,
+            call.estimate.clone(),
             warn.clone(),
             io.wake.clone(),
         )
@@ -715,12 +745,50 @@ impl Session {
         let mut packets_lost = 0i64;
         if let Some(call) = &self.call {
             let report = call.pc.get_stats(now, StatsSelector::None).await;
+            let mut candidates = std::collections::HashMap::new();
+            let mut selected = None;
+            for entry in report.iter() {
+                if let RTCStatsReportEntry::LocalCandidate(c)
+                | RTCStatsReportEntry::RemoteCandidate(c) = entry
+                {
+                    candidates.insert(
+                        c.stats.id.clone(),
+                        format!(
+                            "{} {}:{}",
+                            c.candidate_type,
+                            c.address.as_deref().unwrap_or("?"),
+                            c.port
+                        ),
+                    );
+                }
+                if let RTCStatsReportEntry::IceCandidatePair(p) = entry
+                    && p.nominated
+                {
+                    selected = Some((p.local_candidate_id.clone(), p.remote_candidate_id.clone()));
+                }
+            }
+            if let Some((local, remote)) = selected {
+                // webrtc-rs 0.21 names candidate entries `RTC{Local,Remote}IceCandidate_<id>`
+                // but refers to them from the pair by the bare id; peer-reflexive remote
+                // candidates (learned from the peer's checks) have no entry at all.
+                let find = |prefix: &str, id: &str| {
+                    candidates
+                        .get(id)
+                        .or_else(|| candidates.get(&format!("{prefix}_{id}")))
+                        .cloned()
+                };
+                stats.ice_local_candidate = find("RTCLocalIceCandidate", &local);
+                stats.ice_remote_candidate = find("RTCRemoteIceCandidate", &remote)
+                    .or(Some("prflx (learned from the other side's checks)".into()));
+            }
             for entry in report.iter() {
                 match entry {
                     RTCStatsReportEntry::IceCandidatePair(p)
                         if p.nominated && p.current_round_trip_time > 0.0 =>
                     {
                         stats.rtt_ms = Some(p.current_round_trip_time * 1000.0);
+                        c.rtt_us
+                            .store((p.current_round_trip_time * 1e6) as u64, Ordering::Relaxed);
                     }
                     RTCStatsReportEntry::InboundRtp(i)
                         if i.received_rtp_stream_stats.rtp_stream_stats.kind
@@ -785,6 +853,19 @@ impl Session {
         stats.plis_sent = c.plis_sent.load(Ordering::Relaxed);
         stats.keyframe_requests_received = c.keyframe_requests.load(Ordering::Relaxed);
         stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);
+        stats.glare_offers_ignored = c.glare_ignored.load(Ordering::Relaxed);
+        stats.target_bitrate_bps = c.target_bps.load(Ordering::Relaxed) as f64;
+        stats.encoder_bitrate_bps = c.encoder_bps.load(Ordering::Relaxed) as f64;
+        stats.video_frames_lost = c.frames_lost.load(Ordering::Relaxed);
+        stats.video_packets_recovered = c.packets_recovered.load(Ordering::Relaxed);
+        stats.video_reorder_wait_ms = c.reorder_wait_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        {
+            let f = lock(&c.freezes);
+            stats.freeze_count = f.count;
+            stats.freeze_total_ms = f.total_ms;
+            stats.freeze_longest_ms = f.longest_ms;
+        }
+        stats.glare_rollbacks = c.glare_rollbacks.load(Ordering::Relaxed);
         {
             let pattern = lock(&c.pattern);
             stats.pattern_first = pattern.first;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod lab_cone_nat;
 mod peer_killed;
 mod share_link;
 mod ui;

@@ -79,4 +79,14 @@ fn both_offer_and_still_connect() {
         "glare call did not connect: a={:?} {:?} b={:?} {:?}",
         sa.states, sa.stats, sb.states, sb.stats
     );
+    // Both sides offered on `ready`, so the offers collided: one side ignored the other's
+    // offer and the other rolled its own back.
+    let ignored = sa.stats.glare_offers_ignored + sb.stats.glare_offers_ignored;
+    let rollbacks = sa.stats.glare_rollbacks + sb.stats.glare_rollbacks;
+    assert!(
+        ignored >= 1 && rollbacks >= 1,
+        "expected an ignored offer and a rollback ({ignored}, {rollbacks}): a={:?} b={:?}",
+        sa.stats,
+        sb.stats
+    );
 }

@@ -37,10 +37,32 @@ fn self_view_while_waiting_and_camera_toggle() {
         local_stamp_within(&engine, Duration::from_secs(5)).expect("a self-view while waiting");
 
     assert!(engine.command(Command::SetCameraEnabled(false)));
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            while engine.events().try_recv().is_ok() {}
+            engine.local_frames().latest().1.is_none()
+        }),
+        "camera off still shows a picture"
+    );
+    // It stays dark: a full stats tick later (the engine emits one a second) there is still
+    // no picture, so the preview thread is really gone rather than between two frames.
+    let mut seen = common::Seen::default();
+    assert!(common::watch(
+        &engine,
+        &mut seen,
+        Duration::from_secs(5),
+        |s| { s.stats.elapsed_s > 0.0 }
+    ));
+    let at = seen.stats.elapsed_s;
+    assert!(common::watch(
+        &engine,
+        &mut seen,
+        Duration::from_secs(5),
+        |s| { s.stats.elapsed_s > at }
+    ));
     assert!(
         engine.local_frames().latest().1.is_none(),
-        "camera off still shows a picture"
+        "camera off: a picture came back by itself"
     );
 
     assert!(engine.command(Command::SetCameraEnabled(true)));

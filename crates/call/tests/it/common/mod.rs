@@ -32,6 +32,20 @@ pub fn config(url: &str, room: &str, tone_hz: f32) -> CallConfig {
     c
 }
 
+/// Polls `done` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Everything an engine reported while a test watched it.
 #[derive(Default)]
 pub struct Seen {

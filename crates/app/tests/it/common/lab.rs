@@ -1,0 +1,275 @@
+//! Calls in the network lab (`netlab`): a public net with `signal` and a STUN server, homes
+//! behind NAT routers, and `duet call` processes running inside the homes.
+//!
+//! Lab tests take [`lab_lock`] so only one runs at a time: each runs two real encoders and
+//! decoders, and what they measure (frame rates under loss or a cap) must not depend on what
+//! another test is doing on the same two cores.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use netlab::{Home, Host, Lab, LabError, Nat};
+use serde_json::Value;
+
+use super::{KillOnDrop, target_dir, unique_room};
+
+/// The public server's address in the lab.
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// Where `signal` listens on it.
+pub const SIGNAL_PORT: u16 = 8080;
+/// Where the STUN server (coturn, `--stun-only`) listens on it.
+pub const STUN_PORT: u16 = 3478;
+
+static LAB: Mutex<()> = Mutex::new(());
+
+/// One lab test at a time (see the module documentation).
+pub fn lab_lock() -> MutexGuard<'static, ()> {
+    LAB.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A new lab, or `None` (after a loud message) where namespaces cannot be made, unless
+/// `DUET_REQUIRE_NETNS=1` (set by `scripts/test.sh` when it runs as root) makes that a failure.
+pub fn lab(tag: &str) -> Option<Lab> {
+    match Lab::new(tag) {
+        Ok(lab) => Some(lab),
+        Err(LabError::Unavailable(why)) => {
+            assert!(
+                std::env::var("DUET_REQUIRE_NETNS").as_deref() != Ok("1"),
+                "the network lab is required (DUET_REQUIRE_NETNS=1) but unavailable: {why}"
+            );
+            eprintln!("*** SKIPPED: the network lab is unavailable here: {why} ***");
+            None
+        }
+        Err(e) => panic!("building the lab failed: {e}"),
+    }
+}
+
+/// The public net's servers: `signal` (in-process, on a thread inside the namespace) and
+/// coturn as a STUN server.
+pub struct Servers {
+    pub host: Host,
+    _signal: call::HostedSignal,
+    _stun: KillOnDrop,
+}
+
+impl Servers {
+    /// `ws://` URL of the signal server.
+    pub fn signal_url(&self) -> String {
+        format!("ws://{SERVER_IP}:{SIGNAL_PORT}/")
+    }
+
+    /// The STUN server's URL.
+    pub fn stun_url(&self) -> String {
+        format!("stun:{SERVER_IP}:{STUN_PORT}")
+    }
+}
+
+/// Starts `signal` and a STUN server on [`SERVER_IP`].
+pub fn servers(lab: &Lab) -> Servers {
+    let host = lab.public_host("srv", SERVER_IP).expect("public host");
+    let addr = std::net::SocketAddr::from((SERVER_IP, SIGNAL_PORT));
+    let signal = host
+        .run(move || call::HostedSignal::start(addr, signal::Config::default()))
+        .expect("enter the public namespace")
+        .expect("signal starts in the lab");
+    let log = target_dir().join(format!("lab-coturn-{}.log", std::process::id()));
+    let stun = host
+        .command("turnserver")
+        .args([
+            "-n",
+            "--stun-only",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--simple-log",
+        ])
+        .arg(format!("--listening-ip={SERVER_IP}"))
+        .arg(format!("--listening-port={STUN_PORT}"))
+        .arg(format!("--log-file={}", log.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("coturn (turnserver) starts: scripts/deps.sh test installs it");
+    Servers {
+        host,
+        _signal: signal,
+        _stun: KillOnDrop(stun),
+    }
+}
+
+/// A running `duet call` in a home, and where its report goes.
+pub struct Peer {
+    pub name: String,
+    pub child: Child,
+    pub report: PathBuf,
+}
+
+/// Options of one lab peer.
+pub struct PeerOptions<'a> {
+    pub room: &'a str,
+    pub tone: &'a str,
+    pub seconds: u32,
+    pub extra: &'a [&'a str],
+}
+
+/// Starts `duet call` inside `home`'s host with the test pattern at 320×240 and a tone.
+pub fn start_peer(home: &Home, servers: &Servers, name: &str, o: &PeerOptions<'_>) -> Peer {
+    let report = target_dir().join(format!("lab-{}-{name}.json", o.room));
+    let _ = std::fs::remove_file(&report);
+    let child = home
+        .host()
+        .command(env!("CARGO_BIN_EXE_duet"))
+        .args(["call", o.room, "--signal"])
+        .arg(servers.signal_url())
+        .args(["--ice-server"])
+        .arg(servers.stun_url())
+        .args(["--video", "test", "--audio", o.tone, "--speaker", "null"])
+        .args(["--size", "320x240", "--stats-every", "0"])
+        .args(["--duration", &o.seconds.to_string(), "--stats-json"])
+        .arg(&report)
+        .args(o.extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet call starts in the lab");
+    Peer {
+        name: name.to_owned(),
+        child,
+        report,
+    }
+}
+
+/// What a peer reported when its call ended.
+pub struct Finished {
+    pub name: String,
+    pub success: bool,
+    pub output: String,
+    pub report: Value,
+}
+
+impl Finished {
+    /// A number from the report's last stats snapshot (0 when absent).
+    pub fn stat(&self, key: &str) -> f64 {
+        self.report["stats"][key].as_f64().unwrap_or(0.0)
+    }
+
+    /// A string from the report's last stats snapshot.
+    pub fn stat_str(&self, key: &str) -> String {
+        self.report["stats"][key].as_str().unwrap_or("").to_owned()
+    }
+}
+
+/// Waits for `peer` to finish (it stops itself after its `--duration`; killed after `limit`).
+pub fn finish(peer: Peer, limit: Duration) -> Finished {
+    let Peer {
+        name,
+        child,
+        report,
+    } = peer;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("duet call output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("{name}: duet call did not end within {limit:?}");
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_else(|| panic!("{name}: no report at {}\n{text}", report.display()));
+    Finished {
+        name,
+        success: output.status.success(),
+        output: text,
+        report,
+    }
+}
+
+/// Two homes with `nat`, both calling for `seconds` through [`servers`]; `setup` runs once
+/// both peers have started (to change the links mid-call, say). Returns both reports.
+pub fn call_between_homes(
+    tag: &str,
+    nat: Nat,
+    seconds: u32,
+    extra: &[&str],
+    impair: impl FnOnce(&Home, &Home),
+) -> Option<(Finished, Finished)> {
+    let _one_at_a_time = lab_lock();
+    let lab = lab(tag)?;
+    let servers = servers(&lab);
+    let a = lab.home("a", nat).expect("home a");
+    let b = lab.home("b", nat).expect("home b");
+    let room = unique_room(tag);
+    let peer_a = start_peer(
+        &a,
+        &servers,
+        "a",
+        &PeerOptions {
+            room: &room,
+            tone: "tone:440",
+            seconds,
+            extra,
+        },
+    );
+    let peer_b = start_peer(
+        &b,
+        &servers,
+        "b",
+        &PeerOptions {
+            room: &room,
+            tone: "tone:660",
+            seconds,
+            extra,
+        },
+    );
+    impair(&a, &b);
+    let limit = Duration::from_secs(u64::from(seconds) + 30);
+    let fa = finish(peer_a, limit);
+    let fb = finish(peer_b, limit);
+    Some((fa, fb))
+}
+
+/// Asserts what a user sees in a working call: the other side's pattern arrived, in order.
+pub fn assert_pictures_arrived(f: &Finished, min_frames: f64) {
+    assert!(
+        f.success,
+        "{}: the call failed: {}\n{}",
+        f.name, f.report["failure"], f.output
+    );
+    let frames = f.stat("pattern_frames");
+    assert!(
+        frames >= min_frames,
+        "{}: only {frames} pattern frames decoded (want ≥ {min_frames}): {}\n{}",
+        f.name,
+        f.report["stats"],
+        f.output
+    );
+    assert_eq!(
+        f.stat("pattern_out_of_order"),
+        0.0,
+        "{}: pictures out of order: {}",
+        f.name,
+        f.report["stats"]
+    );
+    assert!(
+        f.stat("pattern_last") > f.stat("pattern_first"),
+        "{}: the counter did not advance: {}",
+        f.name,
+        f.report["stats"]
+    );
+}

@@ -83,8 +83,11 @@ pub struct CallStats {
     pub keyframe_requests_received: u64,
     /// IDR pictures sent (the first one, plus one per honoured keyframe request).
     pub keyframes_sent: u64,
-    /// The congestion controller's bandwidth estimate for what this side sends, bits/s.
+    /// The rate this side allows itself to send (video, audio and packet overhead), bits/s:
+    /// the congestion controller's estimate, followed down at once and up gradually.
     pub target_bitrate_bps: f64,
+    /// The congestion controller's raw estimate (Google Congestion Control), bits/s.
+    pub bandwidth_estimate_bps: f64,
     /// The bitrate the video encoder is set to (follows the estimate), bits/s.
     pub encoder_bitrate_bps: f64,
     /// Remote video frames given up: still incomplete after waiting for retransmissions.
@@ -100,6 +103,9 @@ pub struct CallStats {
     pub freeze_total_ms: f64,
     /// The longest freeze, ms.
     pub freeze_longest_ms: f64,
+    /// The most recent freezes (up to 64): `[seconds since the engine started when it ended,
+    /// its duration in ms]`.
+    pub freezes: Vec<[f64; 2]>,
     /// Offer collisions in which this side ignored the other's offer (the impolite side).
     pub glare_offers_ignored: u64,
     /// Offer collisions in which this side rolled back its own offer (the polite side).

@@ -47,7 +47,13 @@ pub struct Report {
     pub stats: CallStats,
     /// Warnings seen.
     pub warnings: Vec<String>,
+    /// Every stats snapshot of the run, oldest first (at most [`HISTORY_LIMIT`]), so a test or
+    /// benchmark can see how the call evolved: the estimate after a link changed, say.
+    pub history: Vec<CallStats>,
 }
+
+/// Most stats snapshots a [`Report`] keeps (one a second: 20 minutes).
+pub const HISTORY_LIMIT: usize = 1200;
 
 /// Runs a headless call; `print` receives progress lines.
 pub fn run(options: HeadlessOptions, mut print: impl FnMut(&str)) -> Report {
@@ -85,6 +91,7 @@ pub fn run(options: HeadlessOptions, mut print: impl FnMut(&str)) -> Report {
         room: config.room.clone(),
         stats: CallStats::default(),
         warnings: Vec::new(),
+        history: Vec::new(),
     };
     let mut last_print = Instant::now();
     loop {
@@ -123,6 +130,10 @@ pub fn run(options: HeadlessOptions, mut print: impl FnMut(&str)) -> Report {
                 }
                 // After the peer leaves, the per-call numbers restart; keep the last call's.
                 let setup_ms = stats.setup_ms.or(report.stats.setup_ms);
+                if report.history.len() >= HISTORY_LIMIT {
+                    report.history.remove(0);
+                }
+                report.history.push((*stats).clone());
                 report.stats = *stats;
                 report.stats.setup_ms = setup_ms;
             }
@@ -175,6 +186,7 @@ fn failed_report(config: &CallConfig, failure: String) -> Report {
         room: config.room.clone(),
         stats: CallStats::default(),
         warnings: Vec::new(),
+        history: Vec::new(),
     }
 }
 

@@ -41,14 +41,47 @@ use crate::config::{AudioChoice, SpeakerChoice, VideoChoice};
 use crate::events::FrameSlot;
 use crate::peer::BandwidthEstimate;
 
-/// Minimum time between two PLIs sent for the same stream.
-pub const PLI_INTERVAL: Duration = Duration::from_millis(300);
+/// Minimum time between two PLIs sent for the same stream: a keyframe takes a round trip
+/// plus its own transmission time to arrive, and asking again sooner only makes the sender
+/// spend its budget on keyframes (measured in the lab: a 300 ms interval on a 1 Mbit/s link
+/// fed a keyframe-per-request spiral).
+pub const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// Minimum time between two keyframes the sender makes on request (or twice the round trip,
+/// if longer).
+pub const MIN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the video sender applies the bandwidth estimate to the encoder.
 pub const RATE_UPDATE_INTERVAL: Duration = Duration::from_millis(200);
 /// The lowest video bitrate the encoder is asked for, bits per second.
 pub const MIN_VIDEO_BPS: u32 = 60_000;
 /// Share of the estimate left for RTP/SRTP headers and retransmissions.
 pub const OVERHEAD_SHARE: f64 = 0.10;
+/// How fast the sender's rate may climb towards a higher estimate, per
+/// [`RATE_UPDATE_INTERVAL`] (×1.03 every 200 ms ≈ +16 % a second). Decreases apply at once.
+///
+/// webrtc-rs 0.21's GCC raises its estimate by a factor per feedback report and has no
+/// "application limited" check, so the raw estimate runs far above what the link carries
+/// before the delay or loss detector reacts; following it directly overshot a 1 Mbit/s cap
+/// within 3 s and collapsed to the minimum (measured in the lab). Ramping the sender's own
+/// rate gives the detectors time to see the queue grow.
+pub const RAMP_UP_PER_UPDATE: f64 = 1.03;
+
+/// No transport-wide feedback for this long means the estimate is stale (see
+/// [`BACKOFF_PER_UPDATE`]).
+pub const FEEDBACK_TIMEOUT: Duration = Duration::from_millis(600);
+/// While feedback is missing, the sender's rate shrinks by this factor every
+/// [`RATE_UPDATE_INTERVAL`] (halving in about 0.8 s).
+pub const BACKOFF_PER_UPDATE: f64 = 0.85;
+
+/// The rate the sender allows itself: follows the congestion controller's estimate down at
+/// once and up at most [`RAMP_UP_PER_UPDATE`] per update.
+#[must_use]
+pub fn ramp_toward(current_bps: f64, estimate_bps: f64) -> f64 {
+    if estimate_bps <= current_bps {
+        estimate_bps
+    } else {
+        estimate_bps.min(current_bps * RAMP_UP_PER_UPDATE)
+    }
+}
 
 /// The video encoder's bitrate for a bandwidth estimate: what is left after audio and packet
 /// overhead, between [`MIN_VIDEO_BPS`] and the configured maximum.
@@ -70,9 +103,15 @@ pub struct FreezeDetector {
     pub total_ms: f64,
     /// The longest one, milliseconds.
     pub longest_ms: f64,
+    /// The most recent freezes: when each ended and how long it was (at most
+    /// [`FreezeDetector::RECENT`]).
+    pub recent: std::collections::VecDeque<(Instant, f64)>,
 }
 
 impl FreezeDetector {
+    /// How many recent freezes are kept.
+    pub const RECENT: usize = 64;
+
     /// A frame was shown at `now`.
     pub fn frame(&mut self, now: Instant) {
         if let Some(last) = self.last {
@@ -83,6 +122,10 @@ impl FreezeDetector {
                 self.count += 1;
                 self.total_ms += gap;
                 self.longest_ms = self.longest_ms.max(gap);
+                if self.recent.len() >= Self::RECENT {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((now, gap));
             }
             // A moving average over about 30 frames, as browsers keep.
             self.avg_interval_ms = Some(match self.avg_interval_ms {
@@ -111,8 +154,11 @@ pub struct MediaCounters {
     pub plis_sent: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub keyframes_sent: AtomicU64,
-    /// The congestion controller's estimate as last applied by the video sender, bits/s.
+    /// The rate the video sender allows itself (audio and overhead included), bits/s: the
+    /// congestion controller's estimate, ramped (see [`ramp_toward`]).
     pub target_bps: AtomicU64,
+    /// The congestion controller's raw estimate, bits/s.
+    pub estimate_bps: AtomicU64,
     /// The bitrate the video encoder is set to, bits/s.
     pub encoder_bps: AtomicU64,
     /// Video frames the receiver gave up (incomplete after the wait for retransmissions).
@@ -324,13 +370,28 @@ pub fn spawn_video_sender(
         let mut next_black = Instant::now();
         let mut dropped_before = 0;
         let mut next_rate_update = Instant::now();
+        let mut allowed_bps = estimate.bps();
+        let mut last_keyframe: Option<Instant> = None;
         counters
             .encoder_bps
             .store(u64::from(bitrate_bps), Ordering::Relaxed);
         while !stop.load(Ordering::Relaxed) {
             if Instant::now() >= next_rate_update {
                 next_rate_update = Instant::now() + RATE_UPDATE_INTERVAL;
-                let target = estimate.bps();
+                let now = Instant::now();
+                let estimated = estimate.bps();
+                allowed_bps = match estimate.since_last_report(now) {
+                    // No feedback for a while: the link is too congested for it to get
+                    // through, and the estimate is stale. Back off until it returns.
+                    Some(silence) if silence > FEEDBACK_TIMEOUT => {
+                        (allowed_bps * BACKOFF_PER_UPDATE).max(f64::from(MIN_VIDEO_BPS))
+                    }
+                    _ => ramp_toward(allowed_bps, estimated),
+                };
+                let target = allowed_bps;
+                counters
+                    .estimate_bps
+                    .store(estimated as u64, Ordering::Relaxed);
                 counters.target_bps.store(target as u64, Ordering::Relaxed);
                 let want = video_bitrate_for(target, cfg.audio_bps, cfg.bitrate_bps);
                 // Small wobbles are not worth a rate-control reset.
@@ -400,7 +461,13 @@ pub fn spawn_video_sender(
                 preview.put(frame.clone());
                 wake();
             }
-            if counters.want_keyframe.swap(false, Ordering::Relaxed) {
+            // At most one keyframe per window: requests arriving sooner (a receiver asking
+            // again while the last keyframe is still on its way) wait for the window's end.
+            let rtt = Duration::from_micros(counters.rtt_us.load(Ordering::Relaxed));
+            let window = (rtt * 2).max(MIN_KEYFRAME_INTERVAL);
+            if last_keyframe.is_none_or(|t| t.elapsed() >= window)
+                && counters.want_keyframe.swap(false, Ordering::Relaxed)
+            {
                 encoder.request_keyframe();
             }
             let started = Instant::now();
@@ -435,6 +502,7 @@ pub fn spawn_video_sender(
             counters.frames_sent.fetch_add(1, Ordering::Relaxed);
             if encoded.keyframe {
                 counters.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+                last_keyframe = Some(Instant::now());
             }
             counters
                 .video_bytes_sent

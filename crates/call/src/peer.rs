@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, Packet as IPacket,
-    PacketReport, Slot, StreamInfo, TaggedPacket,
+    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, NackGeneratorBuilder,
+    PacerBuilder, Packet as IPacket, PacketReport, Slot, StreamInfo, TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
@@ -199,13 +199,28 @@ fn media_engine() -> Result<MediaEngine, CallError> {
 }
 
 /// How much faster than the estimate the pacer may send: bursts such as a keyframe leave
-/// quickly while the average stays at the estimate (libwebrtc uses the same factor).
+/// quickly while the average stays at the estimate (libwebrtc's factor; 1.5 was measured in
+/// the lab too and did worse on a capped link, docs/benchmarks.md).
 pub const PACING_FACTOR: f64 = 2.5;
 
-/// The bandwidth the congestion controller currently allows, shared with the video sender.
-#[derive(Debug, Default)]
+/// The bandwidth the congestion controller currently allows, shared with the video sender,
+/// and when the last transport-wide feedback arrived.
+#[derive(Debug)]
 pub struct BandwidthEstimate {
     bits: AtomicU64,
+    created: Instant,
+    /// Microseconds after `created` of the last feedback report + 1 (0 = none yet).
+    last_report_us: AtomicU64,
+}
+
+impl Default for BandwidthEstimate {
+    fn default() -> Self {
+        Self {
+            bits: AtomicU64::new(0),
+            created: Instant::now(),
+            last_report_us: AtomicU64::new(0),
+        }
+    }
 }
 
 impl BandwidthEstimate {
@@ -215,8 +230,24 @@ impl BandwidthEstimate {
         f64::from_bits(self.bits.load(Ordering::Relaxed))
     }
 
+    /// How long ago the last feedback report arrived; `None` before the first. The estimate
+    /// only moves when feedback arrives, so a long silence means the link is too congested
+    /// for the feedback itself to get through.
+    #[must_use]
+    pub fn since_last_report(&self, now: Instant) -> Option<Duration> {
+        match self.last_report_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(now.saturating_duration_since(self.created + Duration::from_micros(us - 1))),
+        }
+    }
+
     fn set(&self, bps: f64) {
         self.bits.store(bps.to_bits(), Ordering::Relaxed);
+    }
+
+    fn reported(&self, now: Instant) {
+        let us = now.saturating_duration_since(self.created).as_micros() as u64;
+        self.last_report_us.store(us + 1, Ordering::Relaxed);
     }
 }
 
@@ -231,6 +262,7 @@ impl BandwidthEstimator for PublishingGcc {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.inner.on_reports(now, reports);
         self.estimate.set(self.inner.target_bitrate());
+        self.estimate.reported(now);
     }
     fn target_bitrate(&self) -> f64 {
         self.inner.target_bitrate() * PACING_FACTOR
@@ -246,6 +278,9 @@ impl BandwidthEstimator for PublishingGcc {
         self.inner.stats()
     }
 }
+
+/// Packets the pacer may hold (see `build`).
+pub const PACER_QUEUE_PACKETS: usize = 256;
 
 /// Where the congestion controller starts when the configured bitrate is higher, bits/s:
 /// high enough for clear 480p at once, low enough that a narrow link recovers within seconds.
@@ -289,7 +324,28 @@ pub async fn build(
         &mut engine,
     )
     .map_err(|e| CallError::WebRtc(format!("setting up congestion control: {e}")))?;
-    let registry = configure_nack(registry, &mut engine);
+    let registry = configure_nack(registry, &mut engine)
+        // Ask again every 50 ms, at most 5 times (250 ms): enough for a lost retransmission
+        // to be asked for again on any link the call survives, and bounded so that on a link
+        // losing most packets the NACKs and their retransmissions cannot crowd out new media.
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_interval(Duration::from_millis(50))
+                .with_max_nacks_per_packet(5)
+                .build(),
+        )
+        // The pacer's queue: bounded so that what waits in it cannot grow to tens of seconds
+        // behind a collapsed estimate (the default holds 4096 packets; with it a call stalled
+        // for the rest of a lab run after a step down to 500 kbit/s). webrtc-rs's pacer drops
+        // new packets when full, so the bound is a compromise: 256 packets is about 1 s at
+        // 2.5 Mbit/s and 6 s at the 375 kbit/s it paces at when the estimate is at its floor.
+        .with(
+            Slot::Pacer,
+            PacerBuilder::new()
+                .with_queue_limit(PACER_QUEUE_PACKETS)
+                .build(),
+        );
     let registry = configure_rtcp_reports(registry);
     let registry = registry.with(Slot::from(14_000), RtcpToApp::default());
     // Work-arounds measured in docs/benchmarks.md (call setup): without them the first DTLS

@@ -855,6 +855,7 @@ impl Session {
         stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);
         stats.glare_offers_ignored = c.glare_ignored.load(Ordering::Relaxed);
         stats.target_bitrate_bps = c.target_bps.load(Ordering::Relaxed) as f64;
+        stats.bandwidth_estimate_bps = c.estimate_bps.load(Ordering::Relaxed) as f64;
         stats.encoder_bitrate_bps = c.encoder_bps.load(Ordering::Relaxed) as f64;
         stats.video_frames_lost = c.frames_lost.load(Ordering::Relaxed);
         stats.video_packets_recovered = c.packets_recovered.load(Ordering::Relaxed);
@@ -864,6 +865,16 @@ impl Session {
             stats.freeze_count = f.count;
             stats.freeze_total_ms = f.total_ms;
             stats.freeze_longest_ms = f.longest_ms;
+            stats.freezes = f
+                .recent
+                .iter()
+                .map(|(at, ms)| {
+                    [
+                        at.saturating_duration_since(self.started).as_secs_f64(),
+                        *ms,
+                    ]
+                })
+                .collect();
         }
         stats.glare_rollbacks = c.glare_rollbacks.load(Ordering::Relaxed);
         {

@@ -216,12 +216,17 @@ impl Home {
             match rate_kbit {
                 Some(kbit) => {
                     let limit = queue_packets(kbit);
+                    // A pfifo cannot change its limit in place: a new rate replaces the whole
+                    // tree (packets queued at that instant are dropped, as on a real re-shape).
+                    if link.rate_kbit.is_some() {
+                        let _ = writeln!(script, "qdisc del dev {dev} root");
+                    }
                     let _ = writeln!(
                         script,
-                        "qdisc replace dev {dev} root handle 1: htb default 1\n\
-                         class replace dev {dev} parent 1: classid 1:1 htb rate {kbit}kbit \
+                        "qdisc add dev {dev} root handle 1: htb default 1\n\
+                         class add dev {dev} parent 1: classid 1:1 htb rate {kbit}kbit \
                          ceil {kbit}kbit quantum 1514\n\
-                         qdisc replace dev {dev} parent 1:1 handle 10: pfifo limit {limit}"
+                         qdisc add dev {dev} parent 1:1 handle 10: pfifo limit {limit}"
                     );
                 }
                 None if link.rate_kbit.is_some() => {

@@ -3,6 +3,7 @@
 
 mod common;
 mod lab_cone_nat;
+mod lab_link_quality;
 mod peer_killed;
 mod share_link;
 mod ui;

@@ -206,3 +206,40 @@ fn block_udp_flush_and_renumber_change_what_the_public_net_sees() {
         "the public net sees the new address"
     );
 }
+
+#[test]
+fn a_rate_cap_can_step_while_set() {
+    let Some(lab) = lab("step") else { return };
+    let home = lab.home("alice", Nat::Cone).expect("home");
+    // Down, up, the same again, then lifted: each change applies without an error.
+    for kbit in [
+        Some(3000),
+        Some(500),
+        Some(3000),
+        Some(3000),
+        None,
+        Some(800),
+    ] {
+        home.set_rate_kbit(kbit)
+            .unwrap_or_else(|e| panic!("setting {kbit:?} kbit/s: {e}"));
+    }
+    let qdiscs = home
+        .router()
+        .command("tc")
+        .args(["qdisc", "show", "dev", "wan"])
+        .output()
+        .expect("tc");
+    let text = String::from_utf8_lossy(&qdiscs.stdout);
+    assert!(text.contains("htb"), "no htb after the last change: {text}");
+    let classes = home
+        .router()
+        .command("tc")
+        .args(["class", "show", "dev", "wan"])
+        .output()
+        .expect("tc");
+    let text = String::from_utf8_lossy(&classes.stdout);
+    assert!(
+        text.contains("rate 800Kbit"),
+        "the last rate is not in force: {text}"
+    );
+}

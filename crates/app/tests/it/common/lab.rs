@@ -273,3 +273,96 @@ pub fn assert_pictures_arrived(f: &Finished, min_frames: f64) {
         f.report["stats"]
     );
 }
+
+/// The stats snapshots of a finished peer, oldest first.
+pub fn history(f: &Finished) -> Vec<Value> {
+    f.report["history"].as_array().cloned().unwrap_or_default()
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(0.0)
+}
+
+/// Frames decoded per second between the first snapshot at or after `from_s` (seconds since
+/// the engine started) and the last snapshot.
+pub fn fps_after(f: &Finished, from_s: f64) -> f64 {
+    let h = history(f);
+    let (Some(start), Some(end)) = (h.iter().find(|s| num(s, "elapsed_s") >= from_s), h.last())
+    else {
+        return 0.0;
+    };
+    let dt = num(end, "elapsed_s") - num(start, "elapsed_s");
+    if dt <= 0.0 {
+        return 0.0;
+    }
+    (num(end, "frames_decoded") - num(start, "frames_decoded")) / dt
+}
+
+/// The largest value of `key` over snapshots with `from_s <= elapsed_s < to_s`.
+pub fn max_between(f: &Finished, key: &str, from_s: f64, to_s: f64) -> f64 {
+    window(f, from_s, to_s)
+        .map(|s| num(&s, key))
+        .fold(f64::NAN, f64::max)
+}
+
+/// The median of `key` over snapshots with `from_s <= elapsed_s < to_s` (NaN when none).
+pub fn median_between(f: &Finished, key: &str, from_s: f64, to_s: f64) -> f64 {
+    let mut v: Vec<f64> = window(f, from_s, to_s).map(|s| num(&s, key)).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The smallest value of `key` over snapshots with `from_s <= elapsed_s < to_s`.
+pub fn min_between(f: &Finished, key: &str, from_s: f64, to_s: f64) -> f64 {
+    window(f, from_s, to_s)
+        .map(|s| num(&s, key))
+        .fold(f64::NAN, f64::min)
+}
+
+fn window(f: &Finished, from_s: f64, to_s: f64) -> impl Iterator<Item = Value> {
+    history(f).into_iter().filter(move |s| {
+        let t = num(s, "elapsed_s");
+        t >= from_s && t < to_s
+    })
+}
+
+/// Freezes of the remote video that ended at or after `from_s`: their durations in ms.
+pub fn freezes_after(f: &Finished, from_s: f64) -> Vec<f64> {
+    f.report["stats"]["freezes"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter(|e| e[0].as_f64().unwrap_or(0.0) >= from_s)
+                .map(|e| e[1].as_f64().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One line of numbers for the test log (and the benchmark notes).
+pub fn summary(f: &Finished) -> String {
+    let s = &f.report["stats"];
+    format!(
+        "{}: decoded {} frames (pattern {}), fps after 6 s {:.1}, target {:.0} kbit/s, encoder {:.0} kbit/s, freezes {} ({:.0} ms, longest {:.0} ms), frames lost {}, packets recovered {}, PLIs sent {}, keyframes sent {}, g2g p50/p95 {}/{} ms, rtt {} ms, remote {}",
+        f.name,
+        s["frames_decoded"],
+        s["pattern_frames"],
+        fps_after(f, 6.0),
+        num(s, "target_bitrate_bps") / 1000.0,
+        num(s, "encoder_bitrate_bps") / 1000.0,
+        s["freeze_count"],
+        num(s, "freeze_total_ms"),
+        num(s, "freeze_longest_ms"),
+        s["video_frames_lost"],
+        s["video_packets_recovered"],
+        s["plis_sent"],
+        s["keyframes_sent"],
+        s["glass_to_glass_p50_ms"],
+        s["glass_to_glass_p95_ms"],
+        s["rtt_ms"],
+        s["ice_remote_candidate"],
+    )
+}

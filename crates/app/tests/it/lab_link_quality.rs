@@ -1,0 +1,121 @@
+//! Calls on links that are not perfect, in the network lab (two homes behind cone NATs): a
+//! bandwidth cap, random loss, and a cap that steps down and back up mid-call. What is asserted
+//! is what a person would see: pictures keep coming, in order, without long freezes, and the
+//! sender adapts to the link (its estimate and encoder rate follow the cap).
+
+use std::time::Duration;
+
+use crate::common::lab::{
+    assert_pictures_arrived, call_between_homes, fps_after, freezes_after, max_between,
+    median_between, min_between, summary,
+};
+use netlab::Nat;
+
+/// Seconds (since a peer started) after which the call is considered settled.
+const SETTLED_S: f64 = 6.0;
+
+#[test]
+fn one_megabit_cap_adapts_without_freezes() {
+    let Some((a, b)) = call_between_homes("cap", Nat::Cone, 20, &[], |a, b| {
+        a.set_rate_kbit(Some(1000)).expect("cap a");
+        b.set_rate_kbit(Some(1000)).expect("cap b");
+    }) else {
+        return;
+    };
+    for f in [&a, &b] {
+        eprintln!("{}", summary(f));
+        assert_pictures_arrived(f, 150.0);
+        // Congestion control probes above the link now and then (an AIMD); what it settles
+        // on, the median after 10 s, is within the cap.
+        let target = median_between(f, "target_bitrate_bps", 10.0, f64::MAX);
+        assert!(
+            target <= 1_000_000.0,
+            "{}: the sender's rate after 10 s (median {target:.0} bit/s) exceeds the 1 Mbit/s cap",
+            f.name
+        );
+        let fps = fps_after(f, SETTLED_S);
+        assert!(
+            fps >= 15.0,
+            "{}: only {fps:.1} fps after {SETTLED_S} s",
+            f.name
+        );
+        // Not yet asserted: "no freeze over 1 s after the first 5 s". webrtc-rs 0.21's GCC
+        // overshoots a cap and collapses to its floor, and freezes of 1.5–6 s remain
+        // (docs/benchmarks.md, "Calls on real links"); they are printed above.
+        eprintln!(
+            "{}: freezes after {SETTLED_S} s: {:?}",
+            f.name,
+            freezes_after(f, SETTLED_S)
+        );
+    }
+}
+
+#[test]
+fn three_percent_loss_each_way_keeps_video_smooth() {
+    let Some((a, b)) = call_between_homes("loss", Nat::Cone, 20, &[], |a, _| {
+        // Home A's link loses 3 % each way; B's is clean: each direction loses 3 %.
+        a.set_loss_permille(30, 30).expect("loss");
+    }) else {
+        return;
+    };
+    for f in [&a, &b] {
+        eprintln!("{}", summary(f));
+        assert_pictures_arrived(f, 200.0);
+        let fps = fps_after(f, SETTLED_S);
+        assert!(fps >= 20.0, "{}: only {fps:.1} fps at 3 % loss", f.name);
+        let recovered = f.stat("video_packets_recovered");
+        let lost_frames = f.stat("video_frames_lost");
+        assert!(
+            recovered >= 20.0 && recovered >= 5.0 * lost_frames,
+            "{}: retransmissions recovered {recovered} packets while {lost_frames} frames were lost",
+            f.name
+        );
+        let long: Vec<f64> = freezes_after(f, SETTLED_S)
+            .into_iter()
+            .filter(|ms| *ms > 1000.0)
+            .collect();
+        assert!(long.is_empty(), "{}: freezes over 1 s: {long:?}", f.name);
+    }
+}
+
+#[test]
+fn a_step_down_and_back_up_is_survived() {
+    // 3 Mbit/s, then 500 kbit/s from about 8 s to 16 s, then 3 Mbit/s again.
+    let Some((a, b)) = call_between_homes("step", Nat::Cone, 30, &[], |a, b| {
+        for h in [a, b] {
+            h.set_rate_kbit(Some(3000)).expect("cap");
+        }
+        std::thread::sleep(Duration::from_secs(8));
+        for h in [a, b] {
+            h.set_rate_kbit(Some(500)).expect("step down");
+        }
+        std::thread::sleep(Duration::from_secs(8));
+        for h in [a, b] {
+            h.set_rate_kbit(Some(3000)).expect("step up");
+        }
+    }) else {
+        return;
+    };
+    for f in [&a, &b] {
+        eprintln!("{}", summary(f));
+        assert_pictures_arrived(f, 300.0);
+        let before = max_between(f, "encoder_bitrate_bps", 5.0, 8.0);
+        let during = min_between(f, "encoder_bitrate_bps", 9.0, 16.5);
+        let after = max_between(f, "encoder_bitrate_bps", 20.0, f64::MAX);
+        assert!(
+            during < 500_000.0 && during < before,
+            "{}: the encoder did not step down under the 500 kbit/s cap (before {before:.0}, during {during:.0})",
+            f.name
+        );
+        assert!(
+            after > during * 1.3,
+            "{}: the encoder did not recover after the cap was lifted (during {during:.0}, after {after:.0})",
+            f.name
+        );
+        assert!(
+            fps_after(f, 20.0) >= 15.0,
+            "{}: video did not come back smoothly after the step",
+            f.name
+        );
+    }
+}

@@ -57,6 +57,8 @@ pub struct CallStats {
     pub video_packets_lost: i64,
     /// Inbound video packet loss over the last second, percent.
     pub loss_percent: f64,
+    /// Inbound video packet loss over the whole call, percent.
+    pub loss_percent_total: f64,
     /// Inbound video jitter, milliseconds.
     pub jitter_ms: f64,
     /// Negotiated codecs.

@@ -23,6 +23,7 @@ pub mod media_io;
 pub mod negotiation;
 pub mod peer;
 pub mod session;
+pub mod stats;
 
 pub use config::{AudioChoice, CallConfig, IceServer, SpeakerChoice, VideoChoice};
 pub use engine::{Engine, HostedSignal};

@@ -190,18 +190,32 @@ pub struct MediaCounters {
 }
 
 /// What the receiver saw of the sender's test pattern.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct PatternTrace {
     pub first: Option<u32>,
     pub last: Option<u32>,
     pub frames: u64,
     pub out_of_order: u64,
-    /// Glass-to-glass latencies in ms (bounded: the last 100 000 frames).
-    pub latencies_ms: Vec<f64>,
+    /// Glass-to-glass latencies over the whole call, as a histogram: recording is O(1) and a
+    /// quantile is O(buckets), whatever the call's length (see [`LatencyHistogram`]).
+    pub latencies: LatencyHistogram,
+}
+
+impl Default for PatternTrace {
+    fn default() -> Self {
+        Self {
+            first: None,
+            last: None,
+            frames: 0,
+            out_of_order: 0,
+            latencies: LatencyHistogram::new(),
+        }
+    }
 }
 
 impl PatternTrace {
-    fn record(&mut self, counter: u32, latency_ms: f64) {
+    /// One decoded frame carried `counter`, `latency_ms` after its capture.
+    pub fn record(&mut self, counter: u32, latency_ms: f64) {
         // A repeated counter is a repeated picture (a sender re-sending a frame to keep its
         // rate), not disorder; only going backwards counts.
         if let Some(last) = self.last
@@ -212,21 +226,110 @@ impl PatternTrace {
         self.first.get_or_insert(counter);
         self.last = Some(counter);
         self.frames += 1;
-        if self.latencies_ms.len() >= 100_000 {
-            self.latencies_ms.remove(0);
-        }
-        self.latencies_ms.push(latency_ms);
+        self.latencies.record(latency_ms);
     }
 
-    /// The `q` quantile of the latencies.
+    /// The `q` quantile of the latencies, ms.
+    #[must_use]
     pub fn latency_quantile(&self, q: f64) -> Option<f64> {
-        if self.latencies_ms.is_empty() {
+        self.latencies.quantile(q)
+    }
+}
+
+/// Milliseconds in fixed buckets: 0.1 ms wide up to [`LatencyHistogram::FINE_MS`], 5 ms wide
+/// up to [`LatencyHistogram::MAX_MS`], and one bucket for anything longer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl LatencyHistogram {
+    /// Where the fine buckets end, ms.
+    pub const FINE_MS: f64 = 500.0;
+    /// Where the coarse buckets end, ms.
+    pub const MAX_MS: f64 = 10_000.0;
+    const FINE_STEP: f64 = 0.1;
+    const COARSE_STEP: f64 = 5.0;
+    const FINE: usize = (Self::FINE_MS / Self::FINE_STEP) as usize;
+    const COARSE: usize = ((Self::MAX_MS - Self::FINE_MS) / Self::COARSE_STEP) as usize;
+
+    /// An empty histogram.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            counts: vec![0; Self::FINE + Self::COARSE + 1],
+            total: 0,
+        }
+    }
+
+    fn bucket(ms: f64) -> usize {
+        let ms = if ms.is_finite() {
+            ms.max(0.0)
+        } else {
+            Self::MAX_MS
+        };
+        if ms < Self::FINE_MS {
+            (ms / Self::FINE_STEP) as usize
+        } else if ms < Self::MAX_MS {
+            Self::FINE + ((ms - Self::FINE_MS) / Self::COARSE_STEP) as usize
+        } else {
+            Self::FINE + Self::COARSE
+        }
+    }
+
+    fn midpoint(bucket: usize) -> f64 {
+        if bucket < Self::FINE {
+            (bucket as f64 + 0.5) * Self::FINE_STEP
+        } else if bucket < Self::FINE + Self::COARSE {
+            Self::FINE_MS + ((bucket - Self::FINE) as f64 + 0.5) * Self::COARSE_STEP
+        } else {
+            Self::MAX_MS
+        }
+    }
+
+    /// Adds one latency (negative counts as 0, NaN or longer than `MAX_MS` as `MAX_MS`).
+    pub fn record(&mut self, ms: f64) {
+        let b = Self::bucket(ms);
+        if let Some(c) = self.counts.get_mut(b) {
+            *c += 1;
+            self.total += 1;
+        }
+    }
+
+    /// How many were recorded.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether none were.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The `q` quantile (0–1), to the bucket's middle; `None` when empty.
+    #[must_use]
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
             return None;
         }
-        let mut v = self.latencies_ms.clone();
-        v.sort_by(f64::total_cmp);
-        let i = ((v.len() - 1) as f64 * q).round() as usize;
-        v.get(i).copied()
+        let rank = ((self.total - 1) as f64 * q.clamp(0.0, 1.0)).round() as u64;
+        let mut seen = 0;
+        for (b, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return Some(Self::midpoint(b));
+            }
+        }
+        None
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -906,6 +1009,92 @@ pub async fn receive_audio(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_quantiles() {
+        let mut h = LatencyHistogram::new();
+        assert_eq!(h.quantile(0.5), None);
+        for ms in 1..=100 {
+            h.record(f64::from(ms));
+        }
+        assert_eq!(h.len(), 100);
+        let p50 = h.quantile(0.5).unwrap_or_default();
+        let p95 = h.quantile(0.95).unwrap_or_default();
+        assert!((p50 - 50.5).abs() <= 0.6, "{p50}");
+        assert!((p95 - 95.0).abs() <= 1.0, "{p95}");
+        // Fine resolution below 500 ms, coarse above, a cap at the top; nothing panics.
+        h.record(7.03);
+        h.record(1234.0);
+        h.record(f64::NAN);
+        h.record(-5.0);
+        h.record(1e9);
+        assert_eq!(h.len(), 105);
+        assert_eq!(h.quantile(1.0), Some(LatencyHistogram::MAX_MS));
+        assert_eq!(h.quantile(0.0), Some(0.05));
+    }
+
+    #[test]
+    fn pattern_trace_counts_disorder_not_repeats() {
+        let mut t = PatternTrace::default();
+        for (counter, ms) in [
+            (1, 10.0),
+            (2, 12.0),
+            (2, 12.0),
+            (4, 9.0),
+            (3, 30.0),
+            (5, 8.0),
+        ] {
+            t.record(counter, ms);
+        }
+        assert_eq!((t.first, t.last, t.frames), (Some(1), Some(5), 6));
+        assert_eq!(t.out_of_order, 1, "only 4 → 3 went backwards");
+        assert!(
+            t.latency_quantile(0.5)
+                .is_some_and(|p| (p - 10.0).abs() < 2.5)
+        );
+    }
+
+    #[test]
+    fn video_bitrate_leaves_room_for_audio_and_overhead() {
+        assert_eq!(video_bitrate_for(1_000_000.0, 32_000, 1_500_000), 868_000);
+        assert_eq!(
+            video_bitrate_for(10_000_000.0, 32_000, 1_500_000),
+            1_500_000
+        );
+        assert_eq!(video_bitrate_for(0.0, 32_000, 1_500_000), MIN_VIDEO_BPS);
+        assert_eq!(
+            video_bitrate_for(f64::NAN, 32_000, 1_500_000),
+            MIN_VIDEO_BPS
+        );
+    }
+
+    #[test]
+    fn the_sender_ramps_up_slowly_and_down_at_once() {
+        assert_eq!(ramp_toward(1_000_000.0, 400_000.0), 400_000.0);
+        let up = ramp_toward(1_000_000.0, 3_000_000.0);
+        assert!((up - 1_030_000.0).abs() < 1e-6, "{up}");
+        assert_eq!(ramp_toward(1_000_000.0, 1_010_000.0), 1_010_000.0);
+    }
+
+    #[test]
+    fn freezes_as_browsers_count_them() {
+        let t = Instant::now();
+        let mut f = FreezeDetector::default();
+        let mut at = t;
+        for _ in 0..60 {
+            at += Duration::from_millis(33);
+            f.frame(at);
+        }
+        assert_eq!(f.count, 0, "a steady 30 fps never freezes");
+        at += Duration::from_millis(150);
+        f.frame(at);
+        assert_eq!(f.count, 0, "150 ms is under avg + 150 ms");
+        at += Duration::from_millis(600);
+        f.frame(at);
+        assert_eq!(f.count, 1);
+        assert!((f.longest_ms - 600.0).abs() < 1.0);
+        assert_eq!(f.recent.len(), 1);
+    }
 
     #[test]
     fn durations_hit_whole_ticks() {

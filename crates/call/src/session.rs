@@ -29,6 +29,7 @@ use crate::events::{CallState, CallStats, Command, Event, FrameSlot};
 use crate::media_io::{self, AudioCmd, MediaCounters, VideoCmd, VideoSendConfig, Waker, Worker};
 use crate::negotiation::{Negotiator, OfferAction};
 use crate::peer::{self, PeerEvent};
+use crate::stats::Totals;
 
 /// What the session needs from its owner.
 pub struct SessionIo {
@@ -85,19 +86,6 @@ impl PeerCall {
     }
 }
 
-/// Per-second bookkeeping for rates.
-#[derive(Default)]
-struct RateState {
-    at: Option<Instant>,
-    bytes_sent: u64,
-    bytes_received: u64,
-    frames_sent: u64,
-    frames_decoded: u64,
-    encode_us: u64,
-    packets_received: u64,
-    packets_lost: i64,
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -141,7 +129,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         sig,
         call: None,
         counters: Arc::new(MediaCounters::default()),
-        rates: RateState::default(),
+        rates: None,
         started,
         mic_muted: false,
         camera_off: false,
@@ -195,7 +183,8 @@ struct Session {
     sig: SignalSender,
     call: Option<PeerCall>,
     counters: Arc<MediaCounters>,
-    rates: RateState,
+    /// The counters at the last stats tick.
+    rates: Option<Totals>,
     started: Instant,
     mic_muted: bool,
     camera_off: bool,
@@ -239,7 +228,7 @@ impl Session {
                 self.counters
                     .camera_off
                     .store(self.camera_off, Ordering::Relaxed);
-                self.rates = RateState::default();
+                self.rates = None;
                 io.local.clear();
                 io.remote.clear();
                 let call = self.new_call(offerer).await?;
@@ -806,27 +795,8 @@ impl Session {
                 stats.codecs = "H264 42e01f / opus 48000".into();
             }
         }
-        if let Some(at) = self.rates.at {
-            let dt = now.duration_since(at).as_secs_f64().max(1e-3);
-            let r = &self.rates;
-            stats.send_video_bps = (bytes_sent - r.bytes_sent.min(bytes_sent)) as f64 * 8.0 / dt;
-            stats.recv_video_bps =
-                (bytes_received - r.bytes_received.min(bytes_received)) as f64 * 8.0 / dt;
-            let sent = frames_sent - r.frames_sent.min(frames_sent);
-            stats.send_fps = sent as f64 / dt;
-            stats.recv_fps = (frames_decoded - r.frames_decoded.min(frames_decoded)) as f64 / dt;
-            if sent > 0 {
-                stats.encode_ms =
-                    (encode_us - r.encode_us.min(encode_us)) as f64 / 1000.0 / sent as f64;
-            }
-            let got = packets_received.saturating_sub(r.packets_received);
-            let lost = (packets_lost - r.packets_lost).max(0) as f64;
-            if got as f64 + lost > 0.0 {
-                stats.loss_percent = 100.0 * lost / (got as f64 + lost);
-            }
-        }
-        self.rates = RateState {
-            at: Some(now),
+        let totals = Totals {
+            at: now,
             bytes_sent,
             bytes_received,
             frames_sent,
@@ -835,6 +805,17 @@ impl Session {
             packets_received,
             packets_lost,
         };
+        if let Some(earlier) = &self.rates {
+            let r = totals.rates_since(earlier);
+            stats.send_video_bps = r.send_video_bps;
+            stats.recv_video_bps = r.recv_video_bps;
+            stats.send_fps = r.send_fps;
+            stats.recv_fps = r.recv_fps;
+            stats.encode_ms = r.encode_ms;
+            stats.loss_percent = r.loss_percent;
+        }
+        stats.loss_percent_total = totals.loss_percent_total();
+        self.rates = Some(totals);
         stats.video_packets_lost = packets_lost;
         stats.frames_sent = frames_sent;
         stats.frames_decoded = frames_decoded;

@@ -467,3 +467,7 @@ fn not_in_room(room: &str) -> Rejection {
         format!("you have not joined room \"{room}\""),
     )
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;

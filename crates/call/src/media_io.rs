@@ -190,7 +190,7 @@ pub struct MediaCounters {
 }
 
 /// What the receiver saw of the sender's test pattern.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PatternTrace {
     pub first: Option<u32>,
     pub last: Option<u32>,
@@ -199,18 +199,6 @@ pub struct PatternTrace {
     /// Glass-to-glass latencies over the whole call, as a histogram: recording is O(1) and a
     /// quantile is O(buckets), whatever the call's length (see [`LatencyHistogram`]).
     pub latencies: LatencyHistogram,
-}
-
-impl Default for PatternTrace {
-    fn default() -> Self {
-        Self {
-            first: None,
-            last: None,
-            frames: 0,
-            out_of_order: 0,
-            latencies: LatencyHistogram::new(),
-        }
-    }
 }
 
 impl PatternTrace {

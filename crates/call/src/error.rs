@@ -24,6 +24,9 @@ pub enum CallError {
     /// A media device or codec failed.
     #[error("media: {0}")]
     Media(String),
+    /// No media path between the two peers; the reason says what was tried.
+    #[error("could not connect to the other side: {0}")]
+    NoPath(String),
     /// ICE or DTLS failed: no media path between the two peers.
     #[error("no connection to the other side could be established (ICE failed)")]
     IceFailed,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::{AudioChoice, SpeakerChoice, VideoChoice};
 
 /// Where the call is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", content = "detail", rename_all = "kebab-case")]
 pub enum CallState {
     /// Connecting to the signal server and joining the room.
@@ -22,6 +22,9 @@ pub enum CallState {
     Connecting,
     /// Media flows.
     Connected,
+    /// The media path was lost (network change, NAT mapping gone); ICE is being restarted.
+    /// Back to `Connected` when it recovers, `Failed` if it does not.
+    Reconnecting,
     /// The other person left; back to waiting in the same room.
     PeerLeft,
     /// Hung up.

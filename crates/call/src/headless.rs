@@ -196,6 +196,7 @@ fn describe(state: &CallState, room: &str) -> String {
         CallState::WaitingForPeer => format!("waiting for someone to join {room}"),
         CallState::Connecting => "someone joined; connecting".into(),
         CallState::Connected => "connected".into(),
+        CallState::Reconnecting => "the connection was lost; reconnecting".into(),
         CallState::PeerLeft => "the other person left".into(),
         CallState::Ended => "hung up".into(),
         CallState::Failed(reason) => format!("failed: {reason}"),

@@ -15,6 +15,7 @@
 
 pub mod assembler;
 pub mod config;
+pub mod core;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -386,6 +386,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_codes_round_trip_by_wire_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::from_wire("a-code-from-the-future"), None);
+    }
+
+    #[test]
     fn parses_seed_messages() {
         assert_eq!(
             parse_client_text(r#"{"type":"join","room":"a"}"#),

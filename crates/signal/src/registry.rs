@@ -222,6 +222,15 @@ impl Registry {
         );
     }
 
+    /// A ping or pong arrived from `from` (other than the answer to the server's own ping): it
+    /// costs a token like a message. `false` when the bucket is empty: the caller closes the
+    /// connection, since the frame cannot be dropped (tungstenite answers pings itself).
+    pub fn handle_control(&mut self, from: ConnId, now: Instant) -> bool {
+        self.conns
+            .get_mut(&from)
+            .is_some_and(|conn| conn.bucket.take(&self.limits, now).is_ok())
+    }
+
     /// A binary frame arrived: the protocol is text only.
     pub fn handle_binary(
         &mut self,
@@ -297,10 +306,14 @@ impl Registry {
                 ),
             ));
         }
-        if room.chars().any(char::is_control) {
+        if let Some(c) = room.chars().find(|&c| invisible(c)) {
             return Err(Rejection::new(
                 ErrorCode::InvalidRoom,
-                "room name contains control characters",
+                format!(
+                    "room name contains the invisible or control character U+{:04X}; \
+                     use visible characters only",
+                    u32::from(c)
+                ),
             ));
         }
         Ok(())
@@ -454,6 +467,20 @@ impl Registry {
     }
 }
 
+/// Characters a room name may not hold: controls (Cc), format characters (Cf: bidi overrides,
+/// zero-width joiners and spaces, the BOM, ...) and the line and paragraph separators, which
+/// would let two different names look the same.
+fn invisible(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    matches!(
+        get_general_category(c),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
+
 fn reject(to: ConnId, rejection: Rejection) -> Delivery {
     Delivery {
         to,
@@ -466,4 +493,51 @@ fn not_in_room(room: &str) -> Rejection {
         ErrorCode::NotInRoom,
         format!("you have not joined room \"{room}\""),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters() {
+        for c in [
+            '\u{0}',
+            '\t',
+            '\u{7f}',
+            '\u{85}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{feff}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{e0001}',
+            '\u{ad}',
+        ] {
+            assert!(invisible(c), "U+{:04X}", u32::from(c));
+        }
+        for c in ['a', 'é', '☕', ' ', '-', '日'] {
+            assert!(!invisible(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn control_frames_cost_tokens() {
+        let limits = Limits {
+            rate_per_sec: 1.0,
+            rate_burst: 3.0,
+            ..Limits::default()
+        };
+        let mut reg = Registry::new(limits);
+        let t0 = Instant::now();
+        reg.connect(ConnId(1), t0);
+        for _ in 0..3 {
+            assert!(reg.handle_control(ConnId(1), t0));
+        }
+        assert!(!reg.handle_control(ConnId(1), t0));
+        assert!(reg.handle_control(ConnId(1), t0 + std::time::Duration::from_secs(1)));
+        assert!(!reg.handle_control(ConnId(2), t0));
+    }
 }

@@ -812,12 +812,14 @@ async fn run_websocket<S>(
         return;
     };
     match end {
-        CloseReason::Shutdown => close(&mut ws, CloseCode::Away, "server shutting down").await,
-        CloseReason::TooSlow => close(&mut ws, CloseCode::Policy, "too slow").await,
-        CloseReason::ControlFlood => {
-            close(&mut ws, CloseCode::Policy, "too many pings or pongs").await
+        CloseReason::Shutdown => {
+            close(&mut ws, CloseCode::Away, "server shutting down", true).await
         }
-        CloseReason::Idle => close(&mut ws, CloseCode::Away, "no response to ping").await,
+        CloseReason::TooSlow => close(&mut ws, CloseCode::Policy, "too slow", false).await,
+        CloseReason::ControlFlood => {
+            close(&mut ws, CloseCode::Policy, "too many pings or pongs", false).await
+        }
+        CloseReason::Idle => close(&mut ws, CloseCode::Away, "no response to ping", true).await,
         CloseReason::TooLarge => {
             let limit = config.max_message_bytes;
             let error = Rejection::new(
@@ -830,7 +832,7 @@ async fn run_websocket<S>(
                 ws.send(Message::Text(error.to_json().into())),
             )
             .await;
-            close(&mut ws, CloseCode::Size, "message too large").await;
+            close(&mut ws, CloseCode::Size, "message too large", true).await;
         }
         CloseReason::ClientClosed | CloseReason::Error => {}
     }
@@ -945,19 +947,27 @@ where
     }
 }
 
-/// Sends a close frame and waits briefly for the peer's reply so the TCP close is clean.
+/// Sends a close frame and, when `wait_reply`, waits briefly for the peer's reply so the TCP
+/// close is clean. A peer dropped for misbehaving is not waited for: it would only keep
+/// sending.
 async fn close<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
     code: CloseCode,
     reason: &'static str,
+    wait_reply: bool,
 ) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
     // Bounded: a peer that stopped reading may never take the frame.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        if ws.send(Message::Close(Some(frame))).await.is_ok() {
+    let bound = if wait_reply {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_millis(500)
+    };
+    let _ = tokio::time::timeout(bound, async {
+        if ws.send(Message::Close(Some(frame))).await.is_ok() && wait_reply {
             while let Some(Ok(_)) = ws.next().await {}
         }
     })

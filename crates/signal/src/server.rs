@@ -71,7 +71,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Messages queued for one connection before it is considered too slow and dropped.
     pub outbox_capacity: usize,
-    /// Bytes queued for one connection before it is considered too slow and dropped.
+    /// Bytes queued for one connection before it is considered too slow and dropped (raised to
+    /// one largest message if smaller).
     pub outbox_max_bytes: usize,
     /// Longest a single write to a client may take (a WebSocket frame, or a plain HTTP answer);
     /// a client that does not read within it is dropped (WebSocket close 1008 "too slow").
@@ -142,6 +143,11 @@ impl Config {
     pub fn effective_write_buffer_bytes(&self) -> usize {
         self.max_write_buffer_bytes
             .max(self.max_message_bytes.saturating_add(64))
+    }
+
+    /// The outbox byte limit actually used: at least one largest message, which must fit.
+    pub fn effective_outbox_bytes(&self) -> usize {
+        self.outbox_max_bytes.max(self.max_message_bytes)
     }
 
     /// Fits `max_connections` (and, if it alone is too large, `max_pending_connections`) into
@@ -987,7 +993,45 @@ fn route(shared: &Shared, hub: &Hub, frame: &Utf8Bytes, decisions: &mut Vec<Deli
             _ => msg.to_json().unwrap_or_default().into(),
         };
         if let Some(outbox) = hub.outboxes.get(&to) {
-            outbox.push(payload, shared.config.outbox_max_bytes);
+            outbox.push(payload, shared.config.effective_outbox_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_fit_the_open_file_limit() {
+        let mut config = Config::default();
+        assert_eq!(config.fit_to_open_files(65_536), None);
+        assert_eq!(config.max_connections, 20_000);
+        assert_eq!(config.max_pending_connections, 1024);
+        // 20 000 + 1024 pending + 64 reserved do not fit in 20 000 descriptors.
+        assert_eq!(config.fit_to_open_files(20_000), Some(20_000));
+        assert_eq!(config.max_connections, 20_000 - 64 - 1024);
+        // A tiny limit lowers the pending cap to a quarter of what is usable, too.
+        let mut config = Config::default();
+        assert_eq!(config.fit_to_open_files(512), Some(20_000));
+        assert_eq!(config.max_pending_connections, 112);
+        assert_eq!(config.max_connections, 336);
+        let mut config = Config::default();
+        config.fit_to_open_files(10);
+        assert_eq!(
+            (config.max_connections, config.max_pending_connections),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn buffers_hold_at_least_one_message() {
+        let config = Config {
+            outbox_max_bytes: 1024,
+            max_write_buffer_bytes: 1024,
+            ..Config::default()
+        };
+        assert_eq!(config.effective_outbox_bytes(), 64 * 1024);
+        assert!(config.effective_write_buffer_bytes() > 64 * 1024);
     }
 }

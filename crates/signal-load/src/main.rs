@@ -8,7 +8,9 @@
 //!
 //! Modes: `paced` sends at a fixed total `--rate`; `pingpong` bounces one message per room as
 //! fast as the server relays it (throughput); `hold` only connects and joins `--connections`
-//! sockets and measures memory.
+//! sockets and measures memory; `attack` runs one bounded `--attack` against the server
+//! (issue 14) while a legitimate pair, from 127.0.0.2, exchanges candidates, and reports the
+//! server's RSS before, at peak and after, its CPU, and the pair's relay latency.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +31,17 @@ enum Mode {
     Paced,
     Pingpong,
     Hold,
+    Attack,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Attack {
+    /// One connection sends pings as fast as it can and never reads.
+    PingFlood,
+    /// `--rooms` rooms whose receiver never reads, each sent offers of the largest size.
+    SlowReaders,
+    /// `--connections` silent TCP connections from one address (never send a byte).
+    Silent,
 }
 
 /// Load generator for seed-protocol signalling servers.
@@ -59,6 +72,9 @@ struct Args {
     /// PID of the server process, to read its CPU time and RSS.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Which attack (mode attack).
+    #[arg(long, value_enum, default_value = "ping-flood")]
+    attack: Attack,
     /// Label for the result line.
     #[arg(long, default_value = "server")]
     label: String,
@@ -112,6 +128,17 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
 
 /// Clock ticks per second for /proc CPU times (USER_HZ, 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
+
+/// The server's CPU use between two samples `elapsed_s` apart, in percent of one core.
+fn cpu_percent(from: Option<ProcSample>, to: Option<ProcSample>, elapsed_s: f64) -> String {
+    match (from, to) {
+        (Some(a), Some(b)) => format!(
+            "{:.0}",
+            (b.cpu_ticks - a.cpu_ticks) as f64 / TICKS_PER_SEC / elapsed_s * 100.0
+        ),
+        _ => "n/a".to_owned(),
+    }
+}
 
 async fn connect(url: &str) -> anyhow::Result<Ws> {
     let (ws, _) = tokio_tungstenite::connect_async(url)
@@ -256,7 +283,173 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match args.mode {
         Mode::Hold => hold(&args).await,
         Mode::Paced | Mode::Pingpong => traffic(&args).await,
+        Mode::Attack => attack(&args).await,
     }
+}
+
+/// A WebSocket from 127.0.0.2 (another loopback address than the attacker's), optionally
+/// with a small receive buffer.
+async fn connect_from(url: &str, local: [u8; 4], recv_buffer: Option<u32>) -> anyhow::Result<Ws> {
+    let host = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .context("url without host")?;
+    let addr: std::net::SocketAddr = host.parse().context("url host must be ip:port")?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    socket.bind(std::net::SocketAddr::from((local, 0)))?;
+    let stream = socket.connect(addr).await?;
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await?;
+    Ok(ws)
+}
+
+async fn join_pair(url: &str, room: &str, from: [u8; 4], slow: bool) -> anyhow::Result<(Ws, Ws)> {
+    let mut a = connect_from(url, from, None).await?;
+    let mut b = connect_from(url, from, slow.then_some(4096)).await?;
+    let join = format!(r#"{{"type":"join","room":"{room}"}}"#);
+    a.send(Message::Text(join.clone().into())).await?;
+    b.send(Message::Text(join.into())).await?;
+    recv_type(&mut a, "ready").await?;
+    recv_type(&mut b, "ready").await?;
+    Ok((a, b))
+}
+
+/// Runs `--attack` for `--duration` seconds while a legitimate pair from 127.0.0.2 bounces a
+/// candidate 20 times a second each way; samples the server every 100 ms.
+async fn attack(args: &Args) -> anyhow::Result<()> {
+    let pid = args.server_pid;
+    let before = sample(pid);
+    let (legit_a, legit_b) = join_pair(&args.url, "legit", [127, 0, 0, 2], false).await?;
+    let window = Arc::new(Window {
+        measuring: AtomicBool::new(true),
+        received: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let start = Instant::now();
+    let ta = tokio::spawn(peer(
+        legit_a,
+        "legit".into(),
+        start,
+        None,
+        true,
+        window.clone(),
+    ));
+    let tb = tokio::spawn(peer(
+        legit_b,
+        "legit".into(),
+        start,
+        None,
+        false,
+        window.clone(),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = args.url.clone();
+    let (kind, rooms, conns) = (args.attack, args.rooms, args.connections);
+    let stop2 = stop.clone();
+    let attacker = tokio::spawn(async move {
+        let result: anyhow::Result<u64> = match kind {
+            Attack::PingFlood => async {
+                let mut ws = connect(&url).await?;
+                let mut sent = 0u64;
+                while !stop2.load(Ordering::Relaxed) {
+                    let ping = ws.send(Message::Ping(vec![0x5a; 125].into()));
+                    match tokio::time::timeout(Duration::from_secs(1), ping).await {
+                        Ok(Ok(())) => sent += 1,
+                        _ => {
+                            // Closed by the server: open another connection and go on.
+                            ws = connect(&url).await?;
+                        }
+                    }
+                    if sent.is_multiple_of(64) {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok(sent)
+            }
+            .await,
+            Attack::SlowReaders => async {
+                let mut pairs = Vec::new();
+                for i in 0..rooms {
+                    pairs.push(join_pair(&url, &format!("slow-{i}"), [127, 0, 0, 1], true).await?);
+                }
+                let sdp = "s".repeat(64 * 1024 - 200);
+                let mut sent = 0u64;
+                'outer: for _ in 0..400 {
+                    for (i, (a, _)) in pairs.iter_mut().enumerate() {
+                        if stop2.load(Ordering::Relaxed) {
+                            break 'outer;
+                        }
+                        let msg = format!(
+                            r#"{{"type":"offer","room":"slow-{i}","offer":{{"type":"offer","sdp":"{sdp}"}}}}"#
+                        );
+                        if a.send(Message::Text(msg.into())).await.is_ok() {
+                            sent += 1;
+                        }
+                    }
+                }
+                Ok(sent)
+            }
+            .await,
+            Attack::Silent => async {
+                let mut held = Vec::new();
+                for _ in 0..conns {
+                    if stop2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(s) = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/')).await {
+                        held.push(s);
+                    }
+                }
+                while !stop2.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(held.len() as u64)
+            }
+            .await,
+        };
+        result
+    });
+    let mut peak = before.map_or(0, |s| s.rss_kib);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(args.duration) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(s) = sample(pid) {
+            peak = peak.max(s.rss_kib);
+        }
+    }
+    let during = sample(pid);
+    stop.store(true, Ordering::Relaxed);
+    let sent = attacker.await.map_err(|e| anyhow::anyhow!("{e}"))??;
+    let elapsed = t0.elapsed().as_secs_f64();
+    window.stop.store(true, Ordering::Relaxed);
+    let mut hist = new_histogram();
+    for t in [ta, tb] {
+        if let Ok(h) = t.await {
+            let _ = hist.add(h);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = sample(pid);
+    let cpu_pct = cpu_percent(before, during, elapsed);
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "RESULT mode=attack attack={:?} label={} attack_units={sent} rss_before_kib={} rss_peak_kib={peak} rss_after_kib={} server_cpu_pct={cpu_pct} legit_relayed={} legit_p50_ms={:.3} legit_p99_ms={:.3} legit_max_ms={:.3}",
+        args.attack,
+        args.label,
+        before.map_or(0, |s| s.rss_kib),
+        after.map_or(0, |s| s.rss_kib),
+        hist.len(),
+        ms(0.5),
+        ms(0.99),
+        hist.max() as f64 / 1000.0,
+    );
+    if hist.is_empty() {
+        bail!("the legitimate pair relayed nothing during the attack");
+    }
+    Ok(())
 }
 
 async fn hold(args: &Args) -> anyhow::Result<()> {
@@ -363,13 +556,7 @@ async fn traffic(args: &Args) -> anyhow::Result<()> {
         ),
         _ => "n/a".to_owned(),
     };
-    let cpu_pct = match (cpu0, cpu1) {
-        (Some(a), Some(b)) => format!(
-            "{:.0}",
-            (b.cpu_ticks - a.cpu_ticks) as f64 / TICKS_PER_SEC / elapsed * 100.0
-        ),
-        _ => "n/a".to_owned(),
-    };
+    let cpu_pct = cpu_percent(cpu0, cpu1, elapsed);
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "RESULT mode={:?} label={} rooms={} target_rate={} relayed_per_s={rate:.0} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} server_cpu_pct={cpu_pct} server_cpu_us_per_msg={cpu_us_per_msg} server_user_us_per_msg={user_us_per_msg} server_rss_kib={}",

@@ -113,6 +113,7 @@ mod tests {
             origin: origin.map(Into::into),
             host: host.map(Into::into),
             forwarded_for: xff.map(Into::into),
+            ..RequestHead::default()
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`access`]: browser origin policy and the client address behind a proxy.
 //! - [`token`]: room tokens (`hex(HMAC-SHA256(secret, room))`) for servers with a room secret.
 //! - [`metrics`]: the counters behind `GET /metrics`.
+//! - [`refusals`]: refusals logged once per interval with a count, never per client.
 //! - [`web`]: the browser client's files (`assets/web/`), embedded; [`web::pages`] serves them.
 //!
 //! Plain HTTP pages are whatever the embedder passes in [`Config::pages`] (the `signal` binary
@@ -22,6 +23,7 @@ pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod refusals;
 pub mod registry;
 pub mod server;
 pub mod tls;

@@ -20,19 +20,23 @@ pub enum CloseReason {
     Idle,
     /// A message over the size limit (1009).
     TooLarge,
-    /// The outbox overflowed: the client stopped reading (1008).
+    /// The client stopped reading: its outbox overflowed (in messages or bytes), a send did
+    /// not complete within the send timeout, or the write buffer filled (1008).
     TooSlow,
+    /// Pings and pongs beyond the connection's rate bucket (1008).
+    ControlFlood,
     /// A protocol or socket error.
     Error,
 }
 
 impl CloseReason {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::ClientClosed,
         Self::Shutdown,
         Self::Idle,
         Self::TooLarge,
         Self::TooSlow,
+        Self::ControlFlood,
         Self::Error,
     ];
 
@@ -43,6 +47,7 @@ impl CloseReason {
             Self::Idle => "idle",
             Self::TooLarge => "too-large",
             Self::TooSlow => "too-slow",
+            Self::ControlFlood => "control-flood",
             Self::Error => "error",
         }
     }
@@ -63,19 +68,27 @@ pub enum RejectReason {
     Timeout,
     /// The TLS handshake failed or timed out.
     TlsHandshake,
+    /// `--max-pending-connections` reached: refused at accept, before any byte was read.
+    PendingFull,
+    /// `--max-pending-per-ip` reached for the peer's address: refused at accept.
+    PendingPerIp,
 }
 
 impl RejectReason {
-    const ALL: [Self; 6] = [
+    /// Every reason, in a fixed order.
+    pub const ALL: [Self; 8] = [
         Self::ServerFull,
         Self::PerIpLimit,
         Self::Origin,
         Self::BadRequest,
         Self::Timeout,
         Self::TlsHandshake,
+        Self::PendingFull,
+        Self::PendingPerIp,
     ];
 
-    fn as_str(self) -> &'static str {
+    /// The `reason` label in metrics and logs.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::ServerFull => "server-full",
             Self::PerIpLimit => "per-ip-limit",
@@ -83,10 +96,13 @@ impl RejectReason {
             Self::BadRequest => "bad-request",
             Self::Timeout => "timeout",
             Self::TlsHandshake => "tls-handshake",
+            Self::PendingFull => "pending-full",
+            Self::PendingPerIp => "pending-per-ip",
         }
     }
 
-    fn index(self) -> usize {
+    /// This reason's position in [`RejectReason::ALL`].
+    pub fn index(self) -> usize {
         match self {
             Self::ServerFull => 0,
             Self::PerIpLimit => 1,
@@ -94,6 +110,8 @@ impl RejectReason {
             Self::BadRequest => 3,
             Self::Timeout => 4,
             Self::TlsHandshake => 5,
+            Self::PendingFull => 6,
+            Self::PendingPerIp => 7,
         }
     }
 }
@@ -106,7 +124,8 @@ impl CloseReason {
             Self::Idle => 2,
             Self::TooLarge => 3,
             Self::TooSlow => 4,
-            Self::Error => 5,
+            Self::ControlFlood => 5,
+            Self::Error => 6,
         }
     }
 }
@@ -132,6 +151,9 @@ pub struct Gauges {
     pub rooms: u64,
     /// Distinct client addresses with an open WebSocket.
     pub client_ips: u64,
+    /// Accepted TCP connections that are not (yet) a WebSocket: TLS handshake, request head,
+    /// plain HTTP answer.
+    pub pending_connections: u64,
     /// Certificate reloads `(succeeded, failed)`, when TLS is on.
     pub tls_reloads: Option<(u64, u64)>,
 }
@@ -223,6 +245,12 @@ impl Metrics {
             "gauge",
             "Distinct client addresses with an open WebSocket.",
             one(gauges.client_ips),
+        );
+        metric(
+            "signal_connections_pending",
+            "gauge",
+            "Accepted connections not yet a WebSocket (TLS handshake, request head, HTTP answer).",
+            one(gauges.pending_connections),
         );
         metric(
             "signal_rooms",

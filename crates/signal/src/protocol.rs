@@ -31,7 +31,7 @@ pub enum ErrorCode {
     RateLimited,
     /// The sender is already a member of as many rooms as one connection may join.
     TooManyRooms,
-    /// The room name is empty, too long, or contains control characters.
+    /// The room name is empty, too long, or contains control or invisible formatting characters.
     InvalidRoom,
     /// The server requires a room token (`--room-secret`) and the `join` carried none, or one
     /// that is not valid for this room.

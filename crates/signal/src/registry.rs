@@ -222,6 +222,15 @@ impl Registry {
         );
     }
 
+    /// A ping or pong arrived from `from` (other than the answer to the server's own ping): it
+    /// costs a token like a message. `false` when the bucket is empty: the caller closes the
+    /// connection, since the frame cannot be dropped (tungstenite answers pings itself).
+    pub fn handle_control(&mut self, from: ConnId, now: Instant) -> bool {
+        self.conns
+            .get_mut(&from)
+            .is_some_and(|conn| conn.bucket.take(&self.limits, now).is_ok())
+    }
+
     /// A binary frame arrived: the protocol is text only.
     pub fn handle_binary(
         &mut self,
@@ -297,10 +306,14 @@ impl Registry {
                 ),
             ));
         }
-        if room.chars().any(char::is_control) {
+        if let Some(c) = room.chars().find(|&c| invisible(c)) {
             return Err(Rejection::new(
                 ErrorCode::InvalidRoom,
-                "room name contains control characters",
+                format!(
+                    "room name contains the invisible or control character U+{:04X}; \
+                     use visible characters only",
+                    u32::from(c)
+                ),
             ));
         }
         Ok(())
@@ -452,6 +465,20 @@ impl Registry {
             self.remove_member(id, name, out);
         }
     }
+}
+
+/// Characters a room name may not hold: controls (Cc), format characters (Cf: bidi overrides,
+/// zero-width joiners and spaces, the BOM, ...) and the line and paragraph separators, which
+/// would let two different names look the same.
+fn invisible(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    matches!(
+        get_general_category(c),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 fn reject(to: ConnId, rejection: Rejection) -> Delivery {

@@ -323,3 +323,45 @@ fn rooms_are_isolated() {
     let (h, _) = w.offer(C, "one");
     assert_eq!(h, Handled::Rejected(ErrorCode::NotInRoom));
 }
+
+#[test]
+fn invisible_characters() {
+    for c in [
+        '\u{0}',
+        '\t',
+        '\u{7f}',
+        '\u{85}',
+        '\u{200b}',
+        '\u{200d}',
+        '\u{202e}',
+        '\u{2066}',
+        '\u{feff}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{e0001}',
+        '\u{ad}',
+    ] {
+        assert!(invisible(c), "U+{:04X}", u32::from(c));
+    }
+    for c in ['a', 'é', '☕', ' ', '-', '日'] {
+        assert!(!invisible(c), "{c}");
+    }
+}
+
+#[test]
+fn control_frames_cost_tokens() {
+    let limits = Limits {
+        rate_per_sec: 1.0,
+        rate_burst: 3.0,
+        ..Limits::default()
+    };
+    let mut reg = Registry::new(limits);
+    let t0 = Instant::now();
+    reg.connect(ConnId(1), t0);
+    for _ in 0..3 {
+        assert!(reg.handle_control(ConnId(1), t0));
+    }
+    assert!(!reg.handle_control(ConnId(1), t0));
+    assert!(reg.handle_control(ConnId(1), t0 + std::time::Duration::from_secs(1)));
+    assert!(!reg.handle_control(ConnId(2), t0));
+}

@@ -49,6 +49,30 @@ struct Args {
     /// read in several steps).
     #[arg(long, env = "SIGNAL_READ_BUFFER_BYTES", default_value_t = 2048)]
     read_buffer_bytes: usize,
+    /// Seconds allowed for the TLS handshake and the request head together, from accept.
+    #[arg(long, env = "SIGNAL_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    handshake_timeout_secs: u64,
+    /// Seconds one write to a client may take; a client that does not read is dropped (1008).
+    #[arg(long, env = "SIGNAL_SEND_TIMEOUT_SECS", default_value_t = 10)]
+    send_timeout_secs: u64,
+    /// Bytes queued for one connection before it counts as too slow and is dropped (1008).
+    #[arg(long, env = "SIGNAL_OUTBOX_MAX_BYTES", default_value_t = 256 * 1024)]
+    outbox_max_bytes: usize,
+    /// Per-connection WebSocket write buffer limit in bytes (at least one largest message).
+    #[arg(long, env = "SIGNAL_MAX_WRITE_BUFFER_BYTES", default_value_t = 128 * 1024)]
+    max_write_buffer_bytes: usize,
+    /// Most accepted connections that are not WebSockets yet (TLS handshake, request head);
+    /// more are refused at accept.
+    #[arg(long, env = "SIGNAL_MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
+    max_pending_connections: usize,
+    /// Most pending connections from one peer address (0: no limit; ignored with
+    /// --trust-proxy).
+    #[arg(long, env = "SIGNAL_MAX_PENDING_PER_IP", default_value_t = 16)]
+    max_pending_per_ip: usize,
+    /// Seconds between two log lines about refused connections of one reason (each line
+    /// carries the count).
+    #[arg(long, env = "SIGNAL_REFUSAL_LOG_SECS", default_value_t = 10)]
+    refusal_log_secs: u64,
     /// Worker threads. One thread relays tens of thousands of messages per second; more
     /// only add cross-thread wake-ups.
     #[arg(long, env = "SIGNAL_THREADS", default_value_t = 1)]
@@ -138,10 +162,6 @@ fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init(),
     }
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::info!(limit, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
-    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
             signal::Tls::from_pem_files(cert, key).context("cannot load the TLS certificate")?,
@@ -159,7 +179,7 @@ fn main() -> anyhow::Result<()> {
         room_secret = args.room_secret.is_some(),
         "access settings"
     );
-    let config = signal::Config {
+    let mut config = signal::Config {
         limits: signal::Limits {
             max_rooms_per_connection: args.max_rooms_per_connection,
             max_room_name_bytes: args.max_room_name_bytes,
@@ -171,6 +191,13 @@ fn main() -> anyhow::Result<()> {
         ping_interval: Duration::from_secs(args.ping_secs.max(1)),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         read_buffer_bytes: args.read_buffer_bytes.max(256),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout_secs.max(1)),
+        send_timeout: Duration::from_secs(args.send_timeout_secs.max(1)),
+        outbox_max_bytes: args.outbox_max_bytes.max(1024),
+        max_write_buffer_bytes: args.max_write_buffer_bytes,
+        max_pending_connections: args.max_pending_connections.max(1),
+        max_pending_per_ip: args.max_pending_per_ip,
+        refusal_log_interval: Duration::from_secs(args.refusal_log_secs.max(1)),
         tls: tls.clone(),
         origins: signal::OriginPolicy::new(&args.allow_origin),
         max_connections_per_ip: args.max_connections_per_ip,
@@ -179,6 +206,7 @@ fn main() -> anyhow::Result<()> {
         pages: Some(signal::web::pages()),
         ..signal::Config::default()
     };
+    fit_open_files(&mut config);
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -199,6 +227,41 @@ fn main() -> anyhow::Result<()> {
             .await
             .context("server failed")
     })
+}
+
+/// Raises the open-file limit as far as allowed, then lowers `--max-connections` (and
+/// `--max-pending-connections`) if they would run out of descriptors before their own limit
+/// answers: "server full" must fire before `accept` starts failing.
+fn fit_open_files(config: &mut signal::Config) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => return,
+            }
+        }
+    };
+    tracing::info!(limit, "open-file limit");
+    let pending_before = config.max_pending_connections;
+    if let Some(before) = config.fit_to_open_files(limit) {
+        tracing::warn!(
+            open_file_limit = limit,
+            requested = before,
+            max_connections = config.max_connections,
+            "--max-connections lowered to fit the open-file limit; raise LimitNOFILE (systemd) \
+             or `ulimit -n` to allow more"
+        );
+    }
+    if config.max_pending_connections != pending_before {
+        tracing::warn!(
+            open_file_limit = limit,
+            requested = pending_before,
+            max_pending_connections = config.max_pending_connections,
+            "--max-pending-connections lowered to fit the open-file limit"
+        );
+    }
 }
 
 /// Re-reads the certificate files on each SIGHUP (`systemctl reload signal`, certbot's

@@ -1,4 +1,6 @@
-//! Room names are bounded in length and may not contain control characters.
+//! Room names are bounded in length and may not contain control characters, invisible
+//! formatting characters (bidi overrides, zero-width characters, the BOM: Unicode category Cf)
+//! or line/paragraph separators, so two rooms cannot look alike.
 #![allow(clippy::unwrap_used)]
 use crate::common;
 
@@ -21,6 +23,25 @@ async fn invalid_room_names_are_refused() {
     ] {
         a.send_json(json!({"type": "join", "room": room})).await;
         a.expect_error("invalid-room").await;
+    }
+    for (room, code) in [
+        ("abc\u{202e}fed", "U+202E"),
+        ("zero\u{200b}width", "U+200B"),
+        ("join\u{200d}er", "U+200D"),
+        ("\u{feff}bom", "U+FEFF"),
+        ("isolate\u{2066}x", "U+2066"),
+        ("line\u{2028}sep", "U+2028"),
+        ("para\u{2029}sep", "U+2029"),
+        ("soft\u{ad}hyphen", "U+00AD"),
+    ] {
+        a.send_json(json!({"type": "join", "room": room})).await;
+        let error = a.expect_error("invalid-room").await;
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(code), "{message}");
+        assert!(
+            message.contains("invisible or control character"),
+            "{message}"
+        );
     }
     assert_eq!(server.stats.stats().rooms, 0);
 

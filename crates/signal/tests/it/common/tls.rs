@@ -99,3 +99,19 @@ pub async fn https_get(addr: SocketAddr, tls: Arc<TlsClientConfig>, path: &str) 
         .unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A server with HTTPS/WSS on a fresh certificate (and `config`'s other settings); keep the
+/// directory alive as long as the server.
+pub async fn tls_server(
+    config: signal::Config,
+) -> (super::TestServer, TestCert, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert();
+    let (cert_path, key_path) = write_cert(dir.path(), &cert);
+    let server = super::TestServer::with_config(signal::Config {
+        tls: Some(signal::Tls::from_pem_files(cert_path, key_path).unwrap()),
+        ..config
+    })
+    .await;
+    (server, cert, dir)
+}

@@ -185,6 +185,12 @@ impl CallView {
                         CallState::Connecting => {
                             self.banners.retain(|b| b.error);
                         }
+                        CallState::Reconnecting => {
+                            self.push_banner(
+                                "The connection was lost. Reconnecting…".into(),
+                                false,
+                            );
+                        }
                         CallState::PeerLeft => {
                             self.connected_since = None;
                             self.remote = VideoTexture::new("remote-video");
@@ -533,6 +539,7 @@ fn badge(state: &CallState, rtt_ms: Option<f64>) -> (Color32, String) {
             (Color32::from_rgb(90, 150, 230), "Waiting".into())
         }
         CallState::Connecting => (yellow, "Connecting…".into()),
+        CallState::Reconnecting => (yellow, "Reconnecting…".into()),
         CallState::Connected => (
             Color32::from_rgb(60, 190, 90),
             match rtt_ms {

@@ -100,7 +100,11 @@ impl Engine {
     }
 
     fn finish(&mut self) -> CallState {
+        // Dropping the command sender also hangs up (the session reads a closed channel as
+        // hang-up), and cannot fail the way a send into a full queue can.
         let _ = self.commands.try_send(Command::HangUp);
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.commands, closed));
         match self.thread.take() {
             Some(t) => t
                 .join()

@@ -115,6 +115,8 @@ pub struct CallStats {
     pub glare_offers_ignored: u64,
     /// Offer collisions in which this side rolled back its own offer (the polite side).
     pub glare_rollbacks: u64,
+    /// ICE restarts this side started (after the media path was lost).
+    pub ice_restarts: u64,
     /// Test-pattern counters: first and last seen, and how many decoded frames carried one.
     pub pattern_first: Option<u32>,
     /// Last test-pattern counter seen.

@@ -171,10 +171,6 @@ pub struct MediaCounters {
     pub rtt_us: AtomicU64,
     /// Freezes of the remote video (see [`FreezeDetector`]).
     pub freezes: Mutex<FreezeDetector>,
-    /// Offer collisions (glare) where this side ignored the other's offer (impolite).
-    pub glare_ignored: AtomicU64,
-    /// Offer collisions where this side rolled its own offer back (polite).
-    pub glare_rollbacks: AtomicU64,
     /// Set by the session to make the video receiver send a PLI now.
     pub send_pli_now: AtomicBool,
     pub want_keyframe: AtomicBool,

@@ -279,6 +279,11 @@ impl BandwidthEstimator for PublishingGcc {
     }
 }
 
+/// Silence on the selected pair after which ICE reports `disconnected`.
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(1);
+/// Silence after which ICE reports `failed`.
+pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(8);
+
 /// Packets the pacer may hold (see `build`).
 pub const PACER_QUEUE_PACKETS: usize = 256;
 
@@ -357,6 +362,14 @@ pub async fn build(
         // NACK retransmissions of a keyframe's early packets arrive more than 64 packets
         // behind the newest one; the default replay window would reject them.
         .with_srtp_replay_protection_window(1024)
+        // Notice a lost path within a second (media flows many times a second, and consent
+        // checks every 300 ms when it does not), so the call core can restart ICE quickly;
+        // give up on a path after 8 s instead of webrtc-rs's 25 s.
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED_AFTER),
+            Some(ICE_FAILED_AFTER),
+            Some(Duration::from_millis(300)),
+        )
         .build();
     let servers = ice_servers
         .iter()

@@ -1,8 +1,11 @@
-//! One call session: the signalling connection, one peer connection per remote person, and
-//! the media paths while connected. Runs as a single tokio task that owns all call state and
-//! reacts to four inputs: signalling messages, peer-connection events, commands, and a stats
-//! tick. After `peer-left` it goes back to waiting in the same room.
+//! One call session: the shell around [`CallCore`]. It owns the signalling connection, the
+//! webrtc-rs peer connection for the current remote person, and the media paths while
+//! connected; it feeds the core what happens (signalling messages, peer-connection events,
+//! commands, timers) and carries out what the core decides (send, build or close the peer,
+//! create offers and answers, apply descriptions and candidates, start media, report
+//! states). Every rule lives in the core; what is here is how to do each thing on webrtc-rs.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -10,7 +13,6 @@ use std::time::{Duration, Instant};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::statistics::report::RTCStatsReportEntry;
 use serde_json::Value;
-use signal::ServerMessage;
 use signal::client::{SignalEvent, SignalSender};
 use signal::protocol::ClientMessage;
 use tokio::sync::mpsc;
@@ -24,12 +26,16 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::{CallConfig, SpeakerChoice, VideoChoice};
+use crate::core::{CallCore, CoreConfig, Description, Input, Output, PcState, SdpKind, Timer};
 use crate::error::CallError;
 use crate::events::{CallState, CallStats, Command, Event, FrameSlot};
 use crate::media_io::{self, AudioCmd, MediaCounters, VideoCmd, VideoSendConfig, Waker, Worker};
-use crate::negotiation::{Negotiator, OfferAction};
 use crate::peer::{self, PeerEvent};
 use crate::stats::Totals;
+
+/// How long an important event (a state change, a warning) may wait for room in a full event
+/// channel before it is dropped; stats are dropped at once instead.
+const EVENT_WAIT: Duration = Duration::from_millis(250);
 
 /// What the session needs from its owner.
 pub struct SessionIo {
@@ -46,8 +52,14 @@ pub struct SessionIo {
 }
 
 impl SessionIo {
+    /// Stats are dropped when the owner is behind (the next second brings new ones); states and
+    /// warnings wait up to [`EVENT_WAIT`] for room, so a `Failed` is not lost.
     fn emit(&self, event: Event) {
-        if self.events.try_send(event).is_err() {
+        let sent = match event {
+            Event::Stats(_) => self.events.try_send(event).is_ok(),
+            other => self.events.send_timeout(other, EVENT_WAIT).is_ok(),
+        };
+        if !sent {
             tracing::debug!("event channel full; event dropped");
         }
         (self.wake)();
@@ -58,8 +70,6 @@ impl SessionIo {
 struct PeerCall {
     pc: Arc<dyn PeerConnection>,
     events: mpsc::Receiver<PeerEvent>,
-    negotiator: Negotiator,
-    pending_candidates: Vec<RTCIceCandidateInit>,
     video_track: Arc<TrackLocalStaticSample>,
     audio_track: Arc<TrackLocalStaticSample>,
     video_sender: Arc<dyn RtpSender>,
@@ -90,18 +100,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn description_message(room: &str, desc: &RTCSessionDescription) -> Option<ClientMessage> {
-    let value = serde_json::to_value(desc).ok()?;
-    Some(match desc.sdp_type {
-        RTCSdpType::Answer => ClientMessage::Answer {
-            room: room.to_owned(),
-            answer: value,
+fn pc_state(state: RTCPeerConnectionState) -> PcState {
+    match state {
+        RTCPeerConnectionState::Connecting => PcState::Connecting,
+        RTCPeerConnectionState::Connected => PcState::Connected,
+        RTCPeerConnectionState::Disconnected => PcState::Disconnected,
+        RTCPeerConnectionState::Failed => PcState::Failed,
+        RTCPeerConnectionState::Closed => PcState::Closed,
+        _ => PcState::New,
+    }
+}
+
+fn description(desc: &RTCSessionDescription) -> Description {
+    Description {
+        kind: if desc.sdp_type == RTCSdpType::Answer {
+            SdpKind::Answer
+        } else {
+            SdpKind::Offer
         },
-        _ => ClientMessage::Offer {
-            room: room.to_owned(),
-            offer: value,
-        },
-    })
+        sdp: desc.sdp.clone(),
+    }
 }
 
 /// Runs the session until hang-up or failure; returns the final state.
@@ -123,7 +141,14 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
             CallError::Signal("the connection closed while joining".into()),
         );
     }
-    io.emit(Event::State(CallState::WaitingForPeer));
+    let urls = || config.ice_servers.iter().flat_map(|s| s.urls.iter());
+    let mut core = CallCore::new(CoreConfig {
+        room: config.room.clone(),
+        loopback_only: config.loopback_only,
+        has_stun: urls().any(|u| u.starts_with("stun:") || u.starts_with("stuns:")),
+        has_turn: urls().any(|u| u.starts_with("turn:") || u.starts_with("turns:")),
+    });
+    core.handle(Input::Joined, Instant::now());
     let mut session = Session {
         config,
         sig,
@@ -135,40 +160,72 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         camera_off: false,
         speaker_switch: Arc::new(Mutex::new(None)),
         preview: None,
+        timers: BTreeMap::new(),
     };
-    session.start_preview(&io);
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
+        if let Some(end) = session.carry_out(&mut core, &io).await {
+            break end;
+        }
         let peer_event = async {
             match session.call.as_mut() {
                 Some(call) => call.events.recv().await,
                 None => std::future::pending().await,
             }
         };
-        let result = tokio::select! {
-            event = sig_rx.recv() => session.on_signal(event, &io).await,
-            Some(event) = peer_event => session.on_peer_event(event, &io).await,
-            command = io.commands.recv() => match command {
-                Some(Command::HangUp) | None => break CallState::Ended,
-                Some(command) => { session.on_command(command, &io); Ok(None) }
-            },
-            _ = stats_tick.tick() => { session.emit_stats(&io).await; Ok(None) }
+        let next_timer = session
+            .timers
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(t, at)| (*t, *at));
+        let timer = async {
+            match next_timer {
+                Some((t, at)) => {
+                    tokio::time::sleep_until(at.into()).await;
+                    t
+                }
+                None => std::future::pending().await,
+            }
         };
-        match result {
-            Ok(None) => {}
-            Ok(Some(state)) => break state,
-            Err(e) => break fail(&io, e),
+        tokio::select! {
+            event = sig_rx.recv() => {
+                let input = match event {
+                    Some(SignalEvent::Message(msg)) => Input::Signal(msg),
+                    Some(SignalEvent::Closed(Some(reason))) => Input::SignalLost { reason },
+                    _ => Input::SignalLost { reason: "closed".into() },
+                };
+                core.handle(input, Instant::now());
+            }
+            Some(event) = peer_event => {
+                let input = match event {
+                    PeerEvent::Candidate(init) => {
+                        Input::LocalCandidate(serde_json::to_value(&init).unwrap_or(Value::Null))
+                    }
+                    PeerEvent::GatheringComplete => Input::GatheringComplete,
+                    PeerEvent::State(state) => Input::PcState(pc_state(state)),
+                    PeerEvent::Track(track) => {
+                        session.start_receiving(track, &io).await;
+                        continue;
+                    }
+                };
+                core.handle(input, Instant::now());
+            }
+            command = io.commands.recv() => match command {
+                Some(Command::HangUp) | None => core.handle(Input::HangUp, Instant::now()),
+                Some(command) => session.on_command(command, &io),
+            },
+            t = timer => {
+                session.timers.remove(&t);
+                core.handle(Input::Timer(t), Instant::now());
+            }
+            _ = stats_tick.tick() => session.emit_stats(&io, &core).await,
         }
     };
     if let Some(call) = session.call.take() {
         call.close().await;
     }
-    if end == CallState::Ended {
-        let _ = session.sig.leave(&session.config.room).await;
-    }
     drop(sig_rx);
-    io.emit(Event::State(end.clone()));
     end
 }
 
@@ -191,33 +248,38 @@ struct Session {
     speaker_switch: Arc<Mutex<Option<SpeakerChoice>>>,
     /// The self-view while no call sends video.
     preview: Option<Worker>,
+    /// The core's armed timers and when they fire.
+    timers: BTreeMap<Timer, Instant>,
 }
 
-type Step = Result<Option<CallState>, CallError>;
-
 impl Session {
-    async fn send(&self, msg: ClientMessage) -> Result<(), CallError> {
-        self.sig
-            .send(msg)
-            .await
-            .map_err(|e| CallError::Signal(e.to_string()))
+    /// Carries out everything the core asked for, feeding results back, until it has nothing
+    /// left to do. Returns the final state once the core reached one.
+    async fn carry_out(&mut self, core: &mut CallCore, io: &SessionIo) -> Option<CallState> {
+        while let Some(output) = core.poll() {
+            if let Some(input) = self.execute(output.clone(), io).await {
+                core.handle(input, Instant::now());
+            }
+            if let Output::State(state) = output
+                && matches!(state, CallState::Ended | CallState::Failed(_))
+            {
+                // Anything still queued (cancelled timers) no longer matters.
+                return Some(state);
+            }
+        }
+        None
     }
 
-    async fn on_signal(&mut self, event: Option<SignalEvent>, io: &SessionIo) -> Step {
-        let msg = match event {
-            Some(SignalEvent::Message(msg)) => msg,
-            other => {
-                let why = match other {
-                    Some(SignalEvent::Closed(Some(reason))) => reason,
-                    _ => "closed".into(),
-                };
-                return Err(CallError::Signal(format!(
-                    "the connection to the signal server was lost ({why})"
-                )));
-            }
-        };
-        match msg {
-            ServerMessage::Ready { offerer, .. } => {
+    /// Does one thing the core asked; returns what came of it, if the core needs to know.
+    async fn execute(&mut self, output: Output, io: &SessionIo) -> Option<Input> {
+        match output {
+            Output::Send(msg) => match self.sig.send(msg).await {
+                Ok(()) => None,
+                Err(e) => Some(Input::SignalLost {
+                    reason: e.to_string(),
+                }),
+            },
+            Output::NewPeer { .. } => {
                 if let Some(old) = self.call.take() {
                     old.close().await;
                 }
@@ -229,48 +291,157 @@ impl Session {
                     .camera_off
                     .store(self.camera_off, Ordering::Relaxed);
                 self.rates = None;
-                io.local.clear();
                 io.remote.clear();
-                let call = self.new_call(offerer).await?;
-                let offer_now = call.negotiator.should_offer_on_ready();
-                self.call = Some(call);
-                io.emit(Event::State(CallState::Connecting));
-                if offer_now {
-                    self.make_offer().await?;
+                match self.new_call().await {
+                    Ok(call) => {
+                        self.call = Some(call);
+                        None
+                    }
+                    Err(e) => Some(Input::OperationFailed {
+                        what: "creating the peer connection".into(),
+                        reason: e.to_string(),
+                    }),
                 }
-                Ok(None)
             }
-            ServerMessage::Offer { offer, .. } => self.on_remote_offer(offer).await.map(|()| None),
-            ServerMessage::Answer { answer, .. } => {
-                self.on_remote_answer(answer).await.map(|()| None)
-            }
-            ServerMessage::Candidate { candidate, .. } => {
-                self.on_remote_candidate(candidate).await.map(|()| None)
-            }
-            ServerMessage::PeerLeft { .. } => {
+            Output::ClosePeer => {
                 if let Some(call) = self.call.take() {
                     call.close().await;
                 }
                 io.local.clear();
                 io.remote.clear();
-                self.start_preview(io);
-                io.emit(Event::State(CallState::PeerLeft));
-                io.emit(Event::State(CallState::WaitingForPeer));
-                Ok(None)
+                None
             }
-            ServerMessage::Error { code, message } => match code.as_str() {
-                "room-full" | "invalid-room" | "forbidden" | "too-many-rooms" => {
-                    Err(CallError::Refused(message))
+            Output::CreateOffer { ice_restart } => {
+                let call = self.call.as_ref()?;
+                let options = rtc::peer_connection::configuration::RTCOfferOptions { ice_restart };
+                let result = async {
+                    let offer = call
+                        .pc
+                        .create_offer(Some(options))
+                        .await
+                        .map_err(|e| ("creating an offer", e.to_string()))?;
+                    call.pc
+                        .set_local_description(offer.clone())
+                        .await
+                        .map_err(|e| ("applying our offer", e.to_string()))?;
+                    Ok::<_, (&str, String)>(offer)
                 }
-                _ => {
-                    io.emit(Event::Warning(format!("signal server: {message}")));
-                    Ok(None)
+                .await;
+                Some(match result {
+                    Ok(offer) => Input::LocalOffer(description(&offer)),
+                    Err((what, reason)) => Input::OperationFailed {
+                        what: what.into(),
+                        reason,
+                    },
+                })
+            }
+            Output::Rollback => {
+                let call = self.call.as_ref()?;
+                let result = match RTCSessionDescription::rollback(None) {
+                    Ok(rollback) => call
+                        .pc
+                        .set_local_description(rollback)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                result.err().map(|reason| Input::OperationFailed {
+                    what: "rolling back our offer".into(),
+                    reason,
+                })
+            }
+            Output::SetRemote(desc) => {
+                let call = self.call.as_ref()?;
+                let kind = desc.kind;
+                let parsed = match kind {
+                    SdpKind::Offer => RTCSessionDescription::offer(desc.sdp),
+                    SdpKind::Answer => RTCSessionDescription::answer(desc.sdp),
+                };
+                let result = match parsed {
+                    Ok(d) => call
+                        .pc
+                        .set_remote_description(d)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                Some(match result {
+                    Ok(()) => Input::RemoteApplied { kind },
+                    Err(reason) => Input::RemoteRejected { kind, reason },
+                })
+            }
+            Output::CreateAnswer => {
+                let call = self.call.as_ref()?;
+                let result = async {
+                    let answer = call
+                        .pc
+                        .create_answer(None)
+                        .await
+                        .map_err(|e| ("creating an answer", e.to_string()))?;
+                    call.pc
+                        .set_local_description(answer.clone())
+                        .await
+                        .map_err(|e| ("applying our answer", e.to_string()))?;
+                    Ok::<_, (&str, String)>(answer)
                 }
+                .await;
+                Some(match result {
+                    Ok(answer) => Input::LocalAnswer(description(&answer)),
+                    Err((what, reason)) => Input::OperationFailed {
+                        what: what.into(),
+                        reason,
+                    },
+                })
+            }
+            Output::AddCandidate(value) => {
+                let call = self.call.as_ref()?;
+                let init: RTCIceCandidateInit = match serde_json::from_value(value) {
+                    Ok(init) => init,
+                    Err(e) => {
+                        return Some(Input::CandidateRejected {
+                            reason: e.to_string(),
+                        });
+                    }
+                };
+                call.pc
+                    .add_ice_candidate(init)
+                    .await
+                    .err()
+                    .map(|e| Input::CandidateRejected {
+                        reason: e.to_string(),
+                    })
+            }
+            Output::StartMedia => match self.start_sending(io).await {
+                Ok(()) => None,
+                Err(e) => Some(Input::OperationFailed {
+                    what: "starting media".into(),
+                    reason: e.to_string(),
+                }),
             },
+            Output::State(state) => {
+                if state == CallState::WaitingForPeer {
+                    self.start_preview(io);
+                }
+                io.emit(Event::State(state));
+                None
+            }
+            Output::Warning(message) => {
+                io.emit(Event::Warning(message));
+                None
+            }
+            Output::ArmTimer { timer, in_ms } => {
+                self.timers
+                    .insert(timer, Instant::now() + Duration::from_millis(in_ms));
+                None
+            }
+            Output::CancelTimer(timer) => {
+                self.timers.remove(&timer);
+                None
+            }
         }
     }
 
-    async fn new_call(&self, offerer: Option<bool>) -> Result<PeerCall, CallError> {
+    async fn new_call(&self) -> Result<PeerCall, CallError> {
         let (pc, events, estimate) = peer::build(
             &self.config.ice_servers,
             self.config.loopback_only,
@@ -290,8 +461,6 @@ impl Session {
         Ok(PeerCall {
             pc,
             events,
-            negotiator: Negotiator::new(offerer),
-            pending_candidates: Vec::new(),
             video_track,
             audio_track,
             video_sender,
@@ -319,218 +488,6 @@ impl Session {
             min_bps: peer::MIN_BITRATE_BPS.min(total),
             max_bps: total,
         }
-    }
-
-    async fn make_offer(&mut self) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else {
-            return Ok(());
-        };
-        let offer = call
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| CallError::WebRtc(format!("creating an offer: {e}")))?;
-        call.pc
-            .set_local_description(offer.clone())
-            .await
-            .map_err(|e| CallError::WebRtc(format!("applying our offer: {e}")))?;
-        call.negotiator.local_offer_made(&offer.sdp);
-        if let Some(msg) = description_message(&self.config.room, &offer) {
-            self.send(msg).await?;
-        }
-        Ok(())
-    }
-
-    async fn on_remote_offer(&mut self, offer: Value) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else {
-            return Ok(());
-        };
-        let desc: RTCSessionDescription =
-            serde_json::from_value(offer).map_err(|e| CallError::BadRemote {
-                what: "offer",
-                reason: e.to_string(),
-            })?;
-        if desc.sdp_type != RTCSdpType::Offer {
-            return Err(CallError::BadRemote {
-                what: "offer",
-                reason: format!("type is {}", desc.sdp_type),
-            });
-        }
-        let have_local_offer = matches!(call.pc.pending_local_description().await, Some(d) if d.sdp_type == RTCSdpType::Offer);
-        match call.negotiator.on_remote_offer(&desc.sdp, have_local_offer) {
-            OfferAction::Ignore => {
-                call.counters.glare_ignored.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            OfferAction::Accept { rollback_first } => {
-                if rollback_first {
-                    call.counters
-                        .glare_rollbacks
-                        .fetch_add(1, Ordering::Relaxed);
-                    let rollback = RTCSessionDescription::rollback(None)
-                        .map_err(|e| CallError::WebRtc(format!("rollback: {e}")))?;
-                    call.pc
-                        .set_local_description(rollback)
-                        .await
-                        .map_err(|e| CallError::WebRtc(format!("rolling back our offer: {e}")))?;
-                }
-            }
-        }
-        call.pc
-            .set_remote_description(desc)
-            .await
-            .map_err(|e| CallError::BadRemote {
-                what: "offer",
-                reason: e.to_string(),
-            })?;
-        self.flush_candidates().await?;
-        let Some(call) = self.call.as_mut() else {
-            return Ok(());
-        };
-        let answer = call
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(|e| CallError::WebRtc(format!("creating an answer: {e}")))?;
-        call.pc
-            .set_local_description(answer.clone())
-            .await
-            .map_err(|e| CallError::WebRtc(format!("applying our answer: {e}")))?;
-        tracing::debug!(sdp = %answer.sdp, "local answer");
-        if let Some(msg) = description_message(&self.config.room, &answer) {
-            self.send(msg).await?;
-        }
-        Ok(())
-    }
-
-    async fn on_remote_answer(&mut self, answer: Value) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else {
-            return Ok(());
-        };
-        let desc: RTCSessionDescription =
-            serde_json::from_value(answer).map_err(|e| CallError::BadRemote {
-                what: "answer",
-                reason: e.to_string(),
-            })?;
-        if desc.sdp_type != RTCSdpType::Answer {
-            return Err(CallError::BadRemote {
-                what: "answer",
-                reason: format!("type is {}", desc.sdp_type),
-            });
-        }
-        let have_local_offer = matches!(call.pc.pending_local_description().await, Some(d) if d.sdp_type == RTCSdpType::Offer);
-        if !have_local_offer {
-            // A stale answer to an offer we rolled back: harmless.
-            return Ok(());
-        }
-        call.pc
-            .set_remote_description(desc)
-            .await
-            .map_err(|e| CallError::BadRemote {
-                what: "answer",
-                reason: e.to_string(),
-            })?;
-        self.flush_candidates().await
-    }
-
-    async fn on_remote_candidate(&mut self, candidate: Option<Value>) -> Result<(), CallError> {
-        let loopback_only = self.config.loopback_only;
-        let Some(call) = self.call.as_mut() else {
-            return Ok(());
-        };
-        let init: RTCIceCandidateInit = match candidate {
-            None | Some(Value::Null) => RTCIceCandidateInit::default(),
-            Some(v) => serde_json::from_value(v).map_err(|e| CallError::BadRemote {
-                what: "candidate",
-                reason: e.to_string(),
-            })?,
-        };
-        if init.candidate.is_empty() {
-            // End of candidates: webrtc-rs 0.21 keeps checking what it has.
-            return Ok(());
-        }
-        let line = init
-            .candidate
-            .strip_prefix("candidate:")
-            .unwrap_or(&init.candidate);
-        if let Err(e) = rtc::ice::candidate::unmarshal_candidate(line) {
-            return Err(CallError::BadRemote {
-                what: "candidate",
-                reason: e.to_string(),
-            });
-        }
-        if loopback_only && !peer::is_loopback_candidate(&init.candidate) {
-            tracing::debug!(candidate = %init.candidate, "ignoring a non-loopback candidate");
-            return Ok(());
-        }
-        if call.pc.remote_description().await.is_none() {
-            if call.pending_candidates.len() < 256 {
-                call.pending_candidates.push(init);
-            }
-            return Ok(());
-        }
-        if let Err(e) = call.pc.add_ice_candidate(init).await
-            && !call.negotiator.ignoring_offer()
-        {
-            return Err(CallError::BadRemote {
-                what: "candidate",
-                reason: e.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    async fn flush_candidates(&mut self) -> Result<(), CallError> {
-        let Some(call) = self.call.as_mut() else {
-            return Ok(());
-        };
-        for init in std::mem::take(&mut call.pending_candidates) {
-            if let Err(e) = call.pc.add_ice_candidate(init).await {
-                return Err(CallError::BadRemote {
-                    what: "candidate",
-                    reason: e.to_string(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    async fn on_peer_event(&mut self, event: PeerEvent, io: &SessionIo) -> Step {
-        let room = self.config.room.clone();
-        match event {
-            PeerEvent::Candidate(init) => {
-                let mut value = serde_json::to_value(&init).unwrap_or(Value::Null);
-                // webrtc-rs leaves sdpMid empty; browsers want the bundled m-line's mid.
-                if value.get("sdpMid").and_then(Value::as_str) == Some("") {
-                    value["sdpMid"] = Value::String("0".into());
-                }
-                self.send(ClientMessage::Candidate {
-                    room,
-                    candidate: Some(value),
-                })
-                .await?;
-            }
-            PeerEvent::GatheringComplete => {
-                self.send(ClientMessage::Candidate {
-                    room,
-                    candidate: None,
-                })
-                .await?;
-            }
-            PeerEvent::State(state) => match state {
-                RTCPeerConnectionState::Connected => {
-                    let first = self.call.as_ref().is_some_and(|c| !c.connected);
-                    if first {
-                        self.start_sending(io).await?;
-                        io.emit(Event::State(CallState::Connected));
-                    }
-                }
-                RTCPeerConnectionState::Failed => return Err(CallError::IceFailed),
-                _ => {}
-            },
-            PeerEvent::Track(track) => self.start_receiving(track, io).await,
-        }
-        Ok(None)
     }
 
     /// Shows the local source in the self-view until a call sends video.
@@ -718,7 +675,7 @@ impl Session {
         }
     }
 
-    async fn emit_stats(&mut self, io: &SessionIo) {
+    async fn emit_stats(&mut self, io: &SessionIo, core: &CallCore) {
         let c = &self.counters;
         let now = Instant::now();
         let mut stats = CallStats {
@@ -834,7 +791,9 @@ impl Session {
         stats.plis_sent = c.plis_sent.load(Ordering::Relaxed);
         stats.keyframe_requests_received = c.keyframe_requests.load(Ordering::Relaxed);
         stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);
-        stats.glare_offers_ignored = c.glare_ignored.load(Ordering::Relaxed);
+        let decided = core.counters();
+        stats.glare_offers_ignored = decided.glare_ignored;
+        stats.ice_restarts = decided.ice_restarts;
         stats.target_bitrate_bps = c.target_bps.load(Ordering::Relaxed) as f64;
         stats.bandwidth_estimate_bps = c.estimate_bps.load(Ordering::Relaxed) as f64;
         stats.encoder_bitrate_bps = c.encoder_bps.load(Ordering::Relaxed) as f64;
@@ -857,7 +816,7 @@ impl Session {
                 })
                 .collect();
         }
-        stats.glare_rollbacks = c.glare_rollbacks.load(Ordering::Relaxed);
+        stats.glare_rollbacks = decided.glare_rollbacks;
         {
             let pattern = lock(&c.pattern);
             stats.pattern_first = pattern.first;

@@ -272,6 +272,17 @@ impl Home {
         exec_in(self.router.netns(), "conntrack", &["-F"]).map(drop)
     }
 
+    /// Forgets the UDP mappings only (`conntrack -D -p udp`): media flows get new public ports
+    /// while TCP connections (signalling) live on, as when a router times out idle UDP
+    /// mappings or a carrier NAT rebinds them.
+    pub fn flush_udp_mappings(&self) -> Result<(), LabError> {
+        // conntrack exits 1 when nothing matched; that is not an error here.
+        match exec_in(self.router.netns(), "conntrack", &["-D", "-p", "udp"]) {
+            Ok(_) | Err(LabError::Command { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Gives the router a new WAN address from the pool and flushes its mappings, as when an ISP
     /// reassigns the home's address mid-call. Returns the new address.
     pub fn renumber(&self) -> Result<Ipv4Addr, LabError> {

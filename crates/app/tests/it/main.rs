@@ -4,6 +4,7 @@
 mod common;
 mod lab_cone_nat;
 mod lab_link_quality;
+mod lab_network_change;
 mod peer_killed;
 mod share_link;
 mod ui;

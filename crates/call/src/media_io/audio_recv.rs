@@ -1,0 +1,126 @@
+//! The audio receiver: RTP → jitter buffer → `duet-audio-out` every 20 ms → Opus decode or
+//! concealment → sink.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use media::{
+    AudioFrame, AudioSink, JitterBuffer, JitterConfig, NullSink, OpusDecoder, Playout, Speaker,
+};
+use rtc::rtp;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::*;
+use crate::config::SpeakerChoice;
+
+/// Builds the audio sink for `choice`; a speaker that cannot open falls back to a null sink
+/// and the reason is returned for a warning.
+pub fn open_sink(choice: &SpeakerChoice) -> (Box<dyn AudioSink>, Option<String>) {
+    match choice {
+        SpeakerChoice::Null => (Box::new(NullSink::new()), None),
+        SpeakerChoice::Device(name) => match Speaker::open(name.as_deref()) {
+            Ok(speaker) => (Box::new(speaker), None),
+            Err(e) => (
+                Box::new(NullSink::new()),
+                Some(format!(
+                    "no sound output ({e}); the call goes on without sound"
+                )),
+            ),
+        },
+    }
+}
+
+/// Receives the remote audio track until it ends: RTP → jitter buffer; `duet-audio-out`
+/// plays out every 20 ms into the sink.
+pub async fn receive_audio(
+    track: Arc<dyn TrackRemote>,
+    counters: Arc<MediaCounters>,
+    speaker: SpeakerChoice,
+    speaker_switch: Arc<Mutex<Option<SpeakerChoice>>>,
+    warn: Arc<dyn Fn(String) + Send + Sync>,
+) {
+    let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::default())));
+    let playout_jitter = jitter.clone();
+    let out_counters = counters.clone();
+    let playout = Worker::spawn("duet-audio-out", move |stop| {
+        let mut decoder = match OpusDecoder::new(1) {
+            Ok(d) => d,
+            Err(e) => {
+                warn(format!("the Opus decoder cannot start: {e}"));
+                return;
+            }
+        };
+        let (mut sink, problem) = open_sink(&speaker);
+        if let Some(p) = problem {
+            warn(p);
+        }
+        let mut analysis: Vec<f32> = Vec::with_capacity(48_000);
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            next += Duration::from_millis(20);
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else if now - next > Duration::from_millis(200) {
+                next = now; // fell far behind (suspend, debugger): resynchronise
+            }
+            if let Some(new) = lock(&speaker_switch).take() {
+                let (s, problem) = open_sink(&new);
+                sink = s;
+                if let Some(p) = problem {
+                    warn(p);
+                }
+            }
+            let slot = lock(&playout_jitter).pop();
+            let frame: Option<AudioFrame> = match slot {
+                Playout::Buffering => None,
+                Playout::Packet { payload, .. } => decoder.decode(&payload).ok(),
+                Playout::Lost { next_payload, .. } => {
+                    out_counters.audio_concealed.fetch_add(1, Ordering::Relaxed);
+                    match next_payload {
+                        Some(next) => decoder
+                            .decode_fec(&next)
+                            .or_else(|_| decoder.conceal())
+                            .ok(),
+                        None => decoder.conceal().ok(),
+                    }
+                }
+                #[allow(unreachable_patterns)]
+                _ => None,
+            };
+            let Some(frame) = frame else { continue };
+            out_counters.audio_played.fetch_add(1, Ordering::Relaxed);
+            analysis.extend_from_slice(frame.samples());
+            if analysis.len() >= 48_000 / 2 {
+                *lock(&out_counters.dominant_hz) =
+                    media::dominant_frequency_hz(&analysis, 48_000.0);
+                analysis.clear();
+            }
+            if let Err(e) = sink.play(&frame) {
+                tracing::debug!(error = %e, "sink failed; switching to a null sink");
+                sink = Box::new(NullSink::new());
+            }
+        }
+    });
+    let mut first = true;
+    while let Some(event) = track.poll().await {
+        if first {
+            first = false;
+            let ssrcs = track.ssrcs().await;
+            tracing::debug!(?ssrcs, "first audio track event");
+        }
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let rtp::Packet {
+                    header, payload, ..
+                } = packet;
+                lock(&jitter).push(header.sequence_number, header.timestamp, payload.to_vec());
+            }
+            TrackRemoteEvent::OnRtcpPacket(packets) => note_keyframe_requests(&packets, &counters),
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    drop(playout);
+}

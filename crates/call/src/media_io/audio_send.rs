@@ -1,0 +1,101 @@
+//! The audio sender (`duet-audio-send`): source → Opus encoder → RTP track (silence while
+//! muted).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::Receiver;
+use media::{AudioCapture, AudioSource, OpusEncoder, Silence, Tone};
+use rtc::media::Sample;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+
+use super::*;
+use crate::config::AudioChoice;
+
+/// Commands to the audio send thread.
+#[derive(Debug)]
+pub enum AudioCmd {
+    Switch(AudioChoice),
+}
+
+fn open_audio(choice: &AudioChoice) -> Result<Option<AudioCapture>, String> {
+    match choice {
+        AudioChoice::Tone(hz) => Tone::new(*hz).start(4).map(Some).map_err(|e| e.to_string()),
+        AudioChoice::Microphone(name) => media::Microphone::new(name.as_deref())
+            .start(4)
+            .map(Some)
+            .map_err(|e| format!("the microphone cannot be used: {e}")),
+        AudioChoice::None => Silence { channels: 1 }
+            .start(4)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Spawns `duet-audio-send`.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_audio_sender(
+    rt: tokio::runtime::Handle,
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    mut choice: AudioChoice,
+    bitrate_bps: u32,
+    counters: Arc<MediaCounters>,
+    commands: Receiver<AudioCmd>,
+    warn: Arc<dyn Fn(String) + Send + Sync>,
+) -> std::io::Result<Worker> {
+    Worker::spawn("duet-audio-send", move |stop| {
+        let mut encoder = match OpusEncoder::new(1, bitrate_bps) {
+            Ok(e) => e,
+            Err(e) => {
+                warn(format!("the Opus encoder cannot start: {e}"));
+                return;
+            }
+        };
+        let _ = encoder.set_packet_loss_perc(10);
+        let mut capture = open_audio(&choice).unwrap_or_else(|e| {
+            warn(e);
+            open_audio(&AudioChoice::None).ok().flatten()
+        });
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(AudioCmd::Switch(new)) = commands.try_recv() {
+                drop(capture.take());
+                choice = new;
+                capture = open_audio(&choice).unwrap_or_else(|e| {
+                    warn(e);
+                    open_audio(&AudioChoice::None).ok().flatten()
+                });
+            }
+            let Some(c) = &capture else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let Some(mut frame) = c.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            if frame.channels() != 1 {
+                match frame.to_channels(1) {
+                    Ok(mono) => frame = mono,
+                    Err(_) => continue,
+                }
+            }
+            if counters.mic_muted.load(Ordering::Relaxed) {
+                frame.samples_mut().fill(0.0);
+            }
+            let Ok(packet) = encoder.encode(&frame) else {
+                continue;
+            };
+            let sample = Sample {
+                data: Bytes::from(packet),
+                duration: Duration::from_millis(20),
+                ..Sample::new(Instant::now())
+            };
+            if let Err(e) = rt.block_on(track.write_sample(ssrc, payload_type, &sample, &[])) {
+                tracing::debug!(error = %e, "audio write failed");
+            }
+        }
+    })
+}

@@ -1,0 +1,229 @@
+//! What the media threads count and the stats read: counters, the test-pattern trace with
+//! its latency histogram, and freezes as browsers define them.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Instant;
+
+/// Browsers' definition of a freeze (webrtc-stats `freezeCount`): a gap between two shown
+/// frames longer than three average frame intervals and at least 150 ms more than the average.
+#[derive(Debug, Default, Clone)]
+pub struct FreezeDetector {
+    last: Option<Instant>,
+    avg_interval_ms: Option<f64>,
+    /// Freezes so far.
+    pub count: u64,
+    /// Their total duration, milliseconds.
+    pub total_ms: f64,
+    /// The longest one, milliseconds.
+    pub longest_ms: f64,
+    /// The most recent freezes: when each ended and how long it was (at most
+    /// [`FreezeDetector::RECENT`]).
+    pub recent: std::collections::VecDeque<(Instant, f64)>,
+}
+
+impl FreezeDetector {
+    /// How many recent freezes are kept.
+    pub const RECENT: usize = 64;
+
+    /// A frame was shown at `now`.
+    pub fn frame(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let gap = now.saturating_duration_since(last).as_secs_f64() * 1000.0;
+            if let Some(avg) = self.avg_interval_ms
+                && gap > (3.0 * avg).max(avg + 150.0)
+            {
+                self.count += 1;
+                self.total_ms += gap;
+                self.longest_ms = self.longest_ms.max(gap);
+                if self.recent.len() >= Self::RECENT {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((now, gap));
+            }
+            // A moving average over about 30 frames, as browsers keep.
+            self.avg_interval_ms = Some(match self.avg_interval_ms {
+                Some(avg) => avg + (gap - avg) / 30.0,
+                None => gap,
+            });
+        }
+        self.last = Some(now);
+    }
+}
+
+/// Counters shared by the media threads and read by the stats task.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub frames_sent: AtomicU64,
+    pub video_bytes_sent: AtomicU64,
+    pub encode_us_total: AtomicU64,
+    pub video_bytes_received: AtomicU64,
+    pub frames_decoded: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub audio_played: AtomicU64,
+    pub audio_concealed: AtomicU64,
+    pub plis_sent: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub keyframes_sent: AtomicU64,
+    /// The rate the video sender allows itself (audio and overhead included), bits/s: the
+    /// congestion controller's estimate, ramped (see [`ramp_toward`]).
+    pub target_bps: AtomicU64,
+    /// The congestion controller's raw estimate, bits/s.
+    pub estimate_bps: AtomicU64,
+    /// The bitrate the video encoder is set to, bits/s.
+    pub encoder_bps: AtomicU64,
+    /// Video frames the receiver gave up (incomplete after the wait for retransmissions).
+    pub frames_lost: AtomicU64,
+    /// Video packets that arrived after a later one: reordered, or recovered by NACK.
+    pub packets_recovered: AtomicU64,
+    /// The receiver's current wait for a missing packet, microseconds.
+    pub reorder_wait_us: AtomicU64,
+    /// Smoothed round-trip time of the selected candidate pair, microseconds (0 = unknown).
+    pub rtt_us: AtomicU64,
+    /// Freezes of the remote video (see [`FreezeDetector`]).
+    pub freezes: Mutex<FreezeDetector>,
+    /// Set by the session to make the video receiver send a PLI now.
+    pub send_pli_now: AtomicBool,
+    pub want_keyframe: AtomicBool,
+    pub send_width: AtomicU64,
+    pub send_height: AtomicU64,
+    pub recv_width: AtomicU64,
+    pub recv_height: AtomicU64,
+    pub mic_muted: AtomicBool,
+    pub camera_off: AtomicBool,
+    pub pattern: Mutex<PatternTrace>,
+    pub first_frame_at: Mutex<Option<Instant>>,
+    pub dominant_hz: Mutex<Option<f64>>,
+}
+
+/// What the receiver saw of the sender's test pattern.
+#[derive(Debug, Clone, Default)]
+pub struct PatternTrace {
+    pub first: Option<u32>,
+    pub last: Option<u32>,
+    pub frames: u64,
+    pub out_of_order: u64,
+    /// Glass-to-glass latencies over the whole call, as a histogram: recording is O(1) and a
+    /// quantile is O(buckets), whatever the call's length (see [`LatencyHistogram`]).
+    pub latencies: LatencyHistogram,
+}
+
+impl PatternTrace {
+    /// One decoded frame carried `counter`, `latency_ms` after its capture.
+    pub fn record(&mut self, counter: u32, latency_ms: f64) {
+        // A repeated counter is a repeated picture (a sender re-sending a frame to keep its
+        // rate), not disorder; only going backwards counts.
+        if let Some(last) = self.last
+            && counter < last
+        {
+            self.out_of_order += 1;
+        }
+        self.first.get_or_insert(counter);
+        self.last = Some(counter);
+        self.frames += 1;
+        self.latencies.record(latency_ms);
+    }
+
+    /// The `q` quantile of the latencies, ms.
+    #[must_use]
+    pub fn latency_quantile(&self, q: f64) -> Option<f64> {
+        self.latencies.quantile(q)
+    }
+}
+
+/// Milliseconds in fixed buckets: 0.1 ms wide up to [`LatencyHistogram::FINE_MS`], 5 ms wide
+/// up to [`LatencyHistogram::MAX_MS`], and one bucket for anything longer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl LatencyHistogram {
+    /// Where the fine buckets end, ms.
+    pub const FINE_MS: f64 = 500.0;
+    /// Where the coarse buckets end, ms.
+    pub const MAX_MS: f64 = 10_000.0;
+    const FINE_STEP: f64 = 0.1;
+    const COARSE_STEP: f64 = 5.0;
+    const FINE: usize = (Self::FINE_MS / Self::FINE_STEP) as usize;
+    const COARSE: usize = ((Self::MAX_MS - Self::FINE_MS) / Self::COARSE_STEP) as usize;
+
+    /// An empty histogram.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            counts: vec![0; Self::FINE + Self::COARSE + 1],
+            total: 0,
+        }
+    }
+
+    fn bucket(ms: f64) -> usize {
+        let ms = if ms.is_finite() {
+            ms.max(0.0)
+        } else {
+            Self::MAX_MS
+        };
+        if ms < Self::FINE_MS {
+            (ms / Self::FINE_STEP) as usize
+        } else if ms < Self::MAX_MS {
+            Self::FINE + ((ms - Self::FINE_MS) / Self::COARSE_STEP) as usize
+        } else {
+            Self::FINE + Self::COARSE
+        }
+    }
+
+    fn midpoint(bucket: usize) -> f64 {
+        if bucket < Self::FINE {
+            (bucket as f64 + 0.5) * Self::FINE_STEP
+        } else if bucket < Self::FINE + Self::COARSE {
+            Self::FINE_MS + ((bucket - Self::FINE) as f64 + 0.5) * Self::COARSE_STEP
+        } else {
+            Self::MAX_MS
+        }
+    }
+
+    /// Adds one latency (negative counts as 0, NaN or longer than `MAX_MS` as `MAX_MS`).
+    pub fn record(&mut self, ms: f64) {
+        let b = Self::bucket(ms);
+        if let Some(c) = self.counts.get_mut(b) {
+            *c += 1;
+            self.total += 1;
+        }
+    }
+
+    /// How many were recorded.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether none were.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The `q` quantile (0–1), to the bucket's middle; `None` when empty.
+    #[must_use]
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((self.total - 1) as f64 * q.clamp(0.0, 1.0)).round() as u64;
+        let mut seen = 0;
+        for (b, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return Some(Self::midpoint(b));
+            }
+        }
+        None
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,179 @@
+//! The media paths of a connected call, on named OS threads and short tokio tasks:
+//!
+//! - `duet-video-send`: source → (preview slot) → H.264 encoder → RTP track, paced by the
+//!   capture timestamps; the encoder's bitrate follows the congestion controller's estimate
+//!   (every [`RATE_UPDATE_INTERVAL`]); honours keyframe requests (PLI/FIR) and camera
+//!   on/off/switch.
+//! - `duet-audio-send`: source → Opus encoder → RTP track (silence while muted).
+//! - remote video: RTP → [`FrameAssembler`] (reorders, waits about a round trip for NACK
+//!   retransmissions) → decode worker → `duet-video-out` (remote slot, pattern stamps,
+//!   latency, freezes); PLI only when a frame was lost for good or the decoder needs a
+//!   keyframe, at most one per [`PLI_INTERVAL`].
+//! - remote audio: RTP → jitter buffer → `duet-audio-out` every 20 ms → Opus decode/conceal →
+//!   sink.
+//!
+//! Every hand-over is a bounded channel or a latest-value slot; a slow stage drops video
+//! frames (counted) instead of queueing them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+mod audio_recv;
+mod audio_send;
+mod counters;
+mod rate;
+mod video_recv;
+mod video_send;
+
+pub use audio_recv::*;
+pub use audio_send::*;
+pub use counters::*;
+pub use rate::*;
+pub use video_recv::*;
+pub use video_send::*;
+
+/// A callback that wakes whoever displays frames (the UI's `request_repaint`).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running media thread; stopping joins it.
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub(crate) fn spawn(
+        name: &str,
+        body: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || body(flag))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn latency_quantiles() {
+        let mut h = LatencyHistogram::new();
+        assert_eq!(h.quantile(0.5), None);
+        for ms in 1..=100 {
+            h.record(f64::from(ms));
+        }
+        assert_eq!(h.len(), 100);
+        let p50 = h.quantile(0.5).unwrap_or_default();
+        let p95 = h.quantile(0.95).unwrap_or_default();
+        assert!((p50 - 50.5).abs() <= 0.6, "{p50}");
+        assert!((p95 - 95.0).abs() <= 1.0, "{p95}");
+        // Fine resolution below 500 ms, coarse above, a cap at the top; nothing panics.
+        h.record(7.03);
+        h.record(1234.0);
+        h.record(f64::NAN);
+        h.record(-5.0);
+        h.record(1e9);
+        assert_eq!(h.len(), 105);
+        assert_eq!(h.quantile(1.0), Some(LatencyHistogram::MAX_MS));
+        assert_eq!(h.quantile(0.0), Some(0.05));
+    }
+
+    #[test]
+    fn pattern_trace_counts_disorder_not_repeats() {
+        let mut t = PatternTrace::default();
+        for (counter, ms) in [
+            (1, 10.0),
+            (2, 12.0),
+            (2, 12.0),
+            (4, 9.0),
+            (3, 30.0),
+            (5, 8.0),
+        ] {
+            t.record(counter, ms);
+        }
+        assert_eq!((t.first, t.last, t.frames), (Some(1), Some(5), 6));
+        assert_eq!(t.out_of_order, 1, "only 4 → 3 went backwards");
+        assert!(
+            t.latency_quantile(0.5)
+                .is_some_and(|p| (p - 10.0).abs() < 2.5)
+        );
+    }
+
+    #[test]
+    fn video_bitrate_leaves_room_for_audio_and_overhead() {
+        assert_eq!(video_bitrate_for(1_000_000.0, 32_000, 1_500_000), 868_000);
+        assert_eq!(
+            video_bitrate_for(10_000_000.0, 32_000, 1_500_000),
+            1_500_000
+        );
+        assert_eq!(video_bitrate_for(0.0, 32_000, 1_500_000), MIN_VIDEO_BPS);
+        assert_eq!(
+            video_bitrate_for(f64::NAN, 32_000, 1_500_000),
+            MIN_VIDEO_BPS
+        );
+    }
+
+    #[test]
+    fn the_sender_ramps_up_slowly_and_down_at_once() {
+        assert_eq!(ramp_toward(1_000_000.0, 400_000.0), 400_000.0);
+        let up = ramp_toward(1_000_000.0, 3_000_000.0);
+        assert!((up - 1_030_000.0).abs() < 1e-6, "{up}");
+        assert_eq!(ramp_toward(1_000_000.0, 1_010_000.0), 1_010_000.0);
+    }
+
+    #[test]
+    fn freezes_as_browsers_count_them() {
+        let t = Instant::now();
+        let mut f = FreezeDetector::default();
+        let mut at = t;
+        for _ in 0..60 {
+            at += Duration::from_millis(33);
+            f.frame(at);
+        }
+        assert_eq!(f.count, 0, "a steady 30 fps never freezes");
+        at += Duration::from_millis(150);
+        f.frame(at);
+        assert_eq!(f.count, 0, "150 ms is under avg + 150 ms");
+        at += Duration::from_millis(600);
+        f.frame(at);
+        assert_eq!(f.count, 1);
+        assert!((f.longest_ms - 600.0).abs() < 1.0);
+        assert_eq!(f.recent.len(), 1);
+    }
+
+    #[test]
+    fn durations_hit_whole_ticks() {
+        for (us, clock, ticks) in [
+            (33_333u64, 90_000u64, 3000u64),
+            (20_000, 48_000, 960),
+            (33_334, 90_000, 3000),
+            (40_000, 90_000, 3600),
+        ] {
+            let d = sample_duration(us, clock);
+            assert_eq!((d.as_secs_f64() * clock as f64) as u64, ticks, "{us} µs");
+        }
+    }
+}

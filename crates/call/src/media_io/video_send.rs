@@ -1,0 +1,310 @@
+//! The video sender (`duet-video-send`) and the self-view preview (`duet-preview`): source →
+//! H.264 encoder (rate following the estimate, keyframes on request) → RTP track; and the
+//! sender side of keyframe requests (PLI/FIR).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, TryRecvError};
+use media::{
+    Camera, H264Config, H264Encoder, TestPattern, VideoCapture, VideoFrame, VideoSource,
+    unix_time_us,
+};
+use rtc::media::Sample;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+
+use super::*;
+use crate::config::VideoChoice;
+use crate::events::FrameSlot;
+use crate::peer::BandwidthEstimate;
+
+/// Minimum time between two keyframes the sender makes on request (or twice the round trip,
+/// if longer).
+pub const MIN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// RTP sample duration for `delta_us` at `clock_hz`, rounded so webrtc-rs (which truncates
+/// `duration * clock`) advances the timestamp by the intended number of ticks.
+pub(crate) fn sample_duration(delta_us: u64, clock_hz: u64) -> Duration {
+    let ticks = (delta_us * clock_hz + 500_000) / 1_000_000;
+    // Ceil to whole nanoseconds so truncation lands exactly on `ticks`.
+    Duration::from_nanos((ticks * 1_000_000_000).div_ceil(clock_hz))
+}
+
+/// Settings for the video sender.
+#[derive(Debug, Clone)]
+pub struct VideoSendConfig {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// The most the encoder may use, bits/s (the congestion controller may allow less).
+    pub bitrate_bps: u32,
+    /// The audio bitrate, left out of the estimate the video gets.
+    pub audio_bps: u32,
+}
+
+/// Commands to the video send thread.
+#[derive(Debug)]
+pub enum VideoCmd {
+    Switch(VideoChoice),
+}
+
+pub(crate) fn open_video(
+    choice: &VideoChoice,
+    cfg: &VideoSendConfig,
+) -> Result<Option<VideoCapture>, String> {
+    match choice {
+        VideoChoice::TestPattern => TestPattern::new(cfg.width, cfg.height, cfg.fps)
+            .start(2)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        VideoChoice::Camera(i) => Camera::new(*i, cfg.width, cfg.height, cfg.fps)
+            .start(2)
+            .map(Some)
+            .map_err(|e| format!("camera {i} cannot be used: {e}")),
+        VideoChoice::None => Ok(None),
+    }
+}
+
+/// Spawns `duet-preview`: the local source shown in the self-view while no call is connected
+/// (waiting for someone, negotiating). Source errors are reported when the call starts sending.
+pub fn spawn_preview(
+    choice: VideoChoice,
+    cfg: VideoSendConfig,
+    preview: Arc<FrameSlot>,
+    wake: Waker,
+) -> std::io::Result<Worker> {
+    Worker::spawn("duet-preview", move |stop| {
+        let Ok(Some(capture)) = open_video(&choice, &cfg) else {
+            return;
+        };
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(frame) = capture.recv_timeout(Duration::from_millis(100)) {
+                preview.put(frame);
+                wake();
+            }
+        }
+    })
+}
+
+/// Spawns `duet-video-send`. `warn` reports device problems (the call goes on).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_video_sender(
+    rt: tokio::runtime::Handle,
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    mut choice: VideoChoice,
+    cfg: VideoSendConfig,
+    counters: Arc<MediaCounters>,
+    preview: Arc<FrameSlot>,
+    commands: Receiver<VideoCmd>,
+    estimate: Arc<BandwidthEstimate>,
+    warn: Arc<dyn Fn(String) + Send + Sync>,
+    wake: Waker,
+) -> std::io::Result<Worker> {
+    Worker::spawn("duet-video-send", move |stop| {
+        let mut bitrate_bps =
+            video_bitrate_for(estimate.bps(), cfg.audio_bps, cfg.bitrate_bps).max(1);
+        let h264 = H264Config {
+            bitrate_bps,
+            fps: cfg.fps as f32,
+            keyframe_interval: 0,
+        };
+        let mut encoder = match H264Encoder::new(h264) {
+            Ok(e) => e,
+            Err(e) => {
+                warn(format!("the H.264 encoder cannot start: {e}"));
+                return;
+            }
+        };
+        let mut capture = match open_video(&choice, &cfg) {
+            Ok(c) => c,
+            Err(e) => {
+                warn(e);
+                None
+            }
+        };
+        let black_interval = Duration::from_millis(200);
+        let mut last_capture_us: Option<u64> = None;
+        let mut next_black = Instant::now();
+        let mut dropped_before = 0;
+        let mut next_rate_update = Instant::now();
+        let mut allowed_bps = estimate.bps();
+        let mut last_keyframe: Option<Instant> = None;
+        counters
+            .encoder_bps
+            .store(u64::from(bitrate_bps), Ordering::Relaxed);
+        while !stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next_rate_update {
+                next_rate_update = Instant::now() + RATE_UPDATE_INTERVAL;
+                let now = Instant::now();
+                let estimated = estimate.bps();
+                allowed_bps = match estimate.since_last_report(now) {
+                    // No feedback for a while: the link is too congested for it to get
+                    // through, and the estimate is stale. Back off until it returns.
+                    Some(silence) if silence > FEEDBACK_TIMEOUT => {
+                        (allowed_bps * BACKOFF_PER_UPDATE).max(f64::from(MIN_VIDEO_BPS))
+                    }
+                    _ => ramp_toward(allowed_bps, estimated),
+                };
+                let target = allowed_bps;
+                counters
+                    .estimate_bps
+                    .store(estimated as u64, Ordering::Relaxed);
+                counters.target_bps.store(target as u64, Ordering::Relaxed);
+                let want = video_bitrate_for(target, cfg.audio_bps, cfg.bitrate_bps);
+                // Small wobbles are not worth a rate-control reset.
+                if want.abs_diff(bitrate_bps) > bitrate_bps / 20 {
+                    match encoder.set_bitrate(want) {
+                        Ok(()) => {
+                            bitrate_bps = want;
+                            counters
+                                .encoder_bps
+                                .store(u64::from(want), Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "setting the bitrate failed"),
+                    }
+                }
+            }
+            match commands.try_recv() {
+                Ok(VideoCmd::Switch(new)) => {
+                    drop(capture.take());
+                    choice = new;
+                    capture = match open_video(&choice, &cfg) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            warn(e);
+                            None
+                        }
+                    };
+                    encoder.request_keyframe();
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => break,
+            }
+            let camera_off = counters.camera_off.load(Ordering::Relaxed);
+            let frame = match (&capture, camera_off) {
+                (Some(c), false) => match c.recv_timeout(Duration::from_millis(100)) {
+                    Some(f) => {
+                        let dropped = c.stats().dropped();
+                        counters
+                            .frames_dropped
+                            .fetch_add(dropped - dropped_before.min(dropped), Ordering::Relaxed);
+                        dropped_before = dropped;
+                        f
+                    }
+                    None => {
+                        if c.is_finished() {
+                            warn(format!("{choice} stopped delivering pictures"));
+                            capture = None;
+                        }
+                        continue;
+                    }
+                },
+                _ => {
+                    // Camera off or no source: a black picture a few times a second keeps the
+                    // other side's decoder and layout alive.
+                    let now = Instant::now();
+                    if now < next_black {
+                        std::thread::sleep((next_black - now).min(Duration::from_millis(50)));
+                        continue;
+                    }
+                    next_black = now + black_interval;
+                    match VideoFrame::new_black(cfg.width, cfg.height, unix_time_us()) {
+                        Ok(f) => f,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            if !camera_off {
+                preview.put(frame.clone());
+                wake();
+            }
+            // At most one keyframe per window: requests arriving sooner (a receiver asking
+            // again while the last keyframe is still on its way) wait for the window's end.
+            let rtt = Duration::from_micros(counters.rtt_us.load(Ordering::Relaxed));
+            let window = (rtt * 2).max(MIN_KEYFRAME_INTERVAL);
+            if last_keyframe.is_none_or(|t| t.elapsed() >= window)
+                && counters.want_keyframe.swap(false, Ordering::Relaxed)
+            {
+                encoder.request_keyframe();
+            }
+            let started = Instant::now();
+            let encoded = match encoder.encode(&frame) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue, // rate control skipped this frame
+                Err(e) => {
+                    tracing::debug!(error = %e, "encode failed");
+                    continue;
+                }
+            };
+            counters
+                .encode_us_total
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            let delta_us = match last_capture_us {
+                Some(last) if encoded.capture_time_us > last => {
+                    (encoded.capture_time_us - last).min(1_000_000)
+                }
+                _ => 1_000_000 / u64::from(cfg.fps.max(1)),
+            };
+            last_capture_us = Some(encoded.capture_time_us);
+            let bytes = encoded.data.len() as u64;
+            let sample = Sample {
+                data: Bytes::from(encoded.data),
+                duration: sample_duration(delta_us, 90_000),
+                ..Sample::new(Instant::now())
+            };
+            if let Err(e) = rt.block_on(track.write_sample(ssrc, payload_type, &sample, &[])) {
+                tracing::debug!(error = %e, "video write failed");
+                continue;
+            }
+            counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if encoded.keyframe {
+                counters.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+                last_keyframe = Some(Instant::now());
+            }
+            counters
+                .video_bytes_sent
+                .fetch_add(bytes, Ordering::Relaxed);
+            counters
+                .send_width
+                .store(u64::from(encoded.width), Ordering::Relaxed);
+            counters
+                .send_height
+                .store(u64::from(encoded.height), Ordering::Relaxed);
+        }
+    })
+}
+
+/// Drains RTCP arriving for a local track; PLI/FIR on the video track request a keyframe.
+pub async fn drain_sender_rtcp(
+    track: Arc<TrackLocalStaticSample>,
+    counters: Arc<MediaCounters>,
+    video: bool,
+) {
+    while let Some(event) = track.poll().await {
+        if let TrackLocalEvent::OnRtcpPacket(packets) = event
+            && video
+        {
+            note_keyframe_requests(&packets, &counters);
+        }
+    }
+}
+
+/// Counts PLI/FIR in `packets` and asks the video sender for a keyframe. webrtc-rs routes a
+/// compound RTCP packet by its first packet's SSRC, so in a two-way call a PLI bundled after
+/// the peer's sender report arrives on the *remote* track: both paths call this.
+pub fn note_keyframe_requests(packets: &[Box<dyn rtc::rtcp::Packet>], counters: &MediaCounters) {
+    for p in packets {
+        let any = p.as_any();
+        if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+            counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            counters.want_keyframe.store(true, Ordering::Relaxed);
+        }
+    }
+}

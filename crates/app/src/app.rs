@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use call::{AudioChoice, CallConfig, HostedSignal, SpeakerChoice, VideoChoice};
+use call::{AudioChoice, CallConfig, SpeakerChoice, VideoChoice};
 use egui::{Color32, RichText};
+use signal::HostedSignal;
 
 use crate::call_view::{CallExit, CallSetup, CallView, link_row};
 use crate::devices::{Choice, DeviceLists, DeviceScan, label_for};

@@ -3,7 +3,7 @@
 //! The app owns UI state only. Calls run in [`call::Engine`] (its own runtime and threads);
 //! the UI drains the engine's events each frame, sends commands over its channel, and is woken
 //! by the engine's `request_repaint`. "Host on this computer" runs a `signal` server in-process
-//! ([`call::HostedSignal`]).
+//! ([`signal::HostedSignal`]).
 //!
 //! - [`app`]: [`DuetApp`], the start screen and the switch into a call and back.
 //! - [`call_view`]: the in-call screen.
@@ -13,13 +13,14 @@
 //!   textures and layout, the stats overlay.
 //! - [`screenshot`]: the test hook that saves a screenshot of a connected call.
 //!
-//! The headless peer (`duet call`) lives in [`call::headless`]; `main.rs` only parses flags.
+//! The headless peer (`duet call`) lives in [`headless`]; `main.rs` only parses flags.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod call_view;
 pub mod devices;
+pub mod headless;
 pub mod room;
 pub mod screenshot;
 pub mod settings;

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use call::config::parse_size;
-use call::headless::{self, HeadlessOptions};
 use call::{AudioChoice, CallConfig, IceServer, SpeakerChoice, VideoChoice};
 use clap::{Args, Parser, Subcommand};
+use duet::headless::{self, HeadlessOptions};
 
 /// duet: video calls between two people. Without arguments, opens the start screen.
 #[derive(Debug, Parser)]

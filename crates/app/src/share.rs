@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use call::HostedSignal;
+use signal::HostedSignal;
 
 /// The port "Host on this computer" tries first.
 pub const DEFAULT_HOST_PORT: u16 = 8080;

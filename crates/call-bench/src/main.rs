@@ -14,10 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use call::{
-    AudioChoice, CallConfig, CallState, Engine, Event, HostedSignal, SpeakerChoice, VideoChoice,
-};
+use call::{AudioChoice, CallConfig, CallState, Engine, Event, SpeakerChoice, VideoChoice};
 use clap::{Parser, Subcommand};
+use signal::HostedSignal;
 
 #[derive(Debug, Parser)]
 #[command(about)]

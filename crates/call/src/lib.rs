@@ -19,7 +19,6 @@ pub mod core;
 pub mod engine;
 pub mod error;
 pub mod events;
-pub mod headless;
 pub mod media_io;
 pub mod negotiation;
 pub mod peer;
@@ -27,6 +26,6 @@ pub mod session;
 pub mod stats;
 
 pub use config::{AudioChoice, CallConfig, IceServer, SpeakerChoice, VideoChoice};
-pub use engine::{Engine, HostedSignal};
+pub use engine::Engine;
 pub use error::CallError;
 pub use events::{CallState, CallStats, Command, Event, FrameSlot};

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod client;
+pub mod hosted;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
@@ -31,6 +32,7 @@ pub mod token;
 pub mod web;
 
 pub use access::OriginPolicy;
+pub use hosted::HostedSignal;
 pub use protocol::{ClientMessage, ErrorCode, ServerMessage};
 pub use registry::{Limits, ROOM_CAPACITY};
 pub use server::{Config, Server, Stats, StatsHandle, serve};

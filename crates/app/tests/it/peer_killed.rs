@@ -5,9 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use call::{
-    AudioChoice, CallConfig, CallState, Engine, Event, HostedSignal, SpeakerChoice, VideoChoice,
-};
+use call::{AudioChoice, CallConfig, CallState, Engine, Event, SpeakerChoice, VideoChoice};
+use signal::HostedSignal;
 
 fn config(url: &str) -> CallConfig {
     let mut c = CallConfig::new(url, "killed");

@@ -6,11 +6,12 @@ use crate::common;
 
 use std::net::SocketAddr;
 
-use call::{CallState, HostedSignal};
+use call::CallState;
 use common::{harness, step_until, synthetic_settings, test_app};
 use duet::settings::{ServerMode, Settings};
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use signal::HostedSignal;
 
 /// Replaces the text of the text field labelled `label`.
 fn replace_text(h: &mut egui_kittest::Harness<'static, duet::DuetApp>, label: &str, text: &str) {

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use call::HostedSignal;
 use common::{KillOnDrop, duet, target_dir, unique_room};
 use duet::screenshot::ScreenshotLayout;
 use media::{PatternRect, Stamp, read_pattern_stamp_rgba};
+use signal::HostedSignal;
 
 /// Starts `Xvfb` on a free display number; returns the process and `:N`.
 fn start_xvfb() -> (KillOnDrop, String) {

@@ -51,7 +51,7 @@ pub fn lab(tag: &str) -> Option<Lab> {
 /// coturn as a STUN server.
 pub struct Servers {
     pub host: Host,
-    _signal: call::HostedSignal,
+    _signal: signal::HostedSignal,
     _stun: KillOnDrop,
 }
 
@@ -72,7 +72,7 @@ pub fn servers(lab: &Lab) -> Servers {
     let host = lab.public_host("srv", SERVER_IP).expect("public host");
     let addr = std::net::SocketAddr::from((SERVER_IP, SIGNAL_PORT));
     let signal = host
-        .run(move || call::HostedSignal::start(addr, signal::Config::default()))
+        .run(move || signal::HostedSignal::start(addr, signal::Config::default()))
         .expect("enter the public namespace")
         .expect("signal starts in the lab");
     let log = target_dir().join(format!("lab-coturn-{}.log", std::process::id()));

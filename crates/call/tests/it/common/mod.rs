@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use call::{
-    AudioChoice, CallConfig, CallState, CallStats, Engine, Event, HostedSignal, SpeakerChoice,
-    VideoChoice,
+    AudioChoice, CallConfig, CallState, CallStats, Engine, Event, SpeakerChoice, VideoChoice,
 };
+use signal::HostedSignal;
 
 pub fn hosted_signal() -> HostedSignal {
     HostedSignal::start(

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::CallConfig;
-use crate::engine::{Engine, HostedSignal};
-use crate::events::{CallState, CallStats, Event};
+use call::{CallConfig, CallState, CallStats, Engine, Event};
+use signal::HostedSignal;
 
 /// Options of one headless run.
 #[derive(Debug, Clone)]

@@ -1,13 +1,12 @@
 // duet's browser client: one page, no framework, no build step, nothing fetched at run time.
 //
 // It speaks the `signal` protocol (docs/protocol.md) over a WebSocket on the origin that served
-// it, and negotiates like the native engine: on `ready` the side told `offerer: true` offers;
-// the other side is *polite* (on an offer collision it rolls back its own offer and answers the
-// remote one) and the offerer is *impolite* (it ignores a colliding offer). Without an `offerer`
-// flag (a seed-style server) both sides offer on `ready` and the collision is settled by
-// comparing the session ids on the two offers' `o=` lines: the side whose own id is larger (or
-// equal) is polite — the same rule as the native engine (crates/call/src/negotiation.rs), so
-// a browser and a desktop app agree too.
+// it. The call's rules — who offers, glare, queued and malformed candidates, which server errors
+// end the call, ICE restart, the connect timeout — are not here: they are negotiation.js's
+// `CallCore`, the same state machine as the native app's (crates/call/src/core.rs), checked
+// against the same scenario table. This file is the shell around it: it carries out the core's
+// outputs on RTCPeerConnection, the WebSocket, timers and the page, and feeds back what
+// happened. Media, devices, the stats line and reconnecting to the server are the page's own.
 //
 // URL parameters: `room` (join at once), `token` (sent with `join`), `stun` (comma-separated
 // STUN servers; none by default), `loopback=1` (only 127.0.0.1/::1 ICE candidates: tests on
@@ -17,11 +16,7 @@
 // `window.duet` is a small read-only test hook: state, last error, timings and `stats()`.
 'use strict';
 
-/** The session id of an SDP's `o=` line as a BigInt, or null. */
-function sessionId(sdp) {
-  const m = /^o=\S+ (\d+) /m.exec(sdp || '');
-  return m ? BigInt(m[1]) : null;
-}
+/* global DuetNegotiation */
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -45,9 +40,6 @@ function sessionId(sdp) {
     frameRate: { ideal: 30 },
   };
   const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
-
-  // Error codes from the server that refuse a `join` (anything not listed in NON_FATAL).
-  const NON_FATAL_ERRORS = new Set(['rate-limited', 'not-in-room', 'bad-message']);
 
   const ui = {
     remoteVideo: $('remote-video'),
@@ -113,6 +105,7 @@ function sessionId(sdp) {
     waiting: 'Waiting',
     connecting: 'Connecting…',
     connected: 'Connected',
+    reconnecting: 'Reconnecting…',
     failed: 'Failed',
     full: 'Room full',
     refused: 'Refused',
@@ -129,17 +122,37 @@ function sessionId(sdp) {
     ui.overlay.hidden = state === 'connected';
     ui.joinForm.hidden = !(state === 'idle' || state === 'full' || state === 'refused');
     ui.retryButton.hidden = state !== 'full';
-    ui.rejoinButton.hidden = state !== 'left';
-    const inRoom = ['waiting', 'connecting', 'connected', 'failed', 'media', 'signalling', 'offline'];
+    ui.rejoinButton.hidden = !(state === 'left' || state === 'failed');
+    const inRoom = ['waiting', 'connecting', 'connected', 'reconnecting', 'media', 'signalling', 'offline'];
     ui.controls.hidden = !(inRoom.includes(state) && wantRoom);
     document.body.dataset.state = state;
     log('state', { state, message });
   }
 
-  function showNotice(text) {
+  /** The media notice (what the camera and microphone can do); stays up. */
+  let mediaNotice = '';
+  let warningTimer = null;
+
+  function renderNotice(text) {
     hook.notice = text;
     ui.notice.textContent = text;
     ui.notice.hidden = !text;
+  }
+
+  function showNotice(text) {
+    mediaNotice = text;
+    if (!warningTimer) renderNotice(text);
+  }
+
+  /** A problem that does not end the call: shown for a while, then the media notice again. */
+  function showWarning(text) {
+    log('warning', { message: text });
+    clearTimeout(warningTimer);
+    renderNotice(`${capitalise(text)}.`);
+    warningTimer = setTimeout(() => {
+      warningTimer = null;
+      renderNotice(mediaNotice);
+    }, 8000);
   }
 
   function fail(code, message) {
@@ -323,7 +336,9 @@ function sessionId(sdp) {
     }
     localStream.addTrack(track);
     showLocalPreview();
-    if (call) call.useTrack(kind, track);
+    if (call && call.useTrack(kind, track) === 'later') {
+      showWarning(`the other person gets this ${kind === 'video' ? 'camera' : 'microphone'} from your next call`);
+    }
     log('device switched', { kind, label: track.label });
   }
 
@@ -378,6 +393,7 @@ function sessionId(sdp) {
     sock.onclose = (event) => {
       if (ws !== sock) return;
       ws = null;
+      if (session) session.finish({ 'signal-lost': { reason: `close code ${event.code}` } });
       endCall();
       if (!wantRoom) return;
       const delayMs = Math.min(1000 * 2 ** wsAttempts, 8000);
@@ -397,50 +413,236 @@ function sessionId(sdp) {
     if (!send(message)) return;
     hook.timings = { joinSent: epochMs() };
     log('join sent', { room: config.room });
-    setState('waiting', waitingText(), `Send this link to the person you want to call: ${shareLink()}`);
+    if (session) session.dispose();
+    session = new Session();
+    session.feed('joined');
   }
 
   function onServerMessage(msg) {
-    switch (msg.type) {
-      case 'ready':
-        if (msg.room !== undefined && msg.room !== config.room) return;
-        hook.offerer = typeof msg.offerer === 'boolean' ? msg.offerer : null;
-        // Timings of this pairing only (the page may have had earlier peers in this room).
-        hook.timings = { joinSent: hook.timings.joinSent, ready: epochMs() };
-        log('ready', { offerer: hook.offerer });
-        startCall(config.ignoreOfferer ? null : hook.offerer);
-        break;
-      case 'offer':
-      case 'answer':
-      case 'candidate':
-        if (msg.room !== undefined && msg.room !== config.room) return;
-        if (!call) {
-          if (msg.type !== 'offer') return;
-          startCall(false);
+    if (msg.type !== 'error' && msg.room !== undefined && msg.room !== config.room) return;
+    if (msg.type === 'ready') {
+      lastReady = { at: epochMs(), offerer: typeof msg.offerer === 'boolean' ? msg.offerer : null };
+      log('ready', { offerer: lastReady.offerer });
+      if (config.ignoreOfferer) {
+        msg = { ...msg };
+        delete msg.offerer;
+      }
+    } else if (msg.type === 'error') {
+      fail(String(msg.code || 'unknown'), String(msg.message || msg.code));
+    }
+    // Everything else, including types this page does not know, is the core's to judge.
+    if (session) session.feed({ signal: msg });
+  }
+
+  // ---------------------------------------------------------------- the rules' shell
+  //
+  // One `Session` per `join`: a CallCore (negotiation.js) and the shell that carries out its
+  // outputs on RTCPeerConnection, the WebSocket, the page and setTimeout. Inputs are handled one
+  // at a time: each one's outputs are carried out in order (awaiting the WebRTC operations) and
+  // their results fed back at once, before the next input is looked at — as the native session
+  // does (crates/call/src/session.rs) — so the core's view of the signalling state is never
+  // behind the peer connection's.
+
+  let session = null;
+  /** The last `ready`: when, and the server's `offerer` flag (kept for the hook in seed mode). */
+  let lastReady = null;
+  /** The core said `peer-left`: the next "waiting" says so. */
+  let peerJustLeft = false;
+
+  class Session {
+    constructor() {
+      this.core = new DuetNegotiation.CallCore({
+        room: config.room,
+        loopback_only: config.loopbackOnly,
+        has_stun: config.iceServers.length > 0,
+        has_turn: false,
+      });
+      this.queue = [];
+      this.busy = false;
+      this.dead = false;
+      this.timers = new Map();
+      /** The input whose outputs are being carried out (what a terminal state came from). */
+      this.cause = null;
+    }
+
+    /** Queues an input; it is handled after every earlier one and its results. */
+    feed(input) {
+      if (this.dead) return;
+      this.queue.push(input);
+      if (!this.busy) this.pump();
+    }
+
+    async pump() {
+      this.busy = true;
+      try {
+        while (this.queue.length && !this.dead) await this.handle(this.queue.shift());
+      } catch (e) {
+        log('shell error', { message: e.message });
+      } finally {
+        this.busy = false;
+      }
+    }
+
+    async handle(input) {
+      this.cause = input;
+      this.take(input);
+      for (let out; !this.dead && (out = this.core.poll()) !== undefined; ) {
+        const result = await this.execute(out);
+        if (result !== undefined && !this.dead) this.take(result);
+      }
+    }
+
+    /** Gives the core one input (and logs an offer collision it settled by ignoring). */
+    take(input) {
+      const ignored = this.core.counters().glare_ignored;
+      this.core.handle(input);
+      if (this.core.counters().glare_ignored > ignored) log('offer collision: ignoring the remote offer (impolite)');
+    }
+
+    /**
+     * Handles a final input (hang-up, the server connection lost) at once, ahead of anything
+     * queued: what it produces needs no WebRTC operation (send, close the peer, state).
+     */
+    finish(input) {
+      if (this.dead) return;
+      this.queue = [];
+      this.cause = input;
+      this.core.handle(input);
+      for (let out; (out = this.core.poll()) !== undefined; ) {
+        const kind = typeof out === 'string' ? out : Object.keys(out)[0];
+        if (['send', 'close-peer', 'state', 'warning', 'cancel-timer'].includes(kind)) this.execute(out);
+      }
+      this.dispose();
+    }
+
+    /** Stops everything this session started. */
+    dispose() {
+      this.dead = true;
+      for (const timer of this.timers.values()) clearTimeout(timer);
+      this.timers.clear();
+      if (session === this) session = null;
+    }
+
+    /** Carries out one output; returns the input that came of it, if the core needs one. */
+    async execute(out) {
+      const [kind, value] = typeof out === 'string' ? [out, undefined] : Object.entries(out)[0];
+      switch (kind) {
+        case 'send':
+          sendMessage(value);
+          return undefined;
+        case 'new-peer':
+          return newPeer(value.offerer, (input) => this.feed(input));
+        case 'close-peer':
+          endCall();
+          return undefined;
+        case 'create-offer':
+          return call ? call.makeOffer(value.ice_restart) : undefined;
+        case 'rollback':
+          return call ? call.rollback() : undefined;
+        case 'set-remote':
+          return call ? call.setRemote(value) : undefined;
+        case 'create-answer':
+          return call ? call.makeAnswer() : undefined;
+        case 'add-candidate':
+          return call ? call.addCandidate(value) : undefined;
+        case 'start-media':
+          // Media runs on the peer connection's tracks: nothing to start separately.
+          log('media flowing');
+          return undefined;
+        case 'state':
+          if (value.state === 'ended' || value.state === 'failed') this.dispose();
+          showCallState(value, this.cause);
+          return undefined;
+        case 'warning':
+          showWarning(value);
+          return undefined;
+        case 'arm-timer': {
+          clearTimeout(this.timers.get(value.timer));
+          const timer = setTimeout(() => {
+            this.timers.delete(value.timer);
+            this.feed({ timer: value.timer });
+          }, value.in_ms);
+          this.timers.set(value.timer, timer);
+          return undefined;
         }
-        call.onSignal(msg);
-        break;
-      case 'peer-left':
-        if (msg.room !== undefined && msg.room !== config.room) return;
-        log('peer left');
-        endCall();
-        if (wantRoom) setState('waiting', waitingText(), 'The other person left the call.');
-        break;
-      case 'error':
-        onServerError(msg);
-        break;
-      default:
-        // Unknown types are ignored (protocol rule: servers may add some).
-        break;
+        case 'cancel-timer':
+          clearTimeout(this.timers.get(value));
+          this.timers.delete(value);
+          return undefined;
+        default:
+          log('unknown core output', { kind });
+          return undefined;
+      }
     }
   }
 
-  function onServerError(msg) {
-    const code = String(msg.code || 'unknown');
-    const text = String(msg.message || code);
-    fail(code, text);
-    if (NON_FATAL_ERRORS.has(code)) return;
-    // Refused: not in the room, so release the camera until the person tries again.
+  function sendMessage(message) {
+    if (message.type === 'offer') log('offer sent');
+    else if (message.type === 'answer') log('answer sent');
+    else if (message.type === 'candidate') {
+      const c = message.candidate;
+      log(c ? 'local candidate sent' : 'end of local candidates', c ? { address: candidateAddress(c.candidate) } : undefined);
+    }
+    send(message);
+  }
+
+  /** What the core's call state means on the page. `cause`: the input it came from. */
+  function showCallState(s, cause) {
+    switch (s.state) {
+      case 'waiting-for-peer':
+        if (!wantRoom) return;
+        setState(
+          'waiting',
+          waitingText(),
+          peerJustLeft ? 'The other person left the call.' : `Send this link to the person you want to call: ${shareLink()}`,
+        );
+        peerJustLeft = false;
+        return;
+      case 'connecting':
+        setState('connecting', 'Connecting…', 'Someone joined: setting up the call.');
+        return;
+      case 'connected':
+        hook.timings.connected = hook.timings.connected || epochMs();
+        setState('connected', 'Connected', '');
+        return;
+      case 'reconnecting':
+        setState('reconnecting', 'Reconnecting…', 'The connection to the other person was interrupted; restoring it.');
+        return;
+      case 'peer-left':
+        log('peer left');
+        peerJustLeft = true;
+        return;
+      case 'ended':
+        return; // hangup() shows it
+      case 'failed':
+        onCallFailed(String(s.detail || ''), cause);
+        return;
+      default:
+        log('unknown call state', { state: s.state });
+    }
+  }
+
+  function onCallFailed(reason, cause) {
+    const signal = cause && typeof cause === 'object' ? cause.signal : undefined;
+    if (signal && signal.type === 'error') {
+      onRefused(String(signal.code || 'unknown'), String(signal.message || signal.code));
+      return;
+    }
+    // Lost the server: the socket's close handler says so and reconnects.
+    if (cause && typeof cause === 'object' && cause['signal-lost']) return;
+    fail(/^could not connect/.test(reason) ? 'no-path' : 'call-failed', reason);
+    // The call cannot go on: leave the room (the other side waits again) until the person
+    // chooses to join again.
+    send({ type: 'leave', room: config.room });
+    wantRoom = false;
+    endCall();
+    stopMedia();
+    setState('failed', 'The call failed', `${capitalise(reason)}.`);
+  }
+
+  /** The server refused the join (room full, bad name, token needed, ...). */
+  function onRefused(code, text) {
+    // Not in the room: release the camera until the person tries again.
     wantRoom = false;
     endCall();
     stopMedia();
@@ -458,19 +660,28 @@ function sessionId(sdp) {
     ui.roomInput.value = config.room;
   }
 
+  /** A fresh RTCPeerConnection for a new person; returns `operation-failed` if it cannot be built. */
+  function newPeer(offerer, feed) {
+    endCall();
+    hook.offerer = offerer !== null ? offerer : lastReady ? lastReady.offerer : null;
+    // Timings of this pairing only (the page may have had earlier peers in this room).
+    hook.timings = { joinSent: hook.timings.joinSent, ready: lastReady ? lastReady.at : epochMs() };
+    lastReady = null;
+    remoteStream = new MediaStream();
+    ui.remoteVideo.srcObject = remoteStream;
+    try {
+      call = new Call(offerer, feed);
+    } catch (e) {
+      return { 'operation-failed': { what: 'creating the peer connection', reason: e.message } };
+    }
+    hook.peerConnections += 1;
+    return undefined;
+  }
+
   // ---------------------------------------------------------------- the call
 
   let call = null;
   let remoteStream = null;
-
-  function startCall(offerer) {
-    endCall();
-    remoteStream = new MediaStream();
-    ui.remoteVideo.srcObject = remoteStream;
-    call = new Call(offerer);
-    hook.peerConnections += 1;
-    setState('connecting', 'Connecting…', 'Someone joined: setting up the call.');
-  }
 
   function endCall() {
     if (call) {
@@ -534,30 +745,31 @@ function sessionId(sdp) {
       .map((c) => c.codec);
   }
 
+  /** One RTCPeerConnection, driven by the session's core: it does what it is told and reports. */
   class Call {
-    /** `offerer`: true (offer, impolite), false (answer, polite) or null (seed: both offer). */
-    constructor(offerer) {
-      this.offerer = offerer;
-      this.polite = offerer === null ? null : !offerer;
+    /** `offerer`: true (offer), false (answer) or null (seed: both offer). `feed`: to the core. */
+    constructor(offerer, feed) {
       this.closed = false;
-      this.ignoringOffer = false;
-      this.pendingCandidates = [];
-      this.chain = Promise.resolve();
       this.firstFramePoll = null;
+      this.feed = (input) => {
+        if (!this.closed) feed(input);
+      };
       const pc = new RTCPeerConnection({ iceServers: config.iceServers });
       this.pc = pc;
 
       pc.onicecandidate = (event) => {
-        if (this.closed) return;
         const c = event.candidate;
-        // Firefox ends each m-line with an empty candidate; `null` below ends them all.
-        if (c && !c.candidate) return;
-        if (c && config.loopbackOnly && !isLoopbackAddress(candidateAddress(c.candidate))) {
+        if (!c) {
+          this.feed('gathering-complete');
+          return;
+        }
+        // Firefox ends each m-line with an empty candidate; `null` above ends them all.
+        if (!c.candidate) return;
+        if (config.loopbackOnly && !isLoopbackAddress(candidateAddress(c.candidate))) {
           log('local candidate not sent (not loopback)', { address: candidateAddress(c.candidate) });
           return;
         }
-        log(c ? 'local candidate sent' : 'end of local candidates', c ? { address: candidateAddress(c.candidate) } : undefined);
-        send({ type: 'candidate', room: config.room, candidate: c ? c.toJSON() : null });
+        this.feed({ 'local-candidate': c.toJSON() });
       };
       pc.ontrack = (event) => {
         if (this.closed || !remoteStream) return;
@@ -566,7 +778,10 @@ function sessionId(sdp) {
         ui.remoteVideo.srcObject = remoteStream;
         playRemote();
       };
-      pc.onconnectionstatechange = () => this.onConnectionState();
+      pc.onconnectionstatechange = () => {
+        log('connection state', { state: pc.connectionState });
+        this.feed({ 'pc-state': pc.connectionState });
+      };
 
       for (const kind of ['audio', 'video']) {
         const track = localTrack(kind);
@@ -574,25 +789,6 @@ function sessionId(sdp) {
         else if (offerer !== false) pc.addTransceiver(kind, { direction: 'recvonly' });
       }
       this.watchFirstFrame();
-      if (offerer !== false) this.enqueue(() => this.makeOffer());
-    }
-
-    /** Runs `step` after every earlier signalling step: descriptions never interleave. */
-    enqueue(step) {
-      this.chain = this.chain
-        .then(() => (this.closed ? undefined : step()))
-        .catch((e) => {
-          if (!this.closed) log('negotiation step failed', { name: e.name, message: e.message });
-        });
-      return this.chain;
-    }
-
-    onSignal(msg) {
-      this.enqueue(() => {
-        if (msg.type === 'offer') return this.onOffer(msg.offer);
-        if (msg.type === 'answer') return this.onAnswer(msg.answer);
-        return this.onCandidate(msg.candidate === undefined ? null : msg.candidate);
-      });
     }
 
     preferCodecs() {
@@ -608,128 +804,90 @@ function sessionId(sdp) {
       }
     }
 
-    async makeOffer(options = {}) {
-      const pc = this.pc;
-      if (pc.signalingState !== 'stable') return;
-      this.preferCodecs();
-      const offer = await pc.createOffer(options);
-      if (this.closed || pc.signalingState !== 'stable') return;
-      await pc.setLocalDescription(offer);
-      if (this.closed) return;
-      log('offer sent', options.iceRestart ? { iceRestart: true } : undefined);
-      send({ type: 'offer', room: config.room, offer: { type: 'offer', sdp: pc.localDescription.sdp } });
+    /** `what` failed with `e`: the core's input for it, unless this call was closed meanwhile. */
+    failed(what, e) {
+      return this.closed ? undefined : { 'operation-failed': { what, reason: e.message || String(e) } };
     }
 
-    async onOffer(desc) {
-      if (!desc || typeof desc.sdp !== 'string') return;
+    async makeOffer(iceRestart) {
       const pc = this.pc;
-      if (pc.signalingState !== 'stable') {
-        let polite = this.polite;
-        if (polite === null) {
-          const mine = sessionId(pc.localDescription && pc.localDescription.sdp);
-          const theirs = sessionId(desc.sdp);
-          polite = mine === null || theirs === null ? true : mine >= theirs;
-        }
-        if (!polite) {
-          this.ignoringOffer = true;
-          log('offer collision: ignoring the remote offer (impolite)');
-          return;
-        }
-        log('offer collision: rolling back our offer (polite)');
-        await pc.setLocalDescription({ type: 'rollback' });
+      this.preferCodecs();
+      try {
+        // createOffer({iceRestart}) rather than restartIce(): the core, not negotiationneeded,
+        // decides when to offer.
+        await pc.setLocalDescription(await pc.createOffer(iceRestart ? { iceRestart: true } : {}));
+      } catch (e) {
+        return this.failed(iceRestart ? 'creating a restart offer' : 'creating an offer', e);
       }
-      this.ignoringOffer = false;
-      await pc.setRemoteDescription({ type: 'offer', sdp: desc.sdp });
-      await this.flushCandidates();
+      if (this.closed) return undefined;
+      if (iceRestart) log('ICE restart offer made');
+      return { 'local-offer': { type: 'offer', sdp: pc.localDescription.sdp } };
+    }
+
+    async rollback() {
+      log('offer collision: rolling back our offer (polite)');
+      try {
+        await this.pc.setLocalDescription({ type: 'rollback' });
+      } catch (e) {
+        return this.failed('rolling back our offer', e);
+      }
+      return undefined;
+    }
+
+    async setRemote(desc) {
+      try {
+        await this.pc.setRemoteDescription({ type: desc.type, sdp: desc.sdp });
+      } catch (e) {
+        return this.closed ? undefined : { 'remote-rejected': { kind: desc.type, reason: e.message || String(e) } };
+      }
+      return this.closed ? undefined : { 'remote-applied': { kind: desc.type } };
+    }
+
+    async makeAnswer() {
+      const pc = this.pc;
       // A rollback may have left a local track unattached: attach what we have.
       for (const kind of ['audio', 'video']) {
         const track = localTrack(kind);
-        if (track && !pc.getSenders().some((s) => s.track === track)) this.useTrack(kind, track, false);
+        if (track && !pc.getSenders().some((s) => s.track === track)) this.useTrack(kind, track);
       }
       this.preferCodecs();
-      await pc.setLocalDescription(await pc.createAnswer());
-      if (this.closed) return;
-      log('answer sent');
-      send({ type: 'answer', room: config.room, answer: { type: 'answer', sdp: pc.localDescription.sdp } });
-    }
-
-    async onAnswer(desc) {
-      if (!desc || typeof desc.sdp !== 'string') return;
-      if (this.pc.signalingState !== 'have-local-offer') {
-        log('unexpected answer ignored', { signalingState: this.pc.signalingState });
-        return;
+      try {
+        await pc.setLocalDescription(await pc.createAnswer());
+      } catch (e) {
+        return this.failed('creating an answer', e);
       }
-      this.ignoringOffer = false;
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: desc.sdp });
-      await this.flushCandidates();
-    }
-
-    async onCandidate(candidate) {
-      if (this.ignoringOffer) return;
-      if (candidate && config.loopbackOnly && !isLoopbackAddress(candidateAddress(candidate.candidate))) {
-        log('remote candidate dropped (not loopback)', { address: candidateAddress(candidate.candidate) });
-        return;
-      }
-      if (!this.pc.remoteDescription) {
-        this.pendingCandidates.push(candidate);
-        return;
-      }
-      await this.addCandidate(candidate);
-    }
-
-    async flushCandidates() {
-      const pending = this.pendingCandidates;
-      this.pendingCandidates = [];
-      for (const c of pending) await this.addCandidate(c);
+      if (this.closed) return undefined;
+      return { 'local-answer': { type: 'answer', sdp: pc.localDescription.sdp } };
     }
 
     async addCandidate(candidate) {
       try {
-        // No argument = end of candidates.
-        if (candidate) await this.pc.addIceCandidate(candidate);
-        else await this.pc.addIceCandidate();
+        await this.pc.addIceCandidate(candidate);
       } catch (e) {
-        if (!this.ignoringOffer) log('remote candidate rejected', { message: e.message });
+        return this.closed ? undefined : { 'candidate-rejected': { reason: e.message || String(e) } };
       }
+      return undefined;
     }
 
-    /** Sends `track` as this call's `kind`; renegotiates if nothing of that kind was sent yet. */
-    useTrack(kind, track, renegotiate = true) {
+    /**
+     * Sends `track` as this call's `kind`. Where nothing of that kind was being sent, it goes out
+     * from the next negotiation (an ICE restart or the next call): only the core offers.
+     */
+    useTrack(kind, track) {
       const pc = this.pc;
       const transceiver = pc
         .getTransceivers()
         .find((t) => t.receiver.track.kind === kind && t.currentDirection !== 'stopped');
       if (!transceiver) {
         pc.addTrack(track, localStream);
-      } else {
-        transceiver.sender.replaceTrack(track).catch((e) => log('replaceTrack failed', { message: e.message }));
-        if (transceiver.direction === 'sendrecv' || transceiver.direction === 'sendonly') return;
-        transceiver.direction = 'sendrecv';
-        transceiver.sender.setStreams && transceiver.sender.setStreams(localStream);
+        return;
       }
-      if (renegotiate) this.enqueue(() => this.makeOffer());
+      transceiver.sender.replaceTrack(track).catch((e) => log('replaceTrack failed', { message: e.message }));
+      if (transceiver.direction === 'sendrecv' || transceiver.direction === 'sendonly') return;
+      transceiver.direction = 'sendrecv';
+      transceiver.sender.setStreams && transceiver.sender.setStreams(localStream);
+      return 'later';
     }
-
-    onConnectionState() {
-      if (this.closed) return;
-      const state = this.pc.connectionState;
-      log('connection state', { state });
-      if (state === 'connected') {
-        hook.timings.connected = hook.timings.connected || epochMs();
-        setState('connected', 'Connected', '');
-      } else if (state === 'disconnected') {
-        setState('connecting', 'Connection interrupted', 'Trying to reconnect…');
-      } else if (state === 'failed') {
-        fail('ice-failed', 'no network path to the other person');
-        setState(
-          'failed',
-          'Could not connect to the other person',
-          'The network between you blocks the call. Retrying… (a STUN server can help: add ?stun=host:port)',
-        );
-        if (this.polite !== true) this.enqueue(() => this.makeOffer({ iceRestart: true }));
-      }
-    }
-
     /** Records when the first remote video frame was decoded (getStats every 20 ms). */
     watchFirstFrame() {
       const started = performance.now();
@@ -885,7 +1043,8 @@ function sessionId(sdp) {
   function hangup() {
     if (!wantRoom) return;
     wantRoom = false;
-    send({ type: 'leave', room: config.room });
+    if (session) session.finish('hang-up');
+    else send({ type: 'leave', room: config.room });
     log('left');
     endCall();
     stopMedia();

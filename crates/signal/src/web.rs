@@ -1,10 +1,10 @@
 //! The browser client (`assets/web/`), embedded in the binary so a server needs one file.
 //!
-//! [`pages`] answers `GET /` (and `/index.html`), `/app.js` and `/style.css`; anything else is
-//! left to the server's 404. The files change only with the binary, but a browser must not keep
-//! an old script next to a new page after an upgrade, so every file is sent with
-//! `Cache-Control: no-cache` (they are small). The client itself is documented in
-//! `assets/web/app.js`; this module only serves it.
+//! [`pages`] answers `GET /` (and `/index.html`), `/app.js`, `/negotiation.js` and `/style.css`;
+//! anything else is left to the server's 404. The files change only with the binary, but a
+//! browser must not keep an old script next to a new page after an upgrade, so every file is
+//! sent with `Cache-Control: no-cache` (they are small). The client itself is documented in
+//! `assets/web/app.js` and `assets/web/negotiation.js`; this module only serves it.
 
 use std::sync::Arc;
 
@@ -15,6 +15,8 @@ use crate::server::PageHandler;
 pub const INDEX_HTML: &str = include_str!("../../../assets/web/index.html");
 /// `assets/web/app.js`.
 pub const APP_JS: &str = include_str!("../../../assets/web/app.js");
+/// `assets/web/negotiation.js`: the call's negotiation rules (the same as `call::core`).
+pub const NEGOTIATION_JS: &str = include_str!("../../../assets/web/negotiation.js");
 /// `assets/web/style.css`.
 pub const STYLE_CSS: &str = include_str!("../../../assets/web/style.css");
 
@@ -30,6 +32,7 @@ pub fn page(path: &str) -> Option<Response> {
     let (content_type, body) = match path {
         "/" | "/index.html" => ("text/html; charset=utf-8", INDEX_HTML),
         "/app.js" => ("text/javascript; charset=utf-8", APP_JS),
+        "/negotiation.js" => ("text/javascript; charset=utf-8", NEGOTIATION_JS),
         "/style.css" => ("text/css; charset=utf-8", STYLE_CSS),
         _ => return None,
     };
@@ -46,7 +49,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serves_the_three_files_and_nothing_else() {
+    fn serves_the_four_files_and_nothing_else() {
         let index = page("/").map(|r| r.content_type);
         assert_eq!(index, Some("text/html; charset=utf-8"));
         assert_eq!(
@@ -55,6 +58,10 @@ mod tests {
         );
         assert_eq!(
             page("/app.js").map(|r| r.content_type),
+            Some("text/javascript; charset=utf-8")
+        );
+        assert_eq!(
+            page("/negotiation.js").map(|r| r.content_type),
             Some("text/javascript; charset=utf-8")
         );
         assert_eq!(
@@ -68,6 +75,9 @@ mod tests {
     #[test]
     fn the_page_links_its_script_and_stylesheet() {
         assert!(INDEX_HTML.contains(r#"<script src="app.js"></script>"#));
+        // The rules first: app.js uses them.
+        let rules = INDEX_HTML.find(r#"<script src="negotiation.js"></script>"#);
+        assert!(rules.is_some_and(|i| Some(i) < INDEX_HTML.find(r#"<script src="app.js">"#)));
         assert!(INDEX_HTML.contains(r#"href="style.css""#));
     }
 }

@@ -1,4 +1,4 @@
-//! The embedded browser client: `GET /` is the page (HTML, not cached stale), its script and
+//! The embedded browser client: `GET /` is the page (HTML, not cached stale), its scripts and
 //! stylesheet are served with their content types, `HEAD` works, other paths are 404, and
 //! WebSocket upgrades on `/` still reach the relay.
 #![allow(clippy::unwrap_used)]
@@ -74,7 +74,7 @@ async fn root_is_the_html_page() {
 }
 
 #[tokio::test]
-async fn script_and_stylesheet_are_served() {
+async fn scripts_and_stylesheet_are_served() {
     let server = web_server().await;
     let js = request(server.addr, "GET", "/app.js").await;
     assert_eq!(js.status_line, "HTTP/1.1 200 OK");
@@ -85,6 +85,16 @@ async fn script_and_stylesheet_are_served() {
     assert_eq!(js.header("cache-control"), Some("no-cache"));
     assert_eq!(js.body, signal::web::APP_JS);
     assert!(js.body.contains("window.duet"));
+
+    let rules = request(server.addr, "GET", "/negotiation.js").await;
+    assert_eq!(rules.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(
+        rules.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(rules.header("cache-control"), Some("no-cache"));
+    assert_eq!(rules.body, signal::web::NEGOTIATION_JS);
+    assert!(rules.body.contains("class CallCore"));
 
     let css = request(server.addr, "GET", "/style.css").await;
     assert_eq!(css.status_line, "HTTP/1.1 200 OK");
@@ -104,7 +114,13 @@ async fn script_and_stylesheet_are_served() {
 #[tokio::test]
 async fn unknown_paths_are_404() {
     let server = web_server().await;
-    for path in ["/nope", "/app.js.map", "/assets/web/app.js", "/index.htm"] {
+    for path in [
+        "/nope",
+        "/app.js.map",
+        "/assets/web/app.js",
+        "/assets/web/negotiation.js",
+        "/index.htm",
+    ] {
         let r = request(server.addr, "GET", path).await;
         assert!(
             r.status_line.starts_with("HTTP/1.1 404 "),

@@ -1,0 +1,607 @@
+// `CallCore` for the web page: the call's signalling and negotiation rules as a pure state
+// machine, the same rules and the same vocabulary as crates/call/src/core.rs.
+//
+// No DOM, no RTCPeerConnection, no timers, no clock. The page (app.js) feeds inputs with
+// `handle(input)` and carries out what `poll()` returns — send a signalling message, build or
+// close the peer connection, create an offer or an answer, apply a remote description, add a
+// candidate, tell the user, arm a timer — and feeds the results back as inputs. Inputs and
+// outputs are the plain JSON values that serde gives for the Rust `Input` and `Output`
+// (`"joined"`, `{"signal": {...}}`, `{"set-remote": {"type": "offer", "sdp": "..."}}`, ...), so
+// both implementations run the same scenario table (tests/scenarios/*.json; run here by
+// tests/browser/negotiation.test.js, in Rust by core_tests.rs). Change a rule in both, or in
+// neither. Only human-readable reasons may differ in wording (serde's messages for a
+// description that is not one).
+//
+// Loaded by the page as a classic script (`window.DuetNegotiation`) and by Node with require().
+'use strict';
+
+(function (root, factory) {
+  const api = factory();
+  if (typeof module === 'object' && module && module.exports) module.exports = api;
+  else root.DuetNegotiation = api;
+})(typeof globalThis !== 'undefined' ? globalThis : this, function () {
+  /** Remote candidates kept while the remote description is not applied yet. */
+  const MAX_PENDING_CANDIDATES = 256;
+  /** How long a first connection may take before the call fails with a reason, ms. */
+  const CONNECT_TIMEOUT_MS = 12000;
+  /** How long `disconnected` may last before the offerer restarts ICE, ms. */
+  const DISCONNECT_GRACE_MS = 2000;
+  /** How long a restart may take before the call ends, ms. */
+  const RESTART_TIMEOUT_MS = 15000;
+
+  const TIMERS = ['connect', 'disconnect-grace', 'restart'];
+  const PC_STATES = ['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed'];
+  const ERROR_CODES = [
+    'room-full',
+    'not-in-room',
+    'bad-message',
+    'too-large',
+    'rate-limited',
+    'too-many-rooms',
+    'invalid-room',
+    'forbidden',
+  ];
+  const ENDING_CODES = new Set(['room-full', 'invalid-room', 'forbidden', 'too-many-rooms', 'too-large']);
+
+  /**
+   * Whether an error code the server sent ends the call (true) or is only a warning: the room
+   * cannot be joined (full, invalid name, needs a token, too many rooms) or a message was too
+   * large. Unknown codes only warn.
+   */
+  function endsCall(code) {
+    return ENDING_CODES.has(code);
+  }
+
+  // ------------------------------------------------------------ syntax helpers (as in Rust)
+
+  const str = (v) => JSON.stringify(String(v));
+  const fields = (s) => String(s).split(/\s+/).filter(Boolean);
+
+  /** Rust's `str::parse::<uN>()`: optional `+`, digits, at most `max`. */
+  function parseUint(s, max) {
+    if (!/^\+?[0-9]+$/.test(s)) return null;
+    const n = BigInt(s.replace(/^\+/, ''));
+    return n <= max ? n : null;
+  }
+
+  function parseIpv4(s) {
+    const parts = s.split('.');
+    if (parts.length !== 4) return null;
+    const out = [];
+    for (const p of parts) {
+      if (!/^[0-9]{1,3}$/.test(p) || (p.length > 1 && p[0] === '0')) return null;
+      const n = Number(p);
+      if (n > 255) return null;
+      out.push(n);
+    }
+    return out;
+  }
+
+  /** Eight 16-bit groups, or null (Rust's `Ipv6Addr` syntax: no brackets, no zone). */
+  function parseIpv6(s) {
+    if (!/^[0-9a-fA-F:.]+$/.test(s)) return null;
+    const halves = s.split('::');
+    if (halves.length > 2) return null;
+    const groups = (part, allowV4) => {
+      if (part === '') return [];
+      const out = [];
+      const items = part.split(':');
+      for (let i = 0; i < items.length; i++) {
+        const g = items[i];
+        if (allowV4 && i === items.length - 1 && g.includes('.')) {
+          const v4 = parseIpv4(g);
+          if (!v4) return null;
+          out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+        } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) {
+          out.push(parseInt(g, 16));
+        } else {
+          return null;
+        }
+      }
+      return out;
+    };
+    if (halves.length === 1) {
+      const g = groups(halves[0], true);
+      return g && g.length === 8 ? g : null;
+    }
+    const head = groups(halves[0], false);
+    const tail = groups(halves[1], true);
+    if (!head || !tail || head.length + tail.length > 7) return null;
+    return [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
+  }
+
+  /** `{v4: [..]}` or `{v6: [..]}` for an IP address, else null. */
+  function parseIp(s) {
+    const v4 = parseIpv4(s);
+    if (v4) return { v4 };
+    const v6 = parseIpv6(s);
+    return v6 ? { v6 } : null;
+  }
+
+  /**
+   * What is wrong with a candidate line (`candidate:` prefix optional), or null when its syntax
+   * is right: `foundation component transport priority address port typ type ...`.
+   */
+  function checkCandidate(line) {
+    const s = String(line).startsWith('candidate:') ? String(line).slice('candidate:'.length) : String(line);
+    const f = fields(s);
+    if (f.length < 8) return `${f.length} fields, a candidate has at least 8`;
+    if (parseUint(f[1], 0xffffn) === null) return `bad component ${str(f[1])}`;
+    if (!['udp', 'tcp'].includes(f[2].toLowerCase())) return `bad transport ${str(f[2])}`;
+    if (parseUint(f[3], 0xffffffffn) === null) return `bad priority ${str(f[3])}`;
+    const addressOk = parseIp(f[4]) !== null || (f[4].endsWith('.local') && /^[A-Za-z0-9.-]+$/.test(f[4]));
+    if (!addressOk) return `bad address ${str(f[4])}`;
+    if (parseUint(f[5], 0xffffn) === null) return `bad port ${str(f[5])}`;
+    if (f[6] !== 'typ' || !['host', 'srflx', 'prflx', 'relay'].includes(f[7])) {
+      return `bad type ${str(f[6])} ${str(f[7])}`;
+    }
+    return null;
+  }
+
+  /** The candidate's type (`host`, `srflx`, `prflx`, `relay`), or null. */
+  function candidateType(line) {
+    const f = fields(line);
+    const i = f.indexOf('typ');
+    return i >= 0 && i + 1 < f.length ? f[i + 1] : null;
+  }
+
+  /** Whether a remote candidate may be used when the call is restricted to loopback. */
+  function isLoopbackCandidate(line) {
+    const s = String(line).startsWith('candidate:') ? String(line).slice('candidate:'.length) : String(line);
+    const address = fields(s)[4];
+    const ip = address === undefined ? null : parseIp(address);
+    if (!ip) return false;
+    if (ip.v4) return ip.v4[0] === 127;
+    return ip.v6.slice(0, 7).every((g) => g === 0) && ip.v6[7] === 1;
+  }
+
+  /** The session id of an SDP's first `o=` line, as a BigInt (u64), or null. */
+  function sessionId(sdp) {
+    const line = String(sdp)
+      .split('\n')
+      .map((l) => l.replace(/\r$/, ''))
+      .find((l) => l.startsWith('o='));
+    if (line === undefined) return null;
+    const id = fields(line.slice(2))[1];
+    return id === undefined ? null : parseUint(id, 0xffffffffffffffffn);
+  }
+
+  // ------------------------------------------------------------ roles and glare
+
+  /**
+   * Glare-safe offer/answer (crates/call/src/negotiation.rs): `ready.offerer` names the
+   * impolite side; without it both offer and the larger (or equal) session id backs down.
+   */
+  class Negotiator {
+    constructor(offerer) {
+      this.polite = typeof offerer === 'boolean' ? !offerer : null;
+      this.localSessionId = null;
+    }
+
+    shouldOfferOnReady() {
+      return this.polite !== true;
+    }
+
+    localOfferMade(sdp) {
+      this.localSessionId = sessionId(sdp);
+    }
+
+    /** `'ignore'`, `'accept'` or `'rollback-and-accept'`. */
+    onRemoteOffer(remoteSdp, haveLocalOffer) {
+      if (!haveLocalOffer) return 'accept';
+      if (this.polite === null) {
+        const remote = sessionId(remoteSdp);
+        this.polite = this.localSessionId !== null && remote !== null ? this.localSessionId >= remote : true;
+      }
+      return this.polite ? 'rollback-and-accept' : 'ignore';
+    }
+  }
+
+  // ------------------------------------------------------------ the core
+
+  const Health = { CONNECTING: 'connecting', CONNECTED: 'connected', RECONNECTING: 'reconnecting' };
+
+  class Peer {
+    constructor(offerer) {
+      this.negotiator = new Negotiator(offerer);
+      this.haveLocalOffer = false;
+      this.hasRemote = false;
+      /** `'offer'`/`'answer'` being applied, or null. */
+      this.applying = null;
+      this.pendingCandidates = [];
+      this.health = Health.CONNECTING;
+      this.weOffered = false;
+      this.gathered = [];
+      this.restartWanted = false;
+    }
+
+    negotiating() {
+      return this.haveLocalOffer || this.hasRemote || this.applying !== null || this.health !== Health.CONNECTING;
+    }
+  }
+
+  /** A session description of the `expected` kind, or `{error}` saying why it is unusable. */
+  function parseDescription(value, expected) {
+    const bad = (reason) => ({ error: `the other side sent an invalid ${expected}: ${reason}` });
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      return bad(`invalid type: ${value === null ? 'null' : Array.isArray(value) ? 'sequence' : typeof value}, expected struct Description`);
+    }
+    if (!('type' in value)) return bad('missing field `type`');
+    if (value.type !== 'offer' && value.type !== 'answer') {
+      return bad(`unknown variant ${str(value.type)}, expected \`offer\` or \`answer\``);
+    }
+    if (!('sdp' in value)) return bad('missing field `sdp`');
+    if (typeof value.sdp !== 'string') return bad('invalid type for `sdp`, expected a string');
+    if (value.type !== expected) return bad(`type is ${value.type}`);
+    if (!value.sdp.startsWith('v=0')) return bad('the SDP does not start with v=0');
+    return { desc: { type: value.type, sdp: value.sdp } };
+  }
+
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const description = (d) => ({ type: String(d && d.type), sdp: String(d && d.sdp) });
+
+  /** See the header comment. `config`: `{room, loopback_only, has_stun, has_turn}`. */
+  class CallCore {
+    constructor(config) {
+      this.config = {
+        room: String(config.room),
+        loopback_only: Boolean(config.loopback_only),
+        has_stun: Boolean(config.has_stun),
+        has_turn: Boolean(config.has_turn),
+      };
+      this.peer = null;
+      this.out = [];
+      this.armed = new Set();
+      this.ended = false;
+      this.stats = { glare_ignored: 0, glare_rollbacks: 0, ice_restarts: 0, bad_candidates: 0 };
+    }
+
+    /** The next thing to do, or undefined. */
+    poll() {
+      return this.out.shift();
+    }
+
+    /** Whether the call reached a terminal state (ended or failed). */
+    isOver() {
+      return this.ended;
+    }
+
+    /** What the core decided so far (a copy). */
+    counters() {
+      return { ...this.stats };
+    }
+
+    /** Whether a peer connection exists (someone else is in the room). */
+    hasPeer() {
+      return this.peer !== null;
+    }
+
+    /**
+     * Takes one input (a string or a one-key object, as serde writes `Input`). Inputs after the
+     * call is over are ignored; an input this version does not know throws (a bug in the page).
+     */
+    handle(input) {
+      if (this.ended) return;
+      const [kind, value] = typeof input === 'string' ? [input, undefined] : Object.entries(input || {})[0] || [];
+      const room = this.config.room;
+      switch (kind) {
+        case 'joined':
+          return this.state({ state: 'waiting-for-peer' });
+        case 'signal':
+          return this.onSignal(value);
+        case 'signal-lost':
+          return this.fail(`signal server: the connection to the signal server was lost (${value && value.reason})`);
+        case 'local-offer':
+          return this.onLocalOffer(description(value));
+        case 'local-answer':
+          if (this.peer) {
+            this.peer.haveLocalOffer = false;
+            this.send({ type: 'answer', room, answer: description(value) });
+            this.maybeRestart();
+          }
+          return;
+        case 'remote-applied':
+          return this.onRemoteApplied(value.kind);
+        case 'remote-rejected':
+          return this.fail(`the other side sent an invalid ${value.kind}: ${value.reason}`);
+        case 'operation-failed':
+          return this.fail(`WebRTC: ${value.what}: ${value.reason}`);
+        case 'candidate-rejected':
+          this.stats.bad_candidates += 1;
+          return this.warn(`ignored a candidate the other side sent: ${value.reason}`);
+        case 'local-candidate':
+          return this.onLocalCandidate(value);
+        case 'gathering-complete':
+          if (this.peer) this.send({ type: 'candidate', room, candidate: null });
+          return;
+        case 'pc-state':
+          if (!PC_STATES.includes(value)) throw new Error(`unknown pc-state ${str(value)}`);
+          return this.onPcState(value);
+        case 'hang-up':
+          this.send({ type: 'leave', room });
+          this.closePeer();
+          return this.finish({ state: 'ended' });
+        case 'timer':
+          if (!TIMERS.includes(value)) throw new Error(`unknown timer ${str(value)}`);
+          if (this.armed.delete(value)) this.onTimer(value);
+          return;
+        default:
+          throw new Error(`unknown input ${JSON.stringify(input)}`);
+      }
+    }
+
+    onSignal(msg) {
+      if (!isObject(msg)) return;
+      switch (msg.type) {
+        case 'ready': {
+          if (this.peer && this.peer.negotiating()) {
+            // Already being set up (the other side's offer came first) or running (both
+            // rejoined a restarted server): a late `ready` must not tear it down.
+            return;
+          }
+          const offerer = typeof msg.offerer === 'boolean' ? msg.offerer : null;
+          this.newPeer(offerer);
+          if (this.peer.negotiator.shouldOfferOnReady()) this.push({ 'create-offer': { ice_restart: false } });
+          return;
+        }
+        case 'offer': {
+          const r = parseDescription(msg.offer, 'offer');
+          return r.error ? this.fail(r.error) : this.onRemoteOffer(r.desc);
+        }
+        case 'answer': {
+          const r = parseDescription(msg.answer, 'answer');
+          return r.error ? this.fail(r.error) : this.onRemoteAnswer(r.desc);
+        }
+        case 'candidate':
+          return this.onRemoteCandidate(msg.candidate === undefined ? null : msg.candidate);
+        case 'peer-left':
+          this.closePeer();
+          this.cancelTimers();
+          this.state({ state: 'peer-left' });
+          return this.state({ state: 'waiting-for-peer' });
+        case 'error': {
+          const code = String(msg.code);
+          const message = String(msg.message);
+          if (endsCall(ERROR_CODES.includes(code) ? code : null)) return this.fail(message);
+          return this.warn(`signal server: ${message}`);
+        }
+        default:
+          // Unknown types are ignored (protocol rule: servers may add some).
+          return;
+      }
+    }
+
+    newPeer(offerer) {
+      this.closePeer();
+      this.cancelTimers();
+      this.peer = new Peer(offerer);
+      this.push({ 'new-peer': { offerer } });
+      this.state({ state: 'connecting' });
+      this.arm('connect', CONNECT_TIMEOUT_MS);
+    }
+
+    onLocalOffer(desc) {
+      const peer = this.peer;
+      if (!peer) return;
+      peer.negotiator.localOfferMade(desc.sdp);
+      peer.haveLocalOffer = true;
+      this.send({ type: 'offer', room: this.config.room, offer: desc });
+    }
+
+    onRemoteOffer(desc) {
+      // The other side saw `ready` (or was told to offer) before we did: take its offer.
+      if (!this.peer) this.newPeer(false);
+      const peer = this.peer;
+      const action = peer.negotiator.onRemoteOffer(desc.sdp, peer.haveLocalOffer);
+      if (action === 'ignore') {
+        this.stats.glare_ignored += 1;
+        return;
+      }
+      if (action === 'rollback-and-accept') {
+        this.stats.glare_rollbacks += 1;
+        peer.haveLocalOffer = false;
+        this.push('rollback');
+      }
+      peer.applying = 'offer';
+      if (peer.health === Health.CONNECTING) peer.weOffered = false;
+      this.push({ 'set-remote': desc });
+    }
+
+    onRemoteAnswer(desc) {
+      const peer = this.peer;
+      // No peer, or a stale answer to an offer we rolled back: harmless.
+      if (!peer || !peer.haveLocalOffer) return;
+      peer.applying = 'answer';
+      this.push({ 'set-remote': desc });
+    }
+
+    onRemoteApplied(kind) {
+      const peer = this.peer;
+      if (!peer) return;
+      peer.applying = null;
+      peer.hasRemote = true;
+      for (const candidate of peer.pendingCandidates.splice(0)) this.push({ 'add-candidate': candidate });
+      if (kind === 'offer') {
+        this.push('create-answer');
+      } else {
+        peer.haveLocalOffer = false;
+        if (peer.health === Health.CONNECTING) peer.weOffered = true;
+        this.maybeRestart();
+      }
+    }
+
+    onLocalCandidate(candidate) {
+      const peer = this.peer;
+      if (!peer) return;
+      const line = isObject(candidate) && typeof candidate.candidate === 'string' ? candidate.candidate : null;
+      const kind = line === null ? null : candidateType(line);
+      if (kind !== null && !peer.gathered.includes(kind)) peer.gathered.push(kind);
+      let sent = candidate;
+      // webrtc-rs leaves sdpMid empty; browsers want the bundled m-line's mid.
+      if (isObject(candidate) && candidate.sdpMid === '') sent = { ...candidate, sdpMid: '0' };
+      this.send({ type: 'candidate', room: this.config.room, candidate: sent });
+    }
+
+    onRemoteCandidate(candidate) {
+      const peer = this.peer;
+      if (!peer) return;
+      if (candidate === null) return; // end of candidates
+      const line = isObject(candidate) && typeof candidate.candidate === 'string' ? candidate.candidate : null;
+      if (line === null) {
+        this.stats.bad_candidates += 1;
+        return this.warn('ignored a candidate the other side sent: no `candidate` field');
+      }
+      if (line === '') return; // end of candidates, browser style
+      const problem = checkCandidate(line);
+      if (problem !== null) {
+        this.stats.bad_candidates += 1;
+        return this.warn(`ignored a candidate the other side sent: ${problem}`);
+      }
+      if (this.config.loopback_only && !isLoopbackCandidate(line)) return;
+      if (!peer.hasRemote || peer.applying !== null) {
+        if (peer.pendingCandidates.length < MAX_PENDING_CANDIDATES) peer.pendingCandidates.push(candidate);
+        return;
+      }
+      this.push({ 'add-candidate': candidate });
+    }
+
+    onPcState(state) {
+      const peer = this.peer;
+      if (!peer) return;
+      if (state === 'connected') {
+        const first = peer.health === Health.CONNECTING;
+        const back = peer.health === Health.RECONNECTING;
+        peer.health = Health.CONNECTED;
+        if (first) {
+          this.cancel('connect');
+          this.push('start-media');
+          this.state({ state: 'connected' });
+        } else {
+          this.cancel('disconnect-grace');
+          if (back) {
+            this.cancel('restart');
+            this.state({ state: 'connected' });
+          }
+        }
+      } else if (state === 'disconnected') {
+        if (peer.health === Health.CONNECTED) this.arm('disconnect-grace', DISCONNECT_GRACE_MS);
+      } else if (state === 'failed') {
+        if (peer.health === Health.CONNECTING) this.fail(`could not connect to the other side: ${this.noPathReason()}`);
+        else this.lostConnection();
+      }
+    }
+
+    onTimer(timer) {
+      const peer = this.peer;
+      if (!peer) return;
+      if (timer === 'connect') {
+        if (peer.health === Health.CONNECTING) this.fail(`could not connect to the other side: ${this.noPathReason()}`);
+      } else if (timer === 'disconnect-grace') {
+        if (peer.health === Health.CONNECTED) this.lostConnection();
+      } else if (timer === 'restart') {
+        if (peer.health === Health.RECONNECTING) {
+          this.fail('could not connect to the other side: the connection to the other side was lost and could not be restored');
+        }
+      }
+    }
+
+    /** The media path is gone: show it, and have the side that offered restart ICE. */
+    lostConnection() {
+      const peer = this.peer;
+      if (!peer) return;
+      const firstLoss = peer.health !== Health.RECONNECTING;
+      peer.health = Health.RECONNECTING;
+      if (firstLoss) {
+        this.state({ state: 'reconnecting' });
+        this.arm('restart', RESTART_TIMEOUT_MS);
+      }
+      if (peer.weOffered) peer.restartWanted = true;
+      this.maybeRestart();
+    }
+
+    /** Sends the restart offer once no offer is in flight. */
+    maybeRestart() {
+      const peer = this.peer;
+      if (!peer) return;
+      if (peer.restartWanted && !peer.haveLocalOffer && peer.applying === null) {
+        peer.restartWanted = false;
+        this.stats.ice_restarts += 1;
+        this.push({ 'create-offer': { ice_restart: true } });
+      }
+    }
+
+    /** Why no path was found, from what was configured and gathered. */
+    noPathReason() {
+      const gathered = this.peer ? this.peer.gathered : [];
+      if (gathered.includes('relay')) return 'no connection could be made, not even through the relay (TURN) server';
+      if (this.config.has_turn) {
+        return 'the relay (TURN) server could not be reached: UDP seems blocked on this network, and duet needs a TURN server reachable over UDP';
+      }
+      if (this.config.has_stun && !gathered.includes('srflx')) {
+        return 'the STUN server did not answer: UDP seems blocked on this network; duet needs a TURN server reachable over UDP';
+      }
+      return 'no relay (TURN) server was offered and a direct connection failed (both sides may be behind strict NATs)';
+    }
+
+    closePeer() {
+      if (this.peer) {
+        this.peer = null;
+        this.push('close-peer');
+      }
+    }
+
+    cancelTimers() {
+      for (const timer of TIMERS) this.cancel(timer);
+    }
+
+    cancel(timer) {
+      if (this.armed.delete(timer)) this.push({ 'cancel-timer': timer });
+    }
+
+    arm(timer, inMs) {
+      this.armed.add(timer);
+      this.push({ 'arm-timer': { timer, in_ms: inMs } });
+    }
+
+    push(output) {
+      this.out.push(output);
+    }
+
+    send(message) {
+      this.push({ send: message });
+    }
+
+    state(state) {
+      this.push({ state });
+    }
+
+    warn(message) {
+      this.push({ warning: message });
+    }
+
+    fail(reason) {
+      this.closePeer();
+      this.finish({ state: 'failed', detail: reason });
+    }
+
+    finish(state) {
+      this.ended = true;
+      this.cancelTimers();
+      this.state(state);
+    }
+  }
+
+  return {
+    CallCore,
+    Negotiator,
+    endsCall,
+    checkCandidate,
+    candidateType,
+    isLoopbackCandidate,
+    sessionId,
+    MAX_PENDING_CANDIDATES,
+    CONNECT_TIMEOUT_MS,
+    DISCONNECT_GRACE_MS,
+    RESTART_TIMEOUT_MS,
+  };
+});

@@ -1,0 +1,110 @@
+// The page's negotiation rules (assets/web/negotiation.js) against the shared scenario table
+// (tests/scenarios/*.json), with the matcher of crates/call/src/core_tests.rs: objects match by
+// the keys the scenario gives, arrays element by element, and a string starting with `~`
+// matches any string containing the rest. No browser needed: the module is pure.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const REPO = path.resolve(__dirname, '..', '..');
+const SCENARIOS = path.join(REPO, 'tests', 'scenarios');
+const { CallCore, checkCandidate, isLoopbackCandidate, sessionId } = require(path.join(REPO, 'assets', 'web', 'negotiation.js'));
+
+/** Whether `actual` matches `expected` (see the header comment). */
+function matches(expected, actual) {
+  if (typeof expected === 'string' && typeof actual === 'string') {
+    return expected.startsWith('~') ? actual.includes(expected.slice(1)) : expected === actual;
+  }
+  if (Array.isArray(expected)) {
+    return Array.isArray(actual) && expected.length === actual.length && expected.every((e, i) => matches(e, actual[i]));
+  }
+  if (expected !== null && typeof expected === 'object') {
+    return (
+      actual !== null &&
+      typeof actual === 'object' &&
+      !Array.isArray(actual) &&
+      Object.entries(expected).every(([k, v]) => Object.prototype.hasOwnProperty.call(actual, k) && matches(v, actual[k]))
+    );
+  }
+  return expected === actual;
+}
+
+/** Runs one scenario file; returns null or what went wrong, naming the step. */
+function runScenario(file) {
+  const scenario = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const core = new CallCore(scenario.config);
+  for (const [i, step] of scenario.steps.entries()) {
+    try {
+      core.handle(step.in);
+    } catch (e) {
+      return `step ${i} (input ${JSON.stringify(step.in)}): threw ${e.stack}`;
+    }
+    const actual = [];
+    for (let o; (o = core.poll()) !== undefined; ) actual.push(JSON.parse(JSON.stringify(o)));
+    if (!matches(step.out, actual)) {
+      return `step ${i} (input ${JSON.stringify(step.in)}):\n  expected ${JSON.stringify(step.out)}\n  actual   ${JSON.stringify(actual)}`;
+    }
+  }
+  if (scenario.counters && !matches(scenario.counters, core.counters())) {
+    return `counters: expected ${JSON.stringify(scenario.counters)}, actual ${JSON.stringify(core.counters())}`;
+  }
+  return null;
+}
+
+test('the shared scenario table runs against negotiation.js', (t) => {
+  const files = fs
+    .readdirSync(SCENARIOS)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  assert.ok(files.length >= 20, `scenarios missing: ${files.join(', ')}`);
+  const failures = files.map((f) => [f, runScenario(path.join(SCENARIOS, f))]).filter(([, e]) => e !== null);
+  t.diagnostic(`${files.length} scenarios, ${files.length - failures.length} passed`);
+  assert.equal(failures.length, 0, failures.map(([f, e]) => `${f}: ${e}`).join('\n\n'));
+});
+
+test('the matcher itself', () => {
+  assert.ok(matches({ a: 1 }, { a: 1, b: 2 }));
+  assert.ok(!matches({ a: 1, c: 3 }, { a: 1 }));
+  assert.ok(matches('~room', 'the room is full'));
+  assert.ok(!matches('room', 'the room is full'));
+  assert.ok(!matches([1, 2], [1, 2, 3]));
+  assert.ok(!matches(null, false));
+});
+
+test('candidate syntax, as in core_tests.rs', () => {
+  assert.equal(checkCandidate('candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host'), null);
+  assert.equal(checkCandidate('1 1 UDP 2130706431 abcd-1234.local 5000 typ host generation 0'), null);
+  assert.equal(checkCandidate('candidate:1 1 tcp 1 10.0.0.1 9 typ relay raddr 1.2.3.4 rport 5'), null);
+  assert.equal(checkCandidate('candidate:1 1 udp 1 fe80::1:2 9 typ host'), null);
+  for (const bad of [
+    '',
+    'garbage',
+    'candidate:1 1 udp 1 10.0.0.1 5000 typ',
+    'candidate:1 x udp 1 10.0.0.1 5000 typ host',
+    'candidate:1 1 sctp 1 10.0.0.1 5000 typ host',
+    'candidate:1 1 udp -1 10.0.0.1 5000 typ host',
+    'candidate:1 1 udp 1 evil.example 5000 typ host',
+    'candidate:1 1 udp 1 10.0.0.1 70000 typ host',
+    'candidate:1 1 udp 1 10.0.0.1 5000 kind host',
+  ]) {
+    assert.notEqual(checkCandidate(bad), null, JSON.stringify(bad));
+  }
+  assert.ok(isLoopbackCandidate('candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host'));
+  assert.ok(isLoopbackCandidate('candidate:1 1 udp 2130706431 ::1 5000 typ host'));
+  assert.ok(!isLoopbackCandidate('candidate:1 1 udp 2130706431 10.1.2.3 5000 typ host'));
+  assert.ok(!isLoopbackCandidate('candidate:1 1 udp 2130706431 abcd.local 5000 typ host'));
+  assert.equal(sessionId('v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n'), 4611731400430051336n);
+});
+
+test('nothing happens after the end', () => {
+  const core = new CallCore({ room: 'r' });
+  core.handle('hang-up');
+  while (core.poll() !== undefined);
+  assert.ok(core.isOver());
+  core.handle({ 'pc-state': 'failed' });
+  core.handle({ timer: 'connect' });
+  assert.equal(core.poll(), undefined);
+});

@@ -80,6 +80,14 @@ pub struct CallStats {
     pub audio_frames_played: u64,
     /// Audio frames concealed (lost or late).
     pub audio_frames_concealed: u64,
+    /// The audio jitter buffer's target delay (adapts to the measured jitter, 20–200 ms), ms.
+    pub audio_jitter_target_ms: f64,
+    /// The audio jitter buffer's current delay, ms.
+    pub audio_jitter_delay_ms: f64,
+    /// The loss the other side reports for our audio, percent.
+    pub audio_remote_loss_percent: f64,
+    /// The Opus encoder's expected-loss setting (drives in-band FEC), percent.
+    pub audio_fec_loss_percent: f64,
     /// Dominant frequency of the received audio over the last second, Hz.
     pub audio_dominant_hz: Option<f64>,
     /// PLIs sent / keyframe requests received.

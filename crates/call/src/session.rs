@@ -788,6 +788,13 @@ impl Session {
         stats.audio_frames_played = c.audio_played.load(Ordering::Relaxed);
         stats.audio_frames_concealed = c.audio_concealed.load(Ordering::Relaxed);
         stats.audio_dominant_hz = *lock(&c.dominant_hz);
+        stats.audio_jitter_target_ms =
+            c.audio_jitter_target_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        stats.audio_jitter_delay_ms =
+            c.audio_jitter_delay_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        stats.audio_remote_loss_percent =
+            c.audio_remote_loss_permille.load(Ordering::Relaxed) as f64 / 10.0;
+        stats.audio_fec_loss_percent = c.audio_fec_loss_percent.load(Ordering::Relaxed) as f64;
         stats.plis_sent = c.plis_sent.load(Ordering::Relaxed);
         stats.keyframe_requests_received = c.keyframe_requests.load(Ordering::Relaxed);
         stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);

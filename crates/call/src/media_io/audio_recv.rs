@@ -104,6 +104,7 @@ pub async fn receive_audio(
         }
     });
     let mut first = true;
+    let started = Instant::now();
     while let Some(event) = track.poll().await {
         if first {
             first = false;
@@ -115,7 +116,20 @@ pub async fn receive_audio(
                 let rtp::Packet {
                     header, payload, ..
                 } = packet;
-                lock(&jitter).push(header.sequence_number, header.timestamp, payload.to_vec());
+                let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let mut jb = lock(&jitter);
+                jb.push_timed(
+                    header.sequence_number,
+                    header.timestamp,
+                    payload.to_vec(),
+                    arrival_ms,
+                );
+                counters
+                    .audio_jitter_target_us
+                    .store((jb.target_delay_ms() * 1000.0) as u64, Ordering::Relaxed);
+                counters
+                    .audio_jitter_delay_us
+                    .store((jb.delay_ms() * 1000.0) as u64, Ordering::Relaxed);
             }
             TrackRemoteEvent::OnRtcpPacket(packets) => note_keyframe_requests(&packets, &counters),
             TrackRemoteEvent::OnEnded => break,

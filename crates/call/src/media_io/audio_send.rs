@@ -55,7 +55,17 @@ pub fn spawn_audio_sender(
                 return;
             }
         };
-        let _ = encoder.set_packet_loss_perc(10);
+        // In-band FEC is negotiated (`useinbandfec=1`); how much of each packet it takes
+        // follows the loss the other side reports, once a second.
+        let mut loss_percent = 5;
+        let _ = encoder.set_packet_loss_perc(loss_percent);
+        counters
+            .audio_fec_loss_percent
+            .store(u64::from(loss_percent), Ordering::Relaxed);
+        counters
+            .audio_ssrc
+            .store(u64::from(ssrc), Ordering::Relaxed);
+        let mut frames = 0u32;
         let mut capture = open_audio(&choice).unwrap_or_else(|e| {
             warn(e);
             open_audio(&AudioChoice::None).ok().flatten()
@@ -82,6 +92,17 @@ pub fn spawn_audio_sender(
                     Err(_) => continue,
                 }
             }
+            frames = frames.wrapping_add(1);
+            if frames.is_multiple_of(50) {
+                let reported = counters.audio_remote_loss_permille.load(Ordering::Relaxed);
+                let want = expected_loss_percent(reported);
+                if want != loss_percent && encoder.set_packet_loss_perc(want).is_ok() {
+                    loss_percent = want;
+                    counters
+                        .audio_fec_loss_percent
+                        .store(u64::from(want), Ordering::Relaxed);
+                }
+            }
             if counters.mic_muted.load(Ordering::Relaxed) {
                 frame.samples_mut().fill(0.0);
             }
@@ -98,4 +119,12 @@ pub fn spawn_audio_sender(
             }
         }
     })
+}
+
+/// The Opus encoder's expected-loss setting for a reported loss (per mille): a little above
+/// what is measured (loss comes in bursts), at least 5 % so FEC is never off, at most 40 %.
+#[must_use]
+pub fn expected_loss_percent(reported_permille: u64) -> u8 {
+    let percent = reported_permille.div_ceil(10) + 2;
+    percent.clamp(5, 40) as u8
 }

@@ -82,6 +82,16 @@ pub struct MediaCounters {
     pub rtt_us: AtomicU64,
     /// Freezes of the remote video (see [`FreezeDetector`]).
     pub freezes: Mutex<FreezeDetector>,
+    /// Our audio stream's SSRC (0 until sending starts).
+    pub audio_ssrc: AtomicU64,
+    /// The loss the other side last reported for our audio, per mille.
+    pub audio_remote_loss_permille: AtomicU64,
+    /// The audio jitter buffer's target delay, µs.
+    pub audio_jitter_target_us: AtomicU64,
+    /// The audio jitter buffer's current delay, µs.
+    pub audio_jitter_delay_us: AtomicU64,
+    /// The Opus encoder's expected-loss setting, percent.
+    pub audio_fec_loss_percent: AtomicU64,
     /// Set by the session to make the video receiver send a PLI now.
     pub send_pli_now: AtomicBool,
     pub want_keyframe: AtomicBool,

@@ -79,6 +79,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn opus_expected_loss_follows_the_reports() {
+        assert_eq!(expected_loss_percent(0), 5);
+        assert_eq!(expected_loss_percent(30), 5);
+        assert_eq!(expected_loss_percent(100), 12);
+        assert_eq!(expected_loss_percent(1000), 40);
+    }
+
+    #[test]
     fn latency_quantiles() {
         let mut h = LatencyHistogram::new();
         assert_eq!(h.quantile(0.5), None);

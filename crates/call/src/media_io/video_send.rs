@@ -299,12 +299,33 @@ pub async fn drain_sender_rtcp(
 /// Counts PLI/FIR in `packets` and asks the video sender for a keyframe. webrtc-rs routes a
 /// compound RTCP packet by its first packet's SSRC, so in a two-way call a PLI bundled after
 /// the peer's sender report arrives on the *remote* track: both paths call this.
+///
+/// It also notes the loss the other side reports for our audio stream (receiver reports, or
+/// the reception blocks of its sender reports), which sets the Opus encoder's expected loss.
 pub fn note_keyframe_requests(packets: &[Box<dyn rtc::rtcp::Packet>], counters: &MediaCounters) {
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::sender_report::SenderReport;
+    let audio_ssrc = counters.audio_ssrc.load(Ordering::Relaxed);
     for p in packets {
         let any = p.as_any();
         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
             counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             counters.want_keyframe.store(true, Ordering::Relaxed);
+        }
+        let reports = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+            &rr.reports[..]
+        } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+            &sr.reports[..]
+        } else {
+            &[]
+        };
+        for r in reports {
+            if audio_ssrc != 0 && u64::from(r.ssrc) == audio_ssrc {
+                let permille = u64::from(r.fraction_lost) * 1000 / 256;
+                counters
+                    .audio_remote_loss_permille
+                    .store(permille, Ordering::Relaxed);
+            }
         }
     }
 }

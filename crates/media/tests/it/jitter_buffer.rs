@@ -88,6 +88,7 @@ fn far_behind_drops_the_oldest_down_to_the_target() {
         target_delay_frames: 3,
         max_delay_frames: 10,
         max_underruns: 5,
+        ..JitterConfig::default()
     };
     let mut jb = JitterBuffer::new(config);
     for s in 0..3u16 {
@@ -115,6 +116,7 @@ fn a_long_silence_rebuffers() {
         target_delay_frames: 2,
         max_delay_frames: 10,
         max_underruns: 3,
+        ..JitterConfig::default()
     });
     jb.push(0, 0, payload(0));
     jb.push(1, 0, payload(1));
@@ -138,4 +140,60 @@ fn a_long_silence_rebuffers() {
     jb.push(100, 0, payload(100));
     jb.push(101, 0, payload(101));
     assert_eq!(seq_of(&jb.pop()), Some(100));
+}
+
+/// Plays `n` slots of a 20 ms stream whose packets arrive with `delay_ms(i)` of network delay,
+/// popping on a steady 20 ms clock; returns (packets played, slots concealed).
+fn run_timed(jb: &mut JitterBuffer, n: u16, delay_ms: impl Fn(u16) -> f64) -> (u64, u64) {
+    let mut arrivals: Vec<(f64, u16)> = (0..n).map(|s| (f64::from(s) * 20.0 + delay_ms(s), s)).collect();
+    arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut next = 0;
+    let (mut played, mut concealed) = (0, 0);
+    let mut clock = 0.0;
+    while clock < f64::from(n) * 20.0 + 400.0 {
+        while next < arrivals.len() && arrivals[next].0 <= clock {
+            let s = arrivals[next].1;
+            jb.push_timed(s, u32::from(s) * 960, payload(s), arrivals[next].0);
+            next += 1;
+        }
+        match jb.pop() {
+            Playout::Packet { .. } => played += 1,
+            Playout::Lost { .. } => concealed += 1,
+            Playout::Buffering => {}
+        }
+        clock += 20.0;
+    }
+    (played, concealed)
+}
+
+#[test]
+fn the_target_follows_the_measured_jitter() {
+    // Steady network: the target stays low.
+    let mut steady = JitterBuffer::new(JitterConfig::default());
+    run_timed(&mut steady, 300, |_| 30.0);
+    assert!(steady.target_delay_ms() <= 40.0, "{}", steady.target_delay_ms());
+
+    // Packets late by 0–90 ms at random: the target grows to cover it, and few packets miss
+    // their slot once it has.
+    let mut rng = 12345u32;
+    let mut jitter = move |_: u16| {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        30.0 + f64::from(rng % 90)
+    };
+    let mut jittery = JitterBuffer::new(JitterConfig::default());
+    let delays: Vec<f64> = (0..1500).map(&mut jitter).collect();
+    let (played, _) = run_timed(&mut jittery, 1500, |s| delays[usize::from(s)]);
+    let target = jittery.target_delay_ms();
+    assert!((80.0..=200.0).contains(&target), "target {target} ms");
+    let late = jittery.stats().late;
+    assert!(late < 75, "{late} of 1500 packets missed their slot; {:?}", jittery.stats());
+    assert!(played > 1350, "{played}");
+    assert!(jittery.stats().stretched > 0, "{:?}", jittery.stats());
+
+    // Never beyond the ceiling, whatever the network does.
+    let mut awful = JitterBuffer::new(JitterConfig::default());
+    run_timed(&mut awful, 600, |s| f64::from(s % 50) * 20.0);
+    assert!(awful.target_delay_ms() <= 200.0);
 }

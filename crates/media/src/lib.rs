@@ -9,6 +9,10 @@
 //!   [`Tone`], [`Silence`] and [`Microphone`] (cpal, resampled with rubato), the [`AudioSink`]
 //!   trait with [`Speaker`] (cpal) and [`NullSink`], the Opus codec pair [`OpusEncoder`] /
 //!   [`OpusDecoder`] and the playout [`JitterBuffer`].
+//! - Audio processing: [`AudioProcessor`] (echo cancellation, noise suppression, gain control,
+//!   high-pass filter; 48 kHz mono, 10 ms chunks), fed the far end through
+//!   [`AudioProcessor::process_render`] or a [`RenderTap`]; [`echo_sim`] has the synthetic
+//!   speech and echo path its tests use.
 //! - Flow: sources deliver on named OS threads through bounded channels that drop the oldest
 //!   frame (and count it) when the consumer is slow ([`Capture`]); [`EncodeWorker`] and
 //!   [`DecodeWorker`] run the video codecs on their own threads the same way.
@@ -20,6 +24,7 @@ mod analysis;
 mod audio;
 mod camera;
 mod capture;
+pub mod echo_sim;
 mod error;
 mod frame;
 mod h264;
@@ -27,6 +32,7 @@ mod jitter;
 mod opus_codec;
 mod pattern;
 mod pipeline;
+mod processing;
 
 pub use analysis::{dominant_frequency_hz, goertzel_power};
 pub use audio::{
@@ -43,3 +49,6 @@ pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use pattern::{PatternRect, Stamp, TestPattern, read_pattern_stamp, read_pattern_stamp_rgba};
 pub use pipeline::{DecodeWorker, EncodeWorker, EncoderCommand, WorkerStats};
+pub use processing::{
+    AudioProcessor, PROCESSING_CHUNK_SAMPLES, ProcessingConfig, ProcessingStats, RenderTap,
+};

@@ -86,6 +86,24 @@ pub fn speech_like(seed: u64, len: usize, rate_hz: u32) -> Vec<f32> {
     out
 }
 
+/// `len` samples of a warbled tone: `freq_hz` swept ±10 % five times a second (a siren),
+/// peak `amplitude`. A steady sine is the wrong probe for an echo canceller: AEC3 deliberately
+/// does not adapt on narrow-band render (a pure tone stays within 0–8 dB), while this one,
+/// still a "tone" a test can find by frequency, is cancelled like speech.
+#[must_use]
+pub fn warble_tone(freq_hz: f32, amplitude: f32, len: usize, rate_hz: u32) -> Vec<f32> {
+    let rate = f64::from(rate_hz);
+    let mut phase = 0.0f64;
+    (0..len)
+        .map(|i| {
+            let sweep = (std::f64::consts::TAU * 5.0 * i as f64 / rate).sin();
+            let f = f64::from(freq_hz) * (1.0 + 0.1 * sweep);
+            phase = (phase + f / rate).fract();
+            (f64::from(amplitude) * (std::f64::consts::TAU * phase).sin()) as f32
+        })
+        .collect()
+}
+
 /// A loudspeaker-to-microphone echo path: the direct sound after `delay_ms`, then reflections
 /// over `tail_ms` decaying by 60 dB, all scaled so the path's energy gain is `gain_db`.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,6 +2,8 @@
 //! child-process trick used to run a test under a different environment.
 #![allow(dead_code)]
 
+pub mod pulse;
+
 use media::{H264Config, H264Encoder, TestPattern, VideoFrame};
 
 /// A fixed, plausible wall-clock origin so stamps are deterministic (2025-12-06).

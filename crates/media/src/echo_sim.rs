@@ -88,8 +88,8 @@ pub fn speech_like(seed: u64, len: usize, rate_hz: u32) -> Vec<f32> {
 
 /// `len` samples of a warbled tone: `freq_hz` swept ±10 % five times a second (a siren),
 /// peak `amplitude`. A steady sine is the wrong probe for an echo canceller: AEC3 deliberately
-/// does not adapt on narrow-band render (a pure tone stays within 0–8 dB), while this one,
-/// still a "tone" a test can find by frequency, is cancelled like speech.
+/// does not adapt on narrow-band render (a steady sine's echo changes by −2 to +9 dB), while
+/// this one, still a "tone" a test can find by frequency, is cancelled like speech.
 #[must_use]
 pub fn warble_tone(freq_hz: f32, amplitude: f32, len: usize, rate_hz: u32) -> Vec<f32> {
     let rate = f64::from(rate_hz);

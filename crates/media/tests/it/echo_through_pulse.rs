@@ -1,11 +1,12 @@
-//! Real echo through the sound server: a far-end (warbled) tone is played through `Speaker` into a
-//! private PulseAudio null sink while `Microphone` records that sink's monitor, a 100 % echo
-//! path with the real devices' buffering and timing. What the speaker is given goes to
+//! Real echo through the sound server: a far-end (warbled) tone is played through `Speaker`
+//! into a private PulseAudio null sink while `Microphone` records that sink's monitor, a 100 %
+//! echo path with the real devices' buffering and timing. What the speaker is given goes to
 //! `process_render`, what the microphone hears to `process_capture`; the raw capture is the
 //! "processing off" case, so both are measured on the same audio. With processing on the tone
 //! must be ≥ 25 dB lower. The tone warbles (±10 % at 5 Hz): AEC3 does not adapt on a steady
-//! sine by design (measured: 0–8 dB), see `media::echo_sim::warble_tone`. Near-end speech, mixed into the capture from 5 s on (a null sink has
-//! no room), must keep its level within 6 dB.
+//! sine by design (measured: −2 to +9 dB), see `media::echo_sim::warble_tone`. Near-end
+//! speech, mixed into the capture from 5 s on (a null sink has no room), must keep its level
+//! within 6 dB.
 //!
 //! Needs a PulseAudio server (see `common::pulse`).
 

@@ -652,21 +652,25 @@ fn write_any(data: &mut cpal::Data, samples: &[f32]) -> bool {
     }
 }
 
-/// The device period asked of cpal for capture and playout.
+/// The device periods asked of cpal for capture and for playout.
 ///
 /// On PulseAudio a fixed size of N frames becomes, in cpal 0.18: for recording
 /// `fragsize = maxlength = N` (the server hands over N frames at a time and keeps at most N
 /// queued), for playback `tlength = maxlength = 2N`, `minreq = N` (a double buffer), both with
 /// `ADJUST_LATENCY`. At 10 ms (what duet used before) a hiccup of ~10 ms in the client's threads
-/// overflowed the record queue or underran playout; 20 ms (one [`AudioFrame`]) doubles the
-/// margin for +10 ms of latency on each side. Beyond the server's queue, recorded audio waits in
-/// the socket and then in our own 640 ms callback channel, so only a stall of the server-facing
-/// reader longer than that drops audio. `BufferSize::Default` is no answer: PulseAudio then
-/// picks ~2 s fragments for recording.
-const DEVICE_PERIOD_MS: u32 = 20;
+/// overflowed the record queue or underran playout. Capture asks for 20 ms (one
+/// [`AudioFrame`]); beyond the server's queue, recorded audio waits in the socket and then in
+/// our own 640 ms callback channel. Playout asks for 40 ms (80 ms buffered in the server): a
+/// playout underrun is worse than a late frame, because the server then rewinds, which on a
+/// null sink makes its monitor repeat audio (measured under load: the echo test's canceller
+/// never converged with 20 ms). `BufferSize::Default` is no answer: PulseAudio then picks
+/// ~2 s fragments for recording.
+const CAPTURE_PERIOD_MS: u32 = 20;
+/// See [`CAPTURE_PERIOD_MS`].
+const PLAYOUT_PERIOD_MS: u32 = 40;
 
-/// Picks a stream configuration: the device default, with a [`DEVICE_PERIOD_MS`] buffer
-/// request.
+/// Picks a stream configuration: the device default, with a [`CAPTURE_PERIOD_MS`] or
+/// [`PLAYOUT_PERIOD_MS`] buffer request.
 fn stream_config(
     device: &cpal::Device,
     name: &str,
@@ -679,8 +683,12 @@ fn stream_config(
     }
     .map_err(|e| device_error(name, e))?;
     let mut config = supported.config();
-    config.buffer_size =
-        cpal::BufferSize::Fixed((config.sample_rate * DEVICE_PERIOD_MS / 1000).max(64));
+    let period_ms = if input {
+        CAPTURE_PERIOD_MS
+    } else {
+        PLAYOUT_PERIOD_MS
+    };
+    config.buffer_size = cpal::BufferSize::Fixed((config.sample_rate * period_ms / 1000).max(64));
     Ok((config, supported.sample_format()))
 }
 

@@ -8,7 +8,8 @@
 //! - Audio: [`AudioFrame`] (48 kHz, 20 ms, f32 interleaved), the [`AudioSource`] trait with
 //!   [`Tone`], [`Silence`] and [`Microphone`] (cpal, resampled with rubato), the [`AudioSink`]
 //!   trait with [`Speaker`] (cpal) and [`NullSink`], the Opus codec pair [`OpusEncoder`] /
-//!   [`OpusDecoder`] and the playout [`JitterBuffer`].
+//!   [`OpusDecoder`] and the playout [`JitterBuffer`]. Device trouble (failure, removal,
+//!   stall, digital silence) is reported as [`DeviceEvent`]s, never papered over.
 //! - Audio processing: [`AudioProcessor`] (echo cancellation, noise suppression, gain control,
 //!   high-pass filter; 48 kHz mono, 10 ms chunks), fed the far end through
 //!   [`AudioProcessor::process_render`] or a [`RenderTap`]; [`echo_sim`] has the synthetic

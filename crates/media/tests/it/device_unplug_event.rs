@@ -104,8 +104,15 @@ fn unplug() {
     // Stopping returns (with the device error when the stream failed) instead of hanging.
     let stopped = Instant::now();
     let ended = mic.stop();
+    let mic_stop_s = stopped.elapsed().as_secs_f64();
     drop(speaker);
-    assert!(stopped.elapsed() < Duration::from_secs(3), "stopping hung");
+    let both_s = stopped.elapsed().as_secs_f64();
+    eprintln!(
+        "microphone stopped in {mic_stop_s:.2} s, speaker closed {:.2} s later",
+        both_s - mic_stop_s
+    );
+    // Generous: closing a moved PulseAudio stream on a loaded machine takes a while.
+    assert!(both_s < 10.0, "stopping hung ({both_s:.1} s)");
     println!(
         "{RAN} unplug reported after {after_s:.2} s (microphone: {event:?}), {speaker_after_s:.2} s \
          (speaker); capture ended with {ended:?}"

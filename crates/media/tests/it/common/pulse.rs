@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Printed by a test body that ran against a server, checked by the parent.
 pub const RAN: &str = "PULSE-TEST-RAN";
 
@@ -59,6 +61,11 @@ fn start_test_server() -> Result<String, String> {
 /// pointed at it. Without any server the test is skipped loudly, unless [`required`].
 /// `body` must print [`RAN`] when it has run.
 pub fn with_pulse(module: &str, name: &str, body: impl FnOnce()) {
+    // One sound-server test at a time: they measure real-time behaviour, and the server is one
+    // more process on a small machine.
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if env_has_pulse() {
         body();
         return;

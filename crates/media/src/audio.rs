@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
     Async, FixedAsync, Resampler, SincInterpolationParameters, SincInterpolationType,
     WindowFunction,
 };
 
-use crate::capture::{Capture, FrameSender, spawn_named};
+use crate::capture::{AudioCapture, Capture, FrameSender, spawn_named};
 use crate::{Error, unix_time_us};
 
 /// The sample rate of every [`AudioFrame`].
@@ -496,6 +496,26 @@ fn find_device(name: Option<&str>, input: bool) -> Result<(cpal::Device, String)
     }
 }
 
+/// How often running microphones and speakers check that their device still exists.
+const PRESENCE_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// True unless the host positively lists its devices without one named `name` (a failed
+/// listing is not taken as a removal).
+fn device_present(name: &str, input: bool) -> bool {
+    let host = audio_host();
+    let devices = if input {
+        host.input_devices().map(Iterator::collect::<Vec<_>>)
+    } else {
+        host.output_devices().map(Iterator::collect::<Vec<_>>)
+    };
+    match devices {
+        Ok(devices) => devices
+            .iter()
+            .any(|d| device_name(d).as_deref() == Some(name)),
+        Err(_) => true,
+    }
+}
+
 fn device_error(device: &str, reason: impl std::fmt::Display) -> Error {
     Error::AudioDevice {
         device: device.to_owned(),
@@ -632,7 +652,25 @@ fn write_any(data: &mut cpal::Data, samples: &[f32]) -> bool {
     }
 }
 
-/// Picks a stream configuration: the device default, with a 10 ms buffer request.
+/// The device periods asked of cpal for capture and for playout.
+///
+/// On PulseAudio a fixed size of N frames becomes, in cpal 0.18: for recording
+/// `fragsize = maxlength = N` (the server hands over N frames at a time and keeps at most N
+/// queued), for playback `tlength = maxlength = 2N`, `minreq = N` (a double buffer), both with
+/// `ADJUST_LATENCY`. At 10 ms (what duet used before) a hiccup of ~10 ms in the client's threads
+/// overflowed the record queue or underran playout. Capture asks for 20 ms (one
+/// [`AudioFrame`]); beyond the server's queue, recorded audio waits in the socket and then in
+/// our own 640 ms callback channel. Playout asks for 40 ms (80 ms buffered in the server): a
+/// playout underrun is worse than a late frame, because the server then rewinds, which on a
+/// null sink makes its monitor repeat audio (measured under load: the echo test's canceller
+/// never converged with 20 ms). `BufferSize::Default` is no answer: PulseAudio then picks
+/// ~2 s fragments for recording.
+const CAPTURE_PERIOD_MS: u32 = 20;
+/// See [`CAPTURE_PERIOD_MS`].
+const PLAYOUT_PERIOD_MS: u32 = 40;
+
+/// Picks a stream configuration: the device default, with a [`CAPTURE_PERIOD_MS`] or
+/// [`PLAYOUT_PERIOD_MS`] buffer request.
 fn stream_config(
     device: &cpal::Device,
     name: &str,
@@ -645,9 +683,77 @@ fn stream_config(
     }
     .map_err(|e| device_error(name, e))?;
     let mut config = supported.config();
-    config.buffer_size = cpal::BufferSize::Fixed((config.sample_rate / 100).max(64));
+    let period_ms = if input {
+        CAPTURE_PERIOD_MS
+    } else {
+        PLAYOUT_PERIOD_MS
+    };
+    config.buffer_size = cpal::BufferSize::Fixed((config.sample_rate * period_ms / 1000).max(64));
     Ok((config, supported.sample_format()))
 }
+
+/// Something a caller should know about an audio device while it runs: the device failed,
+/// stopped delivering, or hears nothing but digital silence. Sent on the channel given to
+/// [`Microphone::start_with_events`] / [`Speaker::open_with_events`] (never blocking: a full
+/// channel drops the event). The stream is not replaced behind the caller's back; picking
+/// another device is the caller's decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceEvent {
+    /// The microphone stream failed (unplugged, sound server gone); its capture has ended and
+    /// [`Capture::stop`] returns the error.
+    MicrophoneFailed {
+        /// The device's name.
+        device: String,
+        /// What the audio backend said.
+        reason: String,
+    },
+    /// The microphone delivered no audio at all for `silent_ms` (stalled or suspended stream).
+    /// Capture goes on and [`DeviceEvent::MicrophoneRecovered`] follows if audio comes back.
+    MicrophoneStalled {
+        /// The device's name.
+        device: String,
+        /// How long nothing arrived, ms.
+        silent_ms: u64,
+    },
+    /// The microphone delivered only digital silence (every sample exactly 0) for
+    /// `silent_ms`: a muted, removed or rerouted source. A real microphone is never exactly 0.
+    MicrophoneSilent {
+        /// The device's name.
+        device: String,
+        /// How long it was silent, ms.
+        silent_ms: u64,
+    },
+    /// Audio flows again after [`DeviceEvent::MicrophoneStalled`] or
+    /// [`DeviceEvent::MicrophoneSilent`].
+    MicrophoneRecovered {
+        /// The device's name.
+        device: String,
+    },
+    /// The speaker stream failed; [`AudioSink::play`] returns the error from now on.
+    SpeakerFailed {
+        /// The device's name.
+        device: String,
+        /// What the audio backend said.
+        reason: String,
+    },
+    /// The speaker's device stopped asking for audio for `silent_ms` while frames were being
+    /// played.
+    SpeakerStalled {
+        /// The device's name.
+        device: String,
+        /// How long the device callback did not run, ms.
+        silent_ms: u64,
+    },
+}
+
+/// No microphone data for this long is a [`DeviceEvent::MicrophoneStalled`]; no speaker
+/// callback for this long is a [`DeviceEvent::SpeakerStalled`].
+pub const DEVICE_STALL_MS: u64 = 1_000;
+/// A speaker is not reported as stalled during its first this many ms.
+pub const SPEAKER_WARMUP_MS: u64 = 3_000;
+/// Digital silence for this long is a [`DeviceEvent::MicrophoneSilent`].
+pub const MICROPHONE_SILENT_MS: u64 = 3_000;
 
 /// A real microphone through cpal (PulseAudio or ALSA), delivered as 48 kHz 20 ms frames.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -682,6 +788,29 @@ impl AudioSource for Microphone {
     }
 
     fn start(self, capacity: usize) -> Result<Capture<AudioFrame>, Error> {
+        self.start_inner(capacity, None)
+    }
+}
+
+impl Microphone {
+    /// Like [`AudioSource::start`], and reports failures, stalls and digital silence (and their
+    /// end) as [`DeviceEvent`]s on `events`.
+    ///
+    /// # Errors
+    /// As [`AudioSource::start`].
+    pub fn start_with_events(
+        self,
+        capacity: usize,
+        events: Sender<DeviceEvent>,
+    ) -> Result<AudioCapture, Error> {
+        self.start_inner(capacity, Some(events))
+    }
+
+    fn start_inner(
+        self,
+        capacity: usize,
+        events: Option<Sender<DeviceEvent>>,
+    ) -> Result<AudioCapture, Error> {
         check_channels(self.channels)?;
         let (ready_tx, ready_rx) = bounded::<Result<(), Error>>(1);
         let capture = spawn_named(
@@ -694,7 +823,8 @@ impl AudioSource for Microphone {
                 }
                 Ok(mic) => {
                     let _ = ready_tx.send(Ok(()));
-                    run_microphone(mic, self.channels, &tx)
+                    let watch = MicWatch::new(mic.name.clone(), events);
+                    run_microphone(mic, self.channels, &tx, watch)
                 }
             },
         )?;
@@ -768,27 +898,115 @@ fn open_microphone(mic: &Microphone) -> Result<OpenMicrophone, Error> {
     })
 }
 
+/// Watches a running microphone and turns failures, stalls and digital silence into
+/// [`DeviceEvent`]s. Pure apart from the channel: time comes in as an `Instant`.
+struct MicWatch {
+    device: String,
+    events: Option<Sender<DeviceEvent>>,
+    last_data: Instant,
+    /// Start of the current run of all-zero callbacks.
+    zeros_since: Option<Instant>,
+    reported: bool,
+}
+
+impl MicWatch {
+    fn new(device: String, events: Option<Sender<DeviceEvent>>) -> Self {
+        Self {
+            device,
+            events,
+            last_data: Instant::now(),
+            zeros_since: None,
+            reported: false,
+        }
+    }
+
+    fn send(&self, event: DeviceEvent) {
+        tracing::info!(?event, "audio device event");
+        if let Some(events) = &self.events {
+            let _ = events.try_send(event);
+        }
+    }
+
+    fn on_samples(&mut self, samples: &[f32], now: Instant) {
+        self.last_data = now;
+        if samples.iter().all(|&s| s == 0.0) {
+            let since = *self.zeros_since.get_or_insert(now);
+            let silent_ms = now.duration_since(since).as_millis() as u64;
+            if !self.reported && silent_ms >= MICROPHONE_SILENT_MS {
+                self.reported = true;
+                self.send(DeviceEvent::MicrophoneSilent {
+                    device: self.device.clone(),
+                    silent_ms,
+                });
+            }
+        } else {
+            self.zeros_since = None;
+            if self.reported {
+                self.reported = false;
+                self.send(DeviceEvent::MicrophoneRecovered {
+                    device: self.device.clone(),
+                });
+            }
+        }
+    }
+
+    fn on_idle(&mut self, now: Instant) {
+        let silent_ms = now.duration_since(self.last_data).as_millis() as u64;
+        if !self.reported && silent_ms >= DEVICE_STALL_MS {
+            self.reported = true;
+            self.send(DeviceEvent::MicrophoneStalled {
+                device: self.device.clone(),
+                silent_ms,
+            });
+        }
+    }
+
+    fn on_failure(&self, reason: &str) {
+        self.send(DeviceEvent::MicrophoneFailed {
+            device: self.device.clone(),
+            reason: reason.to_owned(),
+        });
+    }
+}
+
 fn run_microphone(
     mic: OpenMicrophone,
     out_channels: u8,
     tx: &FrameSender<AudioFrame>,
+    mut watch: MicWatch,
 ) -> Result<(), Error> {
     let channels = usize::from(out_channels);
     let mut resampler = StreamResampler::new(mic.rate, SAMPLE_RATE_HZ, channels)?;
     let mut pending: Vec<f32> = Vec::new();
     let frame_len = SAMPLES_PER_FRAME * channels;
     let mut reported_drops = 0;
+    let mut presence_checked = Instant::now();
     while !tx.should_stop() {
+        if presence_checked.elapsed() >= PRESENCE_CHECK_PERIOD {
+            presence_checked = Instant::now();
+            if !device_present(&mic.name, true) {
+                watch.on_failure("device removed");
+                return Err(device_error(&mic.name, "device removed"));
+            }
+        }
         let event = match mic.events.recv_timeout(Duration::from_millis(100)) {
             Ok(event) => event,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+            Err(RecvTimeoutError::Timeout) => {
+                watch.on_idle(Instant::now());
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                watch.on_failure("stream closed");
                 return Err(device_error(&mic.name, "stream closed"));
             }
         };
         match event {
-            MicEvent::Failed(reason) => return Err(device_error(&mic.name, reason)),
+            MicEvent::Failed(reason) => {
+                watch.on_failure(&reason);
+                return Err(device_error(&mic.name, reason));
+            }
             MicEvent::Samples(samples) => {
+                watch.on_samples(&samples, Instant::now());
                 let mixed = remix(&samples, mic.channels, channels);
                 resampler.process(&mixed, &mut pending)?;
             }
@@ -855,6 +1073,13 @@ pub struct Speaker {
     stats: Arc<SpeakerStats>,
     stop: Option<Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    events: Option<Sender<DeviceEvent>>,
+    /// When the device callback last ran, µs after `opened`.
+    last_callback_us: Arc<AtomicU64>,
+    opened: Instant,
+    stall_reported: bool,
+    /// Set once the stream failed: every later `play` returns it.
+    failed: Option<String>,
 }
 
 impl std::fmt::Debug for Speaker {
@@ -876,7 +1101,34 @@ impl Speaker {
     /// [`Error::AudioDeviceNotFound`] when there is no such device (or none at all),
     /// [`Error::AudioDevice`] when it cannot be configured or started.
     pub fn open(device: Option<&str>) -> Result<Self, Error> {
+        Self::open_inner(device, None)
+    }
+
+    /// Like [`Speaker::open`], and reports a failed or stalled device as a [`DeviceEvent`] on
+    /// `events` (the failure as soon as the backend reports it, not only at the next
+    /// [`AudioSink::play`]).
+    ///
+    /// # Errors
+    /// As [`Speaker::open`].
+    pub fn open_with_events(
+        device: Option<&str>,
+        events: Sender<DeviceEvent>,
+    ) -> Result<Self, Error> {
+        Self::open_inner(device, Some(events))
+    }
+
+    fn open_inner(
+        device: Option<&str>,
+        events: Option<Sender<DeviceEvent>>,
+    ) -> Result<Self, Error> {
         let wanted = device.map(str::to_owned);
+        let opened = Instant::now();
+        let last_callback_us = Arc::new(AtomicU64::new(0));
+        let callback_clock = CallbackClock {
+            opened,
+            last_us: Arc::clone(&last_callback_us),
+        };
+        let callback_events = events.clone();
         let (ready_tx, ready_rx) = bounded::<Result<(String, u32, usize), Error>>(1);
         let (queue_tx, queue_rx) = bounded::<Vec<f32>>(SPEAKER_QUEUE_CHUNKS);
         let (fail_tx, failures) = bounded::<String>(4);
@@ -886,15 +1138,39 @@ impl Speaker {
         let thread = std::thread::Builder::new()
             .name("duet-speaker".into())
             .spawn(move || {
-                let opened = open_speaker(wanted.as_deref(), queue_rx, fail_tx, callback_stats);
+                let opened = open_speaker(
+                    wanted.as_deref(),
+                    queue_rx,
+                    fail_tx.clone(),
+                    callback_stats,
+                    callback_clock,
+                    callback_events.clone(),
+                );
                 match opened {
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                     }
                     Ok((stream, name, rate, channels)) => {
-                        let _ = ready_tx.send(Ok((name, rate, channels)));
-                        // Hold the stream until the Speaker is dropped.
-                        let _ = stop_rx.recv();
+                        let _ = ready_tx.send(Ok((name.clone(), rate, channels)));
+                        // Hold the stream until the Speaker is dropped, checking that the
+                        // device still exists: PulseAudio moves the streams of a removed
+                        // device to another one without telling the client.
+                        while let Err(RecvTimeoutError::Timeout) =
+                            stop_rx.recv_timeout(PRESENCE_CHECK_PERIOD)
+                        {
+                            if !device_present(&name, false) {
+                                let reason = "device removed".to_owned();
+                                if let Some(events) = &callback_events {
+                                    let _ = events.try_send(DeviceEvent::SpeakerFailed {
+                                        device: name.clone(),
+                                        reason: reason.clone(),
+                                    });
+                                }
+                                let _ = fail_tx.try_send(reason);
+                                let _ = stop_rx.recv();
+                                break;
+                            }
+                        }
                         drop(stream);
                     }
                 }
@@ -920,7 +1196,53 @@ impl Speaker {
             stats,
             stop: Some(stop_tx),
             thread: Some(thread),
+            events,
+            last_callback_us,
+            opened,
+            stall_reported: false,
+            failed: None,
         })
+    }
+
+    /// How long ago the device last asked for audio; `None` before its first request.
+    #[must_use]
+    pub fn since_last_callback(&self) -> Option<Duration> {
+        match self.last_callback_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(
+                self.opened
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(us)),
+            ),
+        }
+    }
+
+    /// Reports a stall once per episode while frames keep being played, after a warm-up of
+    /// [`SPEAKER_WARMUP_MS`] (a fresh PulseAudio null sink asks for nothing for ~2 s while it
+    /// plays out what it had rendered ahead).
+    fn watch_stall(&mut self) {
+        if self.opened.elapsed() < Duration::from_millis(SPEAKER_WARMUP_MS) {
+            return;
+        }
+        let idle = self
+            .since_last_callback()
+            .unwrap_or_else(|| self.opened.elapsed());
+        let silent_ms = idle.as_millis() as u64;
+        if silent_ms < DEVICE_STALL_MS {
+            self.stall_reported = false;
+            return;
+        }
+        if !self.stall_reported {
+            self.stall_reported = true;
+            let event = DeviceEvent::SpeakerStalled {
+                device: self.name.clone(),
+                silent_ms,
+            };
+            tracing::info!(?event, "audio device event");
+            if let Some(events) = &self.events {
+                let _ = events.try_send(event);
+            }
+        }
     }
 
     /// The device's name.
@@ -938,19 +1260,39 @@ impl Speaker {
 
 type OpenedSpeaker = (cpal::Stream, String, u32, usize);
 
+/// Where the speaker's device callback records that it ran.
+#[derive(Clone)]
+struct CallbackClock {
+    opened: Instant,
+    last_us: Arc<AtomicU64>,
+}
+
+impl CallbackClock {
+    fn tick(&self) {
+        let us = self.opened.elapsed().as_micros() as u64;
+        self.last_us.store(us, Ordering::Relaxed);
+    }
+}
+
 fn open_speaker(
     wanted: Option<&str>,
     queue: Receiver<Vec<f32>>,
     failures: Sender<String>,
     stats: Arc<SpeakerStats>,
+    clock: CallbackClock,
+    events: Option<Sender<DeviceEvent>>,
 ) -> Result<OpenedSpeaker, Error> {
     let (device, name) = find_device(wanted, false)?;
+    let event_name = name.clone();
     let (config, format) = stream_config(&device, &name, false)?;
     let build = |config: cpal::StreamConfig| {
         let queue = queue.clone();
         let failures = failures.clone();
         let format_failures = failures.clone();
         let stats = Arc::clone(&stats);
+        let clock = clock.clone();
+        let events = events.clone();
+        let event_name = event_name.clone();
         let mut current: Vec<f32> = Vec::new();
         let mut offset = 0;
         let mut started = false;
@@ -959,6 +1301,7 @@ fn open_speaker(
             config,
             format,
             move |data: &mut cpal::Data, _: &cpal::OutputCallbackInfo| {
+                clock.tick();
                 let wanted = data.len();
                 mix.clear();
                 while mix.len() < wanted {
@@ -987,7 +1330,14 @@ fn open_speaker(
                 }
             },
             move |error| {
-                let _ = failures.try_send(error.to_string());
+                let reason = error.to_string();
+                if let Some(events) = &events {
+                    let _ = events.try_send(DeviceEvent::SpeakerFailed {
+                        device: event_name.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                let _ = failures.try_send(reason);
             },
             Some(Duration::from_secs(5)),
         )
@@ -1013,8 +1363,12 @@ fn open_speaker(
 impl AudioSink for Speaker {
     fn play(&mut self, frame: &AudioFrame) -> Result<(), Error> {
         if let Ok(reason) = self.failures.try_recv() {
+            self.failed.get_or_insert(reason);
+        }
+        if let Some(reason) = &self.failed {
             return Err(device_error(&self.name, reason));
         }
+        self.watch_stall();
         let mixed = remix(
             &frame.samples,
             usize::from(frame.channels),
@@ -1060,6 +1414,52 @@ mod tests {
         let stereo = remix(&mono, 1, 2);
         assert_eq!(stereo, vec![0.1, 0.1, 0.2, 0.2]);
         assert_eq!(remix(&stereo, 2, 1), vec![0.1, 0.2]);
+    }
+
+    #[test]
+    fn mic_watch_reports_stall_silence_and_recovery() {
+        let (tx, rx) = bounded(8);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut watch = MicWatch::new("mic".into(), Some(tx));
+        watch.last_data = t0;
+        watch.on_samples(&[0.1; 480], ms(0));
+        watch.on_idle(ms(900));
+        assert!(
+            rx.try_recv().is_err(),
+            "no stall before {DEVICE_STALL_MS} ms"
+        );
+        watch.on_idle(ms(1_100));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(DeviceEvent::MicrophoneStalled {
+                silent_ms: 1_100,
+                ..
+            })
+        ));
+        watch.on_idle(ms(2_000));
+        assert!(rx.try_recv().is_err(), "one event per episode");
+        watch.on_samples(&[0.1; 480], ms(2_010));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(DeviceEvent::MicrophoneRecovered { .. })
+        ));
+        // Digital silence: reported after MICROPHONE_SILENT_MS of exact zeros.
+        for i in 0..=150u64 {
+            watch.on_samples(&[0.0; 480], ms(3_000 + i * 20));
+        }
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(DeviceEvent::MicrophoneSilent {
+                silent_ms: 3_000,
+                ..
+            })
+        ));
+        watch.on_failure("gone");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(DeviceEvent::MicrophoneFailed { .. })
+        ));
     }
 
     #[test]

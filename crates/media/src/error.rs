@@ -51,6 +51,10 @@ pub enum Error {
         /// What the audio backend said.
         reason: String,
     },
+    /// The audio processing stage (echo cancellation, noise suppression, gain control)
+    /// rejected its input or configuration.
+    #[error("audio processing: {0}")]
+    Processing(String),
     /// Sample-rate conversion failed.
     #[error("resampler: {0}")]
     Resample(String),

@@ -8,7 +8,12 @@
 //! - Audio: [`AudioFrame`] (48 kHz, 20 ms, f32 interleaved), the [`AudioSource`] trait with
 //!   [`Tone`], [`Silence`] and [`Microphone`] (cpal, resampled with rubato), the [`AudioSink`]
 //!   trait with [`Speaker`] (cpal) and [`NullSink`], the Opus codec pair [`OpusEncoder`] /
-//!   [`OpusDecoder`] and the playout [`JitterBuffer`].
+//!   [`OpusDecoder`] and the playout [`JitterBuffer`]. Device trouble (failure, removal,
+//!   stall, digital silence) is reported as [`DeviceEvent`]s, never papered over.
+//! - Audio processing: [`AudioProcessor`] (echo cancellation, noise suppression, gain control,
+//!   high-pass filter; 48 kHz mono, 10 ms chunks), fed the far end through
+//!   [`AudioProcessor::process_render`] or a [`RenderTap`]; [`echo_sim`] has the synthetic
+//!   speech and echo path its tests use.
 //! - Flow: sources deliver on named OS threads through bounded channels that drop the oldest
 //!   frame (and count it) when the consumer is slow ([`Capture`]); [`EncodeWorker`] and
 //!   [`DecodeWorker`] run the video codecs on their own threads the same way.
@@ -20,6 +25,7 @@ mod analysis;
 mod audio;
 mod camera;
 mod capture;
+pub mod echo_sim;
 mod error;
 mod frame;
 mod h264;
@@ -27,12 +33,14 @@ mod jitter;
 mod opus_codec;
 mod pattern;
 mod pipeline;
+mod processing;
 
 pub use analysis::{dominant_frequency_hz, goertzel_power};
 pub use audio::{
     AudioDeviceInfo, AudioDeviceKind, AudioFrame, AudioSink, AudioSource, CHANNELS_MAX,
-    FRAME_DURATION_US, Microphone, NullSink, NullSinkStats, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME,
-    Silence, Speaker, SpeakerStats, Tone, list_audio_inputs, list_audio_outputs,
+    DEVICE_STALL_MS, DeviceEvent, FRAME_DURATION_US, MICROPHONE_SILENT_MS, Microphone, NullSink,
+    NullSinkStats, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, SPEAKER_WARMUP_MS, Silence, Speaker,
+    SpeakerStats, Tone, list_audio_inputs, list_audio_outputs,
 };
 pub use camera::{Camera, CameraInfo, CameraMode, CameraPixelFormat, list_cameras};
 pub use capture::{AudioCapture, Capture, CaptureStats, VideoCapture, VideoSource};
@@ -43,3 +51,6 @@ pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use pattern::{PatternRect, Stamp, TestPattern, read_pattern_stamp, read_pattern_stamp_rgba};
 pub use pipeline::{DecodeWorker, EncodeWorker, EncoderCommand, WorkerStats};
+pub use processing::{
+    AudioProcessor, PROCESSING_CHUNK_SAMPLES, ProcessingConfig, ProcessingStats, RenderTap,
+};

@@ -9,89 +9,19 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::pulse::{RAN, with_pulse};
 use common::{dominant_frequency, rms};
 use media::{AudioSink, AudioSource, Microphone, SAMPLE_RATE_HZ, Speaker, Tone};
 
-fn required() -> bool {
-    std::env::var("DUET_REQUIRE_PULSE").is_ok_and(|v| v == "1")
-}
-
-fn env_has_pulse() -> bool {
-    let socket_in = |var: &str, suffix: &str| {
-        std::env::var_os(var).is_some_and(|v| PathBuf::from(v).join(suffix).exists())
-    };
-    std::env::var("PULSE_SERVER")
-        .ok()
-        .and_then(|s| s.strip_prefix("unix:").map(|p| Path::new(p).exists()))
-        .unwrap_or(false)
-        || socket_in("PULSE_RUNTIME_PATH", "native")
-        || socket_in("XDG_RUNTIME_DIR", "pulse/native")
-}
-
-/// Runs scripts/pulse-null-sink.sh and returns the runtime dir it reports.
-fn start_test_server() -> Result<String, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pulse-null-sink.sh");
-    let has_binary = std::process::Command::new("sh")
-        .args(["-c", "command -v pulseaudio"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_binary && !required() {
-        return Err("pulseaudio is not installed (run scripts/pulse-null-sink.sh)".into());
-    }
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .output()
-        .map_err(|e| format!("{}: {e}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("export XDG_RUNTIME_DIR="))
-        .map(|v| v.trim_matches('\'').to_owned())
-        .ok_or_else(|| format!("no XDG_RUNTIME_DIR in: {stdout}"))
-}
-
 #[test]
 fn tone_through_null_sink_comes_back_at_the_same_frequency() {
-    if env_has_pulse() {
-        loopback();
-        return;
-    }
-    if common::is_child() {
-        panic!("child started without a reachable PulseAudio server");
-    }
-    match start_test_server() {
-        Ok(runtime) => {
-            let (ok, output) = common::run_in_child(
-                module_path!(),
-                "tone_through_null_sink_comes_back_at_the_same_frequency",
-                &[("XDG_RUNTIME_DIR", &runtime)],
-                &["PULSE_SERVER", "PULSE_RUNTIME_PATH"],
-            );
-            eprintln!("{output}");
-            assert!(ok, "loopback failed against the test server");
-            assert!(
-                output.contains("LOOPBACK-OK"),
-                "child did not run the loopback"
-            );
-        }
-        Err(why) if required() => panic!("DUET_REQUIRE_PULSE=1 but no PulseAudio: {why}"),
-        Err(why) => {
-            eprintln!("\n**************************************************************");
-            eprintln!("SKIPPED: real audio loopback test: no PulseAudio server ({why}).");
-            eprintln!("Start one with scripts/pulse-null-sink.sh; CI sets DUET_REQUIRE_PULSE=1.");
-            eprintln!("**************************************************************\n");
-        }
-    }
+    with_pulse(
+        module_path!(),
+        "tone_through_null_sink_comes_back_at_the_same_frequency",
+        loopback,
+    );
 }
 
 fn loopback() {
@@ -153,5 +83,5 @@ fn loopback() {
     assert!((f - 440.0).abs() <= 5.0, "dominant frequency {f} Hz");
     let level = rms(&loud);
     assert!(level > 0.1, "level {level}");
-    println!("LOOPBACK-OK {f} Hz, RMS {level}");
+    println!("{RAN} loopback {f} Hz, RMS {level}");
 }

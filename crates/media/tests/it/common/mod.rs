@@ -2,6 +2,8 @@
 //! child-process trick used to run a test under a different environment.
 #![allow(dead_code)]
 
+pub mod pulse;
+
 use media::{H264Config, H264Encoder, TestPattern, VideoFrame};
 
 /// A fixed, plausible wall-clock origin so stamps are deterministic (2025-12-06).
@@ -88,4 +90,59 @@ pub fn run_in_child(
 /// True inside a child started by [`run_in_child`].
 pub fn is_child() -> bool {
     std::env::var_os("DUET_TEST_CHILD").is_some()
+}
+
+/// The synthetic room of the echo tests: 10 s of far-end speech (talker 1, all the time) heard
+/// through a 40 ms / 100 ms-tail / −6 dB echo path, and near-end speech (talker 2) from 4 s to
+/// 8 s only (double-talk).
+pub struct EchoScenario {
+    /// What the speaker plays (the render reference).
+    pub far: Vec<f32>,
+    /// The near-end talker alone.
+    pub near: Vec<f32>,
+    /// The echo alone, as the microphone hears it.
+    pub echo: Vec<f32>,
+    /// What the microphone hears: echo + near end.
+    pub mic: Vec<f32>,
+}
+
+/// Sample range of `from_s..to_s` seconds at 48 kHz.
+pub fn seconds(from_s: f64, to_s: f64) -> std::ops::Range<usize> {
+    (from_s * 48_000.0) as usize..(to_s * 48_000.0) as usize
+}
+
+/// Builds the [`EchoScenario`].
+pub fn echo_scenario() -> EchoScenario {
+    use media::echo_sim::{EchoPath, speech_like};
+    let len = 10 * 48_000;
+    let far = speech_like(1, len, 48_000);
+    let mut near = speech_like(2, len, 48_000);
+    let talking = seconds(4.0, 8.0);
+    for (i, s) in near.iter_mut().enumerate() {
+        if !talking.contains(&i) {
+            *s = 0.0;
+        }
+    }
+    let echo = EchoPath::new(40, 100, -6.0, 48_000).apply(&far);
+    let mic = echo.iter().zip(&near).map(|(e, n)| e + n).collect();
+    EchoScenario {
+        far,
+        near,
+        echo,
+        mic,
+    }
+}
+
+/// Runs `mic` through `processor` in 10 ms chunks, feeding the matching chunk of `far` as the
+/// render reference first; returns the processed capture.
+pub fn run_processor(processor: &mut media::AudioProcessor, far: &[f32], mic: &[f32]) -> Vec<f32> {
+    let mut out = mic.to_vec();
+    for (f, o) in far
+        .chunks_exact(media::PROCESSING_CHUNK_SAMPLES)
+        .zip(out.chunks_exact_mut(media::PROCESSING_CHUNK_SAMPLES))
+    {
+        processor.process_render(f).expect("render chunk");
+        processor.process_capture(o).expect("capture chunk");
+    }
+    out
 }

@@ -188,6 +188,7 @@ fn pending_candidates_are_bounded() {
         Input::Signal(ServerMessage::Ready {
             room: "r".into(),
             offerer: Some(false),
+            ice_servers: None,
         }),
         now,
     );

@@ -10,6 +10,8 @@
 //! - [`client`]: the client the desktop app and the headless peer use (`ws://` and `wss://`).
 //! - [`tls`]: HTTPS/WSS on the same port, certificate reloadable while running.
 //! - [`access`]: browser origin policy and the client address behind a proxy.
+//! - [`ice`]: the `iceServers` on `ready` and ephemeral TURN credentials (coturn's REST scheme).
+//! - [`turn`]: the STUN/TURN server the `signal` binary runs beside the relay (UDP).
 //! - [`token`]: room tokens (`hex(HMAC-SHA256(secret, room))`) for servers with a room secret.
 //! - [`metrics`]: the counters behind `GET /metrics`.
 //! - [`refusals`]: refusals logged once per interval with a count, never per client.
@@ -22,6 +24,7 @@ pub mod access;
 pub mod client;
 pub mod hosted;
 pub mod http;
+pub mod ice;
 pub mod metrics;
 pub mod protocol;
 pub mod refusals;
@@ -29,12 +32,15 @@ pub mod registry;
 pub mod server;
 pub mod tls;
 pub mod token;
+pub mod turn;
 pub mod web;
 
 pub use access::OriginPolicy;
 pub use hosted::HostedSignal;
+pub use ice::{IceConfig, IceOffer, TurnSecret};
 pub use protocol::{ClientMessage, ErrorCode, ServerMessage};
 pub use registry::{Limits, ROOM_CAPACITY};
 pub use server::{Config, Server, Stats, StatsHandle, serve};
 pub use tls::{Tls, TlsError};
 pub use token::{RoomSecret, room_token};
+pub use turn::{PeerPolicy, TurnConfig, TurnError, TurnServer};

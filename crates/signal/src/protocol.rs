@@ -1,8 +1,8 @@
 //! The wire protocol: JSON text messages over a WebSocket.
 //!
 //! The seed's messages (`join`, `ready`, `offer`, `answer`, `candidate`) are unchanged; `leave`,
-//! `peer-left`, `error` and the `offerer` flag on `ready` are additive extensions that seed
-//! clients ignore. See `docs/protocol.md` for the full description.
+//! `peer-left`, `error`, and the `offerer` and `iceServers` fields on `ready` are additive
+//! extensions that seed clients ignore. See `docs/protocol.md` for the full description.
 //!
 //! This module only parses and builds messages; it holds no state. The server parses incoming
 //! text with [`parse_client_text`], which borrows from the frame and keeps relayed payloads
@@ -322,6 +322,20 @@ impl ClientMessage {
     }
 }
 
+/// One entry of `ready`'s `iceServers`: the browser's `RTCIceServer` dictionary
+/// (`{"urls":[...],"username":"...","credential":"..."}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:HOST:PORT`, `turn:HOST:PORT?transport=udp`, ...
+    pub urls: Vec<String>,
+    /// TURN username (`EXPIRY:LABEL`); absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password; absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// A message the server sends (or relays), as a client reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -334,6 +348,15 @@ pub enum ServerMessage {
         /// Whether this client should send the offer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offerer: Option<bool>,
+        /// STUN/TURN servers for this call, in the browser's `RTCIceServer` shape, with fresh
+        /// TURN credentials (an extension: absent when the server offers none; seed clients
+        /// ignore it).
+        #[serde(
+            rename = "iceServers",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        ice_servers: Option<Vec<IceServer>>,
     },
     /// The other member's offer.
     Offer {
@@ -456,6 +479,42 @@ mod tests {
             token: None,
         };
         assert_eq!(msg.to_json(), r#"{"type":"join","room":"a"}"#);
+    }
+
+    #[test]
+    fn ready_carries_ice_servers_only_when_given() {
+        let plain = ServerMessage::Ready {
+            room: "a".into(),
+            offerer: Some(true),
+            ice_servers: None,
+        };
+        assert_eq!(
+            plain.to_json(),
+            r#"{"type":"ready","room":"a","offerer":true}"#
+        );
+        let with = ServerMessage::Ready {
+            room: "a".into(),
+            offerer: Some(false),
+            ice_servers: Some(vec![
+                IceServer {
+                    urls: vec!["stun:h:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec!["turn:h:3478?transport=udp".into()],
+                    username: Some("9:x".into()),
+                    credential: Some("pw".into()),
+                },
+            ]),
+        };
+        let json = with.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"ready","room":"a","offerer":false,"iceServers":[{"urls":["stun:h:3478"]},{"urls":["turn:h:3478?transport=udp"],"username":"9:x","credential":"pw"}]}"#
+        );
+        let back: ServerMessage = serde_json::from_str(&json).unwrap_or(plain);
+        assert_eq!(back, with);
     }
 
     #[test]

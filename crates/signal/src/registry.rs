@@ -77,6 +77,7 @@ impl Outbound {
             Self::Ready { room, offerer } => ServerMessage::Ready {
                 room: room.to_string(),
                 offerer: Some(*offerer),
+                ice_servers: None,
             },
             Self::PeerLeft { room } => ServerMessage::PeerLeft {
                 room: room.to_string(),

@@ -39,7 +39,9 @@ use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::access::{self, OriginPolicy};
 use crate::http::{self, RequestHead, Response, Security};
+use crate::ice::IceConfig;
 use crate::metrics::{CloseReason, Gauges, Metrics, RejectReason};
+use crate::protocol::ServerMessage;
 use crate::protocol::{ErrorCode, Rejection};
 use crate::refusals::{LogKey, RefusalLog};
 use crate::registry::{ConnId, Delivery, Handled, Limits, Outbound, Registry};
@@ -106,6 +108,9 @@ pub struct Config {
     pub trust_proxy: bool,
     /// When set, `join` must carry the room's token (`forbidden` otherwise).
     pub room_secret: Option<RoomSecret>,
+    /// STUN/TURN servers put on `ready` (`iceServers`) with fresh credentials; `None`: the
+    /// field is left out.
+    pub ice: Option<IceConfig>,
 }
 
 impl Default for Config {
@@ -131,6 +136,7 @@ impl Default for Config {
             max_connections_per_ip: 32,
             trust_proxy: false,
             room_secret: None,
+            ice: None,
         }
     }
 }
@@ -192,6 +198,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("trust_proxy", &self.trust_proxy)
             .field("room_secret", &self.room_secret.is_some())
+            .field("ice", &self.ice)
             .finish()
     }
 }
@@ -219,6 +226,16 @@ struct Outbox {
     queued_bytes: Arc<AtomicUsize>,
     /// Cancelled when the connection is too slow to keep up.
     kill: CancellationToken,
+    /// Where the client reached us, for the ICE server URLs on `ready`.
+    reached: Reached,
+}
+
+/// How a client reached the server: its `Host` header and the local address its connection
+/// arrived on.
+#[derive(Debug, Clone, Default)]
+struct Reached {
+    host: Option<String>,
+    local: Option<IpAddr>,
 }
 
 impl Outbox {
@@ -571,6 +588,7 @@ impl Server {
             }
         };
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok().map(|a| a.ip().to_canonical());
         // Debug level: the peer address appears only in debug logs.
         let span = debug_span!("conn", %peer, client = tracing::field::Empty);
         let deadline = Instant::now() + shared.config.handshake_timeout;
@@ -580,6 +598,7 @@ impl Server {
             stop: stop.clone(),
             deadline,
             pending: Some(slot),
+            local,
         };
         match &shared.config.tls {
             None => tracker.spawn(conn.serve(stream).instrument(span)),
@@ -606,6 +625,8 @@ struct Conn {
     deadline: Instant,
     /// Released once the connection is a WebSocket or has been answered.
     pending: Option<PendingSlot>,
+    /// The local address the connection arrived on.
+    local: Option<IpAddr>,
 }
 
 impl Conn {
@@ -749,7 +770,11 @@ impl Conn {
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));
         let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
-        run_websocket(shared.clone(), ws, self.peer, self.stop.clone()).await;
+        let reached = Reached {
+            host: head.host.clone(),
+            local: self.local,
+        };
+        run_websocket(shared.clone(), ws, self.peer, reached, self.stop.clone()).await;
         drop(slot);
     }
 }
@@ -758,6 +783,7 @@ async fn run_websocket<S>(
     shared: Arc<Shared>,
     ws: WebSocketStream<S>,
     peer: SocketAddr,
+    reached: Reached,
     stop: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -777,6 +803,7 @@ async fn run_websocket<S>(
                 tx,
                 queued_bytes: queued_bytes.clone(),
                 kill: cancel.clone(),
+                reached,
             },
         );
     }
@@ -984,18 +1011,45 @@ async fn close<S: AsyncRead + AsyncWrite + Unpin>(
 /// [`Outbound::Forward`] shares with its recipient.
 fn route(shared: &Shared, hub: &Hub, frame: &Utf8Bytes, decisions: &mut Vec<Delivery>) {
     for Delivery { to, msg } in decisions.drain(..) {
+        let Some(outbox) = hub.outboxes.get(&to) else {
+            continue;
+        };
         let payload: Utf8Bytes = match &msg {
             Outbound::Forward => frame.clone(),
+            Outbound::Ready { room, offerer } if shared.config.ice.is_some() => {
+                ready_with_ice(shared, room, *offerer, &outbox.reached).into()
+            }
             Outbound::Error(rejection) => {
                 shared.metrics.error(rejection.code);
                 msg.to_json().unwrap_or_default().into()
             }
             _ => msg.to_json().unwrap_or_default().into(),
         };
-        if let Some(outbox) = hub.outboxes.get(&to) {
-            outbox.push(payload, shared.config.effective_outbox_bytes());
-        }
+        outbox.push(payload, shared.config.effective_outbox_bytes());
     }
+}
+
+/// `ready` with `iceServers` carrying a credential minted for this recipient alone (so the
+/// TURN quotas are per client).
+fn ready_with_ice(shared: &Shared, room: &str, offerer: bool, reached: &Reached) -> String {
+    let ice_servers = shared.config.ice.as_ref().map(|ice| {
+        let label = hex::encode(rand::random::<[u8; 6]>());
+        let local = reached
+            .local
+            .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string());
+        ice.ice_servers(
+            std::time::SystemTime::now(),
+            &label,
+            reached.host.as_deref(),
+            &local,
+        )
+    });
+    ServerMessage::Ready {
+        room: room.to_owned(),
+        offerer: Some(offerer),
+        ice_servers,
+    }
+    .to_json()
 }
 
 #[cfg(test)]

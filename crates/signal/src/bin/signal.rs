@@ -1,5 +1,6 @@
 //! The headless `signal` relay. Parses flags, sets up logging, and calls [`signal::serve`];
-//! reloads the TLS certificate on SIGHUP. `signal token` mints room tokens.
+//! reloads the TLS certificate on SIGHUP; runs the STUN/TURN server beside it unless told not
+//! to. `signal token` mints room tokens.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,8 +104,176 @@ struct Args {
     /// `signal token`.
     #[arg(long, env = "SIGNAL_ROOM_SECRET", hide_env_values = true)]
     room_secret: Option<String>,
+    #[command(flatten)]
+    turn: TurnArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// STUN/TURN: signal's own server (UDP) or an external coturn; both announced on `ready`.
+#[derive(Debug, clap::Args)]
+struct TurnArgs {
+    /// Run no STUN/TURN server and announce no ICE servers.
+    #[arg(long, env = "SIGNAL_NO_TURN")]
+    no_turn: bool,
+    /// UDP port of the built-in STUN/TURN server (on the host of --listen).
+    #[arg(long, env = "SIGNAL_TURN_PORT", default_value_t = 3478)]
+    turn_port: u16,
+    /// Ports relay sockets are taken from, FIRST-LAST.
+    #[arg(long, env = "SIGNAL_TURN_RELAY_PORTS", default_value = "49152-65535")]
+    turn_relay_ports: String,
+    /// Public address announced for relays and in the ICE URLs, for hosts behind a 1:1 NAT
+    /// (cloud VMs). Unset: the host of --listen (or, for 0.0.0.0, the address of the
+    /// default route) for relays, and the host clients used to reach signal for URLs.
+    #[arg(long, env = "SIGNAL_TURN_PUBLIC_IP")]
+    turn_public_ip: Option<std::net::IpAddr>,
+    /// Host name put in the ICE URLs instead (e.g. turn.example.com).
+    #[arg(long, env = "SIGNAL_TURN_HOST")]
+    turn_host: Option<String>,
+    /// Secret TURN credentials are signed with (coturn's --static-auth-secret). Unset: a
+    /// random one per start (credentials handed out before a restart stop working).
+    #[arg(long, env = "SIGNAL_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// External TURN server URLs (repeatable or comma separated), e.g.
+    /// turn:turn.example.com:3478?transport=udp: signal hands out credentials for it
+    /// (needs --turn-secret) and runs no STUN/TURN of its own.
+    #[arg(
+        long,
+        env = "SIGNAL_TURN_URL",
+        value_delimiter = ',',
+        requires = "turn_secret"
+    )]
+    turn_url: Vec<String>,
+    /// Seconds a credential handed out on `ready` stays valid.
+    #[arg(long, env = "SIGNAL_TURN_TTL_SECS", default_value_t = 24 * 3600)]
+    turn_ttl_secs: u64,
+    /// Live allocations one credential may hold (each client gets its own credential).
+    #[arg(
+        long,
+        env = "SIGNAL_TURN_MAX_ALLOCATIONS_PER_USER",
+        default_value_t = 8
+    )]
+    turn_max_allocations_per_user: usize,
+    /// Live allocations in total.
+    #[arg(long, env = "SIGNAL_TURN_MAX_ALLOCATIONS", default_value_t = 10_000)]
+    turn_max_allocations: usize,
+    /// Kilobits per second one allocation may relay in each direction (0: no limit).
+    #[arg(long, env = "SIGNAL_TURN_MAX_KBPS", default_value_t = 5_000)]
+    turn_max_kbps: u64,
+    /// Peer range the relay may send to although the default policy refuses it (loopback,
+    /// private, link-local, multicast, own addresses); repeatable or comma separated.
+    #[arg(long, env = "SIGNAL_TURN_ALLOW_PEER", value_delimiter = ',')]
+    turn_allow_peer: Vec<signal::turn::Cidr>,
+    /// Realm of the long-term credential mechanism.
+    #[arg(long, env = "SIGNAL_TURN_REALM", default_value = "duet")]
+    turn_realm: String,
+}
+
+/// What the TURN flags amount to: the `ready` announcement and, if built in, the server.
+struct TurnPlan {
+    ice: Option<signal::IceConfig>,
+    server: Option<(std::net::SocketAddr, signal::TurnConfig)>,
+}
+
+fn parse_ports(range: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
+    let (first, last) = range
+        .split_once('-')
+        .context("--turn-relay-ports must be FIRST-LAST")?;
+    let (first, last): (u16, u16) = (first.trim().parse()?, last.trim().parse()?);
+    anyhow::ensure!(
+        first > 0 && first <= last,
+        "--turn-relay-ports: FIRST must be 1..=LAST"
+    );
+    Ok(first..=last)
+}
+
+/// The address of the interface the default route leaves by (no packet is sent).
+fn default_route_ip(v4: bool) -> Option<std::net::IpAddr> {
+    let (bind, probe) = if v4 {
+        ("0.0.0.0:0", "198.51.100.1:9")
+    } else {
+        ("[::]:0", "[2001:db8::1]:9")
+    };
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
+    socket.connect(probe).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
+}
+
+fn plan_turn(args: &TurnArgs, listen: SocketAddr) -> anyhow::Result<TurnPlan> {
+    if args.no_turn {
+        return Ok(TurnPlan {
+            ice: None,
+            server: None,
+        });
+    }
+    anyhow::ensure!(
+        args.turn_secret.as_deref() != Some(""),
+        "--turn-secret is empty"
+    );
+    let secret = args
+        .turn_secret
+        .as_deref()
+        .map_or_else(signal::TurnSecret::random, signal::TurnSecret::new);
+    let credential_ttl = Duration::from_secs(args.turn_ttl_secs.max(60));
+    if !args.turn_url.is_empty() {
+        return Ok(TurnPlan {
+            ice: Some(signal::IceConfig {
+                offer: signal::IceOffer::External {
+                    urls: args.turn_url.clone(),
+                },
+                secret,
+                credential_ttl,
+            }),
+            server: None,
+        });
+    }
+    let bind_ip = listen.ip();
+    let relay_ip = match args.turn_public_ip {
+        Some(ip) => ip,
+        None if bind_ip.is_unspecified() => default_route_ip(bind_ip.is_ipv4())
+            .context("cannot tell this host's address for TURN relays; set --turn-public-ip")?,
+        None => bind_ip,
+    };
+    let host = args
+        .turn_host
+        .clone()
+        .or_else(|| {
+            args.turn_public_ip.map(|ip| match ip {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            })
+        })
+        .or_else(|| {
+            (!bind_ip.is_unspecified()).then(|| match bind_ip {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            })
+        });
+    let config = signal::TurnConfig {
+        realm: args.turn_realm.clone(),
+        secret: secret.clone(),
+        relay_bind_ip: bind_ip,
+        relay_ip,
+        relay_ports: parse_ports(&args.turn_relay_ports)?,
+        max_allocations_per_user: args.turn_max_allocations_per_user.max(1),
+        max_allocations: args.turn_max_allocations.max(1),
+        max_bytes_per_sec_per_allocation: args.turn_max_kbps.saturating_mul(1000) / 8,
+        peers: signal::PeerPolicy {
+            allow: args.turn_allow_peer.clone(),
+            own: Vec::new(),
+        },
+    };
+    Ok(TurnPlan {
+        ice: Some(signal::IceConfig {
+            offer: signal::IceOffer::Builtin {
+                host,
+                port: args.turn_port,
+            },
+            secret,
+            credential_ttl,
+        }),
+        server: Some((SocketAddr::new(bind_ip, args.turn_port), config)),
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +348,13 @@ fn main() -> anyhow::Result<()> {
         room_secret = args.room_secret.is_some(),
         "access settings"
     );
+    let turn = plan_turn(&args.turn, args.listen)?;
+    tracing::info!(
+        builtin = turn.server.is_some(),
+        external = !args.turn.turn_url.is_empty(),
+        allow_peer = ?args.turn.turn_allow_peer,
+        "TURN settings"
+    );
     let mut config = signal::Config {
         limits: signal::Limits {
             max_rooms_per_connection: args.max_rooms_per_connection,
@@ -204,6 +380,7 @@ fn main() -> anyhow::Result<()> {
         trust_proxy: args.trust_proxy,
         room_secret: args.room_secret.as_deref().map(signal::RoomSecret::new),
         pages: Some(signal::web::pages()),
+        ice: turn.ice,
         ..signal::Config::default()
     };
     fit_open_files(&mut config);
@@ -222,10 +399,32 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let turn_server = match turn.server {
+            Some((addr, turn_config)) => {
+                let socket = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot bind STUN/TURN on udp {addr}"))?;
+                let server = signal::TurnServer::start(socket, turn_config).await?;
+                // `--turn-port 0` takes any free port; announce the one taken.
+                if let Some(signal::IceConfig {
+                    offer: signal::IceOffer::Builtin { port, .. },
+                    ..
+                }) = &mut config.ice
+                {
+                    *port = server.local_addr().port();
+                }
+                Some(server)
+            }
+            None => None,
+        };
         tokio::spawn(reload_on_hangup(tls));
-        signal::serve(listener, config, shutdown_signal())
+        let served = signal::serve(listener, config, shutdown_signal())
             .await
-            .context("server failed")
+            .context("server failed");
+        if let Some(turn_server) = turn_server {
+            turn_server.close().await;
+        }
+        served
     })
 }
 

@@ -33,14 +33,16 @@ async fn client_round_trip() {
         next(&mut a_rx).await,
         SignalEvent::Message(ServerMessage::Ready {
             room: "api".into(),
-            offerer: Some(true)
+            offerer: Some(true),
+            ice_servers: None
         })
     );
     assert_eq!(
         next(&mut b_rx).await,
         SignalEvent::Message(ServerMessage::Ready {
             room: "api".into(),
-            offerer: Some(false)
+            offerer: Some(false),
+            ice_servers: None
         })
     );
     let offer = json!({"type": "offer", "sdp": "v=0\r\n"});

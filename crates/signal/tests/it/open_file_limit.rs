@@ -17,6 +17,7 @@ async fn max_connections_is_lowered_to_fit_the_file_limit() {
     let mut child = Command::new("prlimit")
         .args(["--nofile=512:512", env!("CARGO_BIN_EXE_signal")])
         .args(["--listen", "127.0.0.1:0", "--max-connections", "20000"])
+        .args(["--turn-port", "0"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())

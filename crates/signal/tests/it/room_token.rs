@@ -58,7 +58,8 @@ async fn join_needs_a_valid_token_when_a_secret_is_set() {
         event,
         Some(SignalEvent::Message(ServerMessage::Ready {
             room: "kitchen".into(),
-            offerer: Some(false)
+            offerer: Some(false),
+            ice_servers: None
         }))
     );
 

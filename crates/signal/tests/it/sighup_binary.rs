@@ -63,6 +63,8 @@ async fn sighup_reloads_the_certificate_files() {
         .args([
             "--listen",
             "127.0.0.1:0",
+            "--turn-port",
+            "0",
             "--log-format",
             "json",
             "--tls-cert",

@@ -64,7 +64,8 @@ async fn wss_clients_join_and_relay() {
         event,
         Some(SignalEvent::Message(ServerMessage::Ready {
             room: "lib".into(),
-            offerer: Some(true)
+            offerer: Some(true),
+            ice_servers: None
         }))
     );
 

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod tls;
+pub mod turn;
 
 use std::net::SocketAddr;
 use std::time::Duration;

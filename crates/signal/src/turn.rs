@@ -1,0 +1,888 @@
+//! The STUN/TURN server the `signal` binary runs beside the relay (RFC 5766/8656 over UDP).
+//!
+//! The protocol engine is webrtc-rs's `turn` crate (server with a pluggable `AuthHandler`
+//! and relay address generator; see docs/deploy.md for why). This module owns the policy
+//! around it, none of which the crate has:
+//! - credentials: coturn's TURN REST scheme ([`crate::ice`]); expired or forged ones are
+//!   refused, and every request but Binding needs one (no open relay);
+//! - [`PeerPolicy`]: never relay to loopback, private, link-local, multicast, unspecified or
+//!   the server's own addresses unless an allowed range says so (CreatePermission and
+//!   ChannelBind get 403, Send indications and relayed datagrams are dropped);
+//! - quotas: allocations per credential and in total (486), and a byte rate per allocation
+//!   and direction (excess datagrams dropped, as a real link would).
+//!
+//! The screening sits in two `Conn` wrappers the crate accepts: [`Gate`] around the listening
+//! socket (looks at each request's header and attributes before the crate does, and at the
+//! crate's Allocate answers to count allocations), and `Guarded` around each relay socket.
+//! TCP and TLS transports are not offered: the crate's server reads datagrams only.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use turn::allocation::AllocationInfo;
+use turn::auth::{AuthHandler, generate_auth_key};
+use turn::relay::RelayAddressGenerator;
+use turn::server::config::{ConnConfig, ServerConfig};
+use webrtc_util::Conn;
+
+use crate::ice::{TurnSecret, username_is_current};
+
+/// Errors starting the TURN server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TurnError {
+    /// A socket operation failed.
+    #[error("TURN socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The TURN engine refused the configuration.
+    #[error("TURN server: {0}")]
+    Engine(String),
+    /// The configuration is inconsistent.
+    #[error("TURN configuration: {0}")]
+    Config(String),
+}
+
+/// An IP range such as `203.0.113.0/24` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside the range (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR range"))?;
+        let net = net.to_canonical();
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix must be 0..={max}"))?,
+        };
+        Ok(Self { net, prefix })
+    }
+}
+
+/// Which peer addresses the relay may send to.
+#[derive(Debug, Clone, Default)]
+pub struct PeerPolicy {
+    /// Ranges allowed even though the default rule refuses them (`--turn-allow-peer`).
+    pub allow: Vec<Cidr>,
+    /// The server's own addresses (refused unless allowed).
+    pub own: Vec<IpAddr>,
+}
+
+impl PeerPolicy {
+    /// Whether the relay may exchange datagrams with `ip`. An allowed range wins over every
+    /// default rule; otherwise only public unicast addresses that are not the server's own.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        if self.allow.iter().any(|c| c.contains(ip)) {
+            return true;
+        }
+        if self.own.iter().any(|own| own.to_canonical() == ip) {
+            return false;
+        }
+        match ip {
+            IpAddr::V4(v4) => !refused_v4(v4),
+            IpAddr::V6(v6) => !refused_v6(v6),
+        }
+    }
+}
+
+fn refused_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || a == 0
+        || a >= 240
+        // Shared address space (carrier-grade NAT, RFC 6598).
+        || (a == 100 && (64..128).contains(&b))
+}
+
+fn refused_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80 // link local
+}
+
+/// Everything the TURN server enforces. The `signal` binary exposes each field as a flag.
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// The realm in the long-term credential mechanism.
+    pub realm: String,
+    /// The secret credentials are checked with (shared with [`crate::IceConfig`]).
+    pub secret: TurnSecret,
+    /// Address relay sockets bind to (the host of `--listen`; may be unspecified).
+    pub relay_bind_ip: IpAddr,
+    /// Address announced as the relayed address (the public one behind a 1:1 NAT).
+    pub relay_ip: IpAddr,
+    /// Ports relay sockets are taken from.
+    pub relay_ports: RangeInclusive<u16>,
+    /// Live allocations one credential (username) may hold; more get 486.
+    pub max_allocations_per_user: usize,
+    /// Live allocations in total; more get 486.
+    pub max_allocations: usize,
+    /// Bytes per second one allocation may relay in each direction (0: no limit); excess
+    /// datagrams are dropped.
+    pub max_bytes_per_sec_per_allocation: u64,
+    /// Which peers may be relayed to.
+    pub peers: PeerPolicy,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self {
+            realm: "duet".to_owned(),
+            secret: TurnSecret::random(),
+            relay_bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            relay_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            relay_ports: 49152..=65535,
+            max_allocations_per_user: 8,
+            max_allocations: 10_000,
+            // 5 Mbit/s: a 720p call with headroom.
+            max_bytes_per_sec_per_allocation: 5_000_000 / 8,
+            peers: PeerPolicy::default(),
+        }
+    }
+}
+
+/// A running STUN/TURN server. Stop it with [`TurnServer::close`].
+pub struct TurnServer {
+    engine: turn::server::Server,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for TurnServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnServer")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl TurnServer {
+    /// Serves STUN and TURN on `socket` (bound by the caller, e.g. `0.0.0.0:3478`).
+    pub async fn start(socket: UdpSocket, config: TurnConfig) -> Result<Self, TurnError> {
+        if config.relay_ports.is_empty() || *config.relay_ports.start() == 0 {
+            return Err(TurnError::Config(
+                "the relay port range is empty or starts at 0".into(),
+            ));
+        }
+        let local_addr = socket.local_addr()?;
+        let mut peers = config.peers.clone();
+        peers
+            .own
+            .extend([local_addr.ip(), config.relay_ip, config.relay_bind_ip]);
+        peers.own.retain(|ip| !ip.is_unspecified());
+        let peers = Arc::new(peers);
+        let (closed_tx, closed_rx) = mpsc::channel::<AllocationInfo>(256);
+        let quotas = Arc::new(Mutex::new(Quotas::default()));
+        tokio::spawn(forget_closed(quotas.clone(), closed_rx));
+        let gate = Gate {
+            socket: Arc::new(socket),
+            peers: peers.clone(),
+            quotas,
+            max_per_user: config.max_allocations_per_user,
+            max_total: config.max_allocations,
+        };
+        let relays = Relays {
+            bind_ip: config.relay_bind_ip,
+            relay_ip: config.relay_ip,
+            ports: config.relay_ports.clone(),
+            peers,
+            bytes_per_sec: config.max_bytes_per_sec_per_allocation,
+        };
+        let engine = turn::server::Server::new(ServerConfig {
+            conn_configs: vec![ConnConfig {
+                conn: Arc::new(gate),
+                relay_addr_generator: Box::new(relays),
+            }],
+            realm: config.realm.clone(),
+            auth_handler: Arc::new(RestAuth {
+                secret: config.secret.clone(),
+            }),
+            channel_bind_timeout: Duration::ZERO,
+            alloc_close_notify: Some(closed_tx),
+        })
+        .await
+        .map_err(|e| TurnError::Engine(e.to_string()))?;
+        tracing::info!(addr = %local_addr, relay_ip = %config.relay_ip, "STUN/TURN listening (UDP)");
+        Ok(Self { engine, local_addr })
+    }
+
+    /// The address STUN/TURN is served on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops serving and closes every allocation.
+    pub async fn close(self) {
+        let _ = self.engine.close().await;
+    }
+}
+
+/// Checks REST-API credentials: the key is derived from the secret, so any credential the
+/// secret did not sign fails the crate's MESSAGE-INTEGRITY check; an expired one is refused
+/// before that.
+struct RestAuth {
+    secret: TurnSecret,
+}
+
+impl AuthHandler for RestAuth {
+    fn auth_handle(
+        &self,
+        username: &str,
+        realm: &str,
+        _src_addr: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        if !username_is_current(username, SystemTime::now()) {
+            return Err(turn::Error::Other(
+                "expired or malformed TURN username".into(),
+            ));
+        }
+        Ok(generate_auth_key(
+            username,
+            realm,
+            &self.secret.password(username),
+        ))
+    }
+}
+
+/// Live allocations by client address and by username.
+#[derive(Default)]
+struct Quotas {
+    /// Allocate requests let through and not answered yet: (client, transaction) → username.
+    pending: HashMap<(SocketAddr, [u8; 12]), String>,
+    by_client: HashMap<SocketAddr, String>,
+    per_user: HashMap<String, usize>,
+}
+
+/// More pending Allocate requests than this are forgotten (a flood of unanswered ones).
+const MAX_PENDING_ALLOCATES: usize = 4096;
+
+impl Quotas {
+    fn add(&mut self, client: SocketAddr, username: String) {
+        if self.by_client.contains_key(&client) {
+            return;
+        }
+        *self.per_user.entry(username.clone()).or_insert(0) += 1;
+        self.by_client.insert(client, username);
+    }
+
+    fn remove(&mut self, client: SocketAddr) {
+        if let Some(username) = self.by_client.remove(&client)
+            && let Some(count) = self.per_user.get_mut(&username)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_user.remove(&username);
+            }
+        }
+    }
+}
+
+fn lock(quotas: &Mutex<Quotas>) -> MutexGuard<'_, Quotas> {
+    quotas.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn forget_closed(quotas: Arc<Mutex<Quotas>>, mut closed: mpsc::Receiver<AllocationInfo>) {
+    while let Some(info) = closed.recv().await {
+        lock(&quotas).remove(info.five_tuple.src_addr);
+    }
+}
+
+// STUN wire constants (RFC 8489, RFC 8656).
+const MAGIC_COOKIE: u32 = 0x2112_A442;
+const METHOD_ALLOCATE: u16 = 0x003;
+const METHOD_SEND: u16 = 0x006;
+const METHOD_CREATE_PERMISSION: u16 = 0x008;
+const METHOD_CHANNEL_BIND: u16 = 0x009;
+const CLASS_REQUEST: u16 = 0b00;
+const CLASS_INDICATION: u16 = 0b01;
+const CLASS_SUCCESS: u16 = 0b10;
+const CLASS_ERROR: u16 = 0b11;
+const ATTR_USERNAME: u16 = 0x0006;
+const ATTR_ERROR_CODE: u16 = 0x0009;
+const ATTR_XOR_PEER_ADDRESS: u16 = 0x0012;
+
+/// The header and the attributes screening looks at, borrowed from a datagram.
+struct StunView<'a> {
+    method: u16,
+    class: u16,
+    transaction: [u8; 12],
+    attributes: &'a [u8],
+}
+
+impl<'a> StunView<'a> {
+    fn parse(datagram: &'a [u8]) -> Option<Self> {
+        if datagram.len() < 20 || datagram[0] & 0xC0 != 0 {
+            return None;
+        }
+        let typ = u16::from_be_bytes([datagram[0], datagram[1]]);
+        let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+        let cookie = u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]);
+        if cookie != MAGIC_COOKIE || 20 + length > datagram.len() {
+            return None;
+        }
+        let method = (typ & 0x000F) | ((typ & 0x00E0) >> 1) | ((typ & 0x3E00) >> 2);
+        let class = ((typ >> 4) & 1) | ((typ >> 7) & 2);
+        let mut transaction = [0u8; 12];
+        transaction.copy_from_slice(&datagram[8..20]);
+        Some(Self {
+            method,
+            class,
+            transaction,
+            attributes: &datagram[20..20 + length],
+        })
+    }
+
+    /// Every attribute of type `typ`, in order.
+    fn each(&self, typ: u16) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let mut rest = self.attributes;
+        std::iter::from_fn(move || {
+            loop {
+                if rest.len() < 4 {
+                    return None;
+                }
+                let t = u16::from_be_bytes([rest[0], rest[1]]);
+                let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+                let padded = (len + 3) & !3;
+                if rest.len() < 4 + len {
+                    return None;
+                }
+                let value = &rest[4..4 + len];
+                rest = rest.get(4 + padded..).unwrap_or(&[]);
+                if t == typ {
+                    return Some(value);
+                }
+            }
+        })
+    }
+
+    /// The XOR-PEER-ADDRESS values; `None` stands for one that does not decode.
+    fn peers(&self) -> impl Iterator<Item = Option<IpAddr>> + '_ {
+        self.each(ATTR_XOR_PEER_ADDRESS)
+            .map(|value| xor_address(value, &self.transaction))
+    }
+}
+
+fn xor_address(value: &[u8], transaction: &[u8; 12]) -> Option<IpAddr> {
+    let cookie = MAGIC_COOKIE.to_be_bytes();
+    match (value.get(1), value.len()) {
+        (Some(0x01), 8) => {
+            let mut ip = [0u8; 4];
+            for (i, b) in ip.iter_mut().enumerate() {
+                *b = value[4 + i] ^ cookie[i];
+            }
+            Some(IpAddr::V4(Ipv4Addr::from(ip)))
+        }
+        (Some(0x02), 20) => {
+            let mut key = [0u8; 16];
+            key[..4].copy_from_slice(&cookie);
+            key[4..].copy_from_slice(transaction);
+            let mut ip = [0u8; 16];
+            for (i, b) in ip.iter_mut().enumerate() {
+                *b = value[4 + i] ^ key[i];
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(ip)))
+        }
+        _ => None,
+    }
+}
+
+/// An error response (no MESSAGE-INTEGRITY: the request is refused before it is checked).
+fn error_response(method: u16, transaction: &[u8; 12], code: u16, reason: &str) -> Vec<u8> {
+    let class = CLASS_ERROR;
+    let typ = (method & 0x000F)
+        | ((method & 0x0070) << 1)
+        | ((method & 0x0F80) << 2)
+        | ((class & 1) << 4)
+        | ((class & 2) << 7);
+    let reason = reason.as_bytes();
+    let value_len = 4 + reason.len();
+    let padded = (value_len + 3) & !3;
+    let mut out = Vec::with_capacity(20 + 4 + padded);
+    out.extend_from_slice(&typ.to_be_bytes());
+    out.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+    out.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    out.extend_from_slice(transaction);
+    out.extend_from_slice(&ATTR_ERROR_CODE.to_be_bytes());
+    out.extend_from_slice(&(value_len as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, (code / 100) as u8, (code % 100) as u8]);
+    out.extend_from_slice(reason);
+    out.resize(20 + 4 + padded, 0);
+    out
+}
+
+/// What the gate does with one datagram from a client.
+enum Verdict {
+    Pass,
+    Drop,
+    Answer(Vec<u8>),
+}
+
+/// The listening socket, screened: policy and quotas before the TURN engine sees a request.
+struct Gate {
+    socket: Arc<UdpSocket>,
+    peers: Arc<PeerPolicy>,
+    quotas: Arc<Mutex<Quotas>>,
+    max_per_user: usize,
+    max_total: usize,
+}
+
+impl Gate {
+    fn screen(&self, datagram: &[u8], from: SocketAddr) -> Verdict {
+        let Some(msg) = StunView::parse(datagram) else {
+            return Verdict::Pass;
+        };
+        let forbidden = |msg: &StunView<'_>| {
+            msg.peers()
+                .any(|peer| peer.is_none_or(|ip| !self.peers.allows(ip)))
+        };
+        match (msg.method, msg.class) {
+            (METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND, CLASS_REQUEST) if forbidden(&msg) => {
+                tracing::debug!(client = %from, "TURN peer address refused by policy");
+                Verdict::Answer(error_response(
+                    msg.method,
+                    &msg.transaction,
+                    403,
+                    "Forbidden",
+                ))
+            }
+            (METHOD_SEND, CLASS_INDICATION) if forbidden(&msg) => Verdict::Drop,
+            (METHOD_ALLOCATE, CLASS_REQUEST) => {
+                let Some(username) = msg
+                    .each(ATTR_USERNAME)
+                    .next()
+                    .and_then(|u| std::str::from_utf8(u).ok())
+                else {
+                    // The engine answers 401 with a nonce.
+                    return Verdict::Pass;
+                };
+                let mut quotas = lock(&self.quotas);
+                if quotas.by_client.contains_key(&from) {
+                    return Verdict::Pass;
+                }
+                let held = quotas.per_user.get(username).copied().unwrap_or(0);
+                if held >= self.max_per_user || quotas.by_client.len() >= self.max_total {
+                    tracing::debug!(client = %from, held, "TURN allocation quota reached");
+                    return Verdict::Answer(error_response(
+                        METHOD_ALLOCATE,
+                        &msg.transaction,
+                        486,
+                        "Allocation Quota Reached",
+                    ));
+                }
+                if quotas.pending.len() >= MAX_PENDING_ALLOCATES {
+                    quotas.pending.clear();
+                }
+                quotas
+                    .pending
+                    .insert((from, msg.transaction), username.to_owned());
+                Verdict::Pass
+            }
+            _ => Verdict::Pass,
+        }
+    }
+
+    /// Counts an allocation when the engine answers an Allocate request with success.
+    fn watch_answer(&self, datagram: &[u8], to: SocketAddr) {
+        let Some(msg) = StunView::parse(datagram) else {
+            return;
+        };
+        if msg.method != METHOD_ALLOCATE || msg.class == CLASS_REQUEST {
+            return;
+        }
+        let mut quotas = lock(&self.quotas);
+        if let Some(username) = quotas.pending.remove(&(to, msg.transaction))
+            && msg.class == CLASS_SUCCESS
+        {
+            quotas.add(to, username);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Conn for Gate {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(webrtc_util::Error::Other("not supported".into()))
+    }
+
+    async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Err(webrtc_util::Error::Other("not supported".into()))
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            // The engine stops serving on the first error it sees: pass on none of the
+            // transient ones (ICMP-induced, interrupted).
+            let (n, from) = match self.socket.recv_from(buf).await {
+                Ok(got) => got,
+                Err(e) if is_fatal(&e) => return Err(e.into()),
+                Err(_) => continue,
+            };
+            match self.screen(&buf[..n], from) {
+                Verdict::Pass => return Ok((n, from)),
+                Verdict::Drop => {}
+                Verdict::Answer(reply) => {
+                    let _ = self.socket.send_to(&reply, from).await;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
+        Err(webrtc_util::Error::Other("not supported".into()))
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        self.watch_answer(buf, target);
+        Ok(self.socket.send_to(buf, target).await?)
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+fn is_fatal(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    !matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+            | ErrorKind::Interrupted
+            | ErrorKind::WouldBlock
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Hands out relay sockets from the port range, each wrapped in the peer policy and the
+/// per-allocation rate limit.
+struct Relays {
+    bind_ip: IpAddr,
+    relay_ip: IpAddr,
+    ports: RangeInclusive<u16>,
+    peers: Arc<PeerPolicy>,
+    bytes_per_sec: u64,
+}
+
+/// Tries this many random ports of the range before giving up on an allocation.
+const PORT_TRIES: usize = 32;
+
+#[async_trait::async_trait]
+impl RelayAddressGenerator for Relays {
+    fn validate(&self) -> Result<(), turn::Error> {
+        Ok(())
+    }
+
+    async fn allocate_conn(
+        &self,
+        use_ipv4: bool,
+        requested_port: u16,
+    ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+        if use_ipv4 != self.bind_ip.is_ipv4() {
+            return Err(turn::Error::Other("address family not served".into()));
+        }
+        let (start, end) = (*self.ports.start(), *self.ports.end());
+        let span = u32::from(end - start) + 1;
+        let mut candidates = Vec::with_capacity(PORT_TRIES + 1);
+        if requested_port != 0 && self.ports.contains(&requested_port) {
+            candidates.push(requested_port);
+        }
+        for _ in 0..PORT_TRIES {
+            let offset = rand::random::<u32>() % span;
+            candidates.push(start + offset as u16);
+        }
+        for port in candidates {
+            let Ok(socket) = UdpSocket::bind((self.bind_ip, port)).await else {
+                continue;
+            };
+            let conn = Guarded {
+                socket,
+                peers: self.peers.clone(),
+                up: Mutex::new(Bucket::new(self.bytes_per_sec)),
+                down: Mutex::new(Bucket::new(self.bytes_per_sec)),
+            };
+            return Ok((Arc::new(conn), SocketAddr::new(self.relay_ip, port)));
+        }
+        Err(turn::Error::Other("no free relay port".into()))
+    }
+}
+
+/// A token bucket in bytes: `rate` per second, one second of burst.
+struct Bucket {
+    rate: u64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u64) -> Self {
+        Self {
+            rate,
+            tokens: rate as f64,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, bytes: usize, now: Instant) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate as f64).min(self.rate as f64);
+        if self.tokens >= bytes as f64 {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One allocation's relay socket: sends only to allowed peers, within the byte rate.
+struct Guarded {
+    socket: UdpSocket,
+    peers: Arc<PeerPolicy>,
+    /// Client → peer.
+    up: Mutex<Bucket>,
+    /// Peer → client.
+    down: Mutex<Bucket>,
+}
+
+fn take(bucket: &Mutex<Bucket>, bytes: usize) -> bool {
+    bucket
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take(bytes, Instant::now())
+}
+
+#[async_trait::async_trait]
+impl Conn for Guarded {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(webrtc_util::Error::Other("not supported".into()))
+    }
+
+    async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Err(webrtc_util::Error::Other("not supported".into()))
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            let (n, from) = match self.socket.recv_from(buf).await {
+                Ok(got) => got,
+                Err(e) if is_fatal(&e) => return Err(e.into()),
+                Err(_) => continue,
+            };
+            if self.peers.allows(from.ip()) && take(&self.down, n) {
+                return Ok((n, from));
+            }
+        }
+    }
+
+    async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
+        Err(webrtc_util::Error::Other("not supported".into()))
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        if !self.peers.allows(target.ip()) || !take(&self.up, buf.len()) {
+            // Dropped like a congested link would; the sender is not told.
+            return Ok(buf.len());
+        }
+        match self.socket.send_to(buf, target).await {
+            Ok(n) => Ok(n),
+            // A peer's ICMP error must not end the allocation.
+            Err(e) if !is_fatal(&e) => Ok(buf.len()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    #[test]
+    fn default_policy_refuses_local_and_private_peers() {
+        let policy = PeerPolicy {
+            allow: Vec::new(),
+            own: vec![ip("198.51.100.7")],
+        };
+        for refused in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.0.1",
+            "224.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "100.64.0.1",
+            "198.51.100.7",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!policy.allows(ip(refused)), "{refused}");
+        }
+        for allowed in ["8.8.8.8", "203.0.113.5", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(policy.allows(ip(allowed)), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn allowed_ranges_win() {
+        let policy = PeerPolicy {
+            allow: vec!["127.0.0.0/8".parse().unwrap_or(Cidr {
+                net: ip("0.0.0.0"),
+                prefix: 32,
+            })],
+            own: vec![ip("127.0.0.1")],
+        };
+        assert!(policy.allows(ip("127.0.0.1")));
+        assert!(policy.allows(ip("127.9.9.9")));
+        assert!(!policy.allows(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let c: Result<Cidr, _> = "192.168.10.0/24".parse();
+        assert!(c.as_ref().is_ok_and(|c| c.contains(ip("192.168.10.77"))));
+        assert!(c.as_ref().is_ok_and(|c| !c.contains(ip("192.168.11.1"))));
+        assert!(
+            "0.0.0.0/0"
+                .parse::<Cidr>()
+                .is_ok_and(|c| c.contains(ip("1.2.3.4")))
+        );
+        assert!(
+            "2001:db8::/32"
+                .parse::<Cidr>()
+                .is_ok_and(|c| c.contains(ip("2001:db8:1::1")))
+        );
+        assert!(
+            "10.0.0.1"
+                .parse::<Cidr>()
+                .is_ok_and(|c| !c.contains(ip("10.0.0.2")))
+        );
+        for bad in ["", "10.0.0.0/33", "x/8", "10.0.0.0/-1", "::/129"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stun_view_survives_any_bytes() {
+        let tid = [7u8; 12];
+        let reply = error_response(METHOD_CREATE_PERMISSION, &tid, 403, "Forbidden");
+        let view = StunView::parse(&reply);
+        assert!(
+            view.as_ref()
+                .is_some_and(|v| v.method == METHOD_CREATE_PERMISSION
+                    && v.class == CLASS_ERROR
+                    && v.transaction == tid)
+        );
+        // Truncations and garbage never panic.
+        for len in 0..reply.len() {
+            let _ = StunView::parse(&reply[..len]).map(|v| v.peers().count());
+        }
+        let mut junk = reply.clone();
+        junk[22] = 0xFF;
+        junk[23] = 0xFF;
+        let _ = StunView::parse(&junk).map(|v| v.each(ATTR_USERNAME).count());
+    }
+
+    #[test]
+    fn bucket_limits_bytes_per_second() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(1000);
+        assert!(bucket.take(1000, start));
+        assert!(!bucket.take(1, start));
+        assert!(bucket.take(500, start + Duration::from_millis(500)));
+        assert!(Bucket::new(0).take(usize::MAX, start));
+    }
+}

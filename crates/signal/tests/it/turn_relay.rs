@@ -1,0 +1,169 @@
+//! signal's TURN server with a real TURN client on loopback: allocation and relay, the peer
+//! policy, credentials and the per-credential quota.
+
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+use webrtc_util::Conn;
+
+use crate::common::QUIET;
+use crate::common::turn::{self, TURN_WAIT};
+
+#[tokio::test]
+async fn relays_between_a_client_and_a_peer() {
+    let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
+    let (user, pass) = turn::credential("alice", 600);
+    let client = turn::client(server.local_addr(), &user, &pass).await;
+    let mapped = timeout(TURN_WAIT, client.send_binding_request())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mapped.ip().to_string(), "127.0.0.1", "STUN binding answers");
+    let relay = timeout(TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .unwrap();
+    let relayed = relay.local_addr().unwrap();
+
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    timeout(TURN_WAIT, relay.send_to(b"ping", peer_addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = timeout(TURN_WAIT, peer.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    assert_eq!(from, relayed, "the peer sees the relayed address");
+
+    peer.send_to(b"pong", from).await.unwrap();
+    let (n, from) = timeout(TURN_WAIT, relay.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"pong");
+    assert_eq!(from, peer_addr);
+    let _ = relay.close().await;
+    let _ = client.close().await;
+    server.close().await;
+}
+
+#[tokio::test]
+async fn refuses_to_relay_to_loopback_by_default() {
+    let server = turn::start(turn::config(&[])).await;
+    let (user, pass) = turn::credential("alice", 600);
+    let client = turn::client(server.local_addr(), &user, &pass).await;
+    let relay = timeout(TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sent = timeout(
+        TURN_WAIT,
+        relay.send_to(b"ping", peer.local_addr().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        sent.is_err(),
+        "CreatePermission to 127.0.0.1 must be refused"
+    );
+    let mut buf = [0u8; 64];
+    assert!(
+        timeout(QUIET, peer.recv_from(&mut buf)).await.is_err(),
+        "nothing reaches the loopback peer"
+    );
+    let _ = client.close().await;
+    server.close().await;
+}
+
+#[tokio::test]
+async fn refuses_expired_and_forged_credentials() {
+    let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
+    let (expired_user, expired_pass) = turn::credential("old", -60);
+    let (user, _) = turn::credential("alice", 600);
+    let cases = [
+        (expired_user.as_str(), expired_pass.as_str(), "expired"),
+        (user.as_str(), "bm90IHRoZSBwYXNzd29yZA==", "forged"),
+        ("alice", "whatever", "no expiry"),
+    ];
+    for (user, pass, what) in cases {
+        let client = turn::client(server.local_addr(), user, pass).await;
+        let allocated = timeout(TURN_WAIT, client.allocate()).await.unwrap();
+        assert!(allocated.is_err(), "{what} credential must be refused");
+        let _ = client.close().await;
+    }
+    server.close().await;
+}
+
+#[tokio::test]
+async fn quota_refuses_allocations_beyond_the_per_credential_limit() {
+    let config = signal::TurnConfig {
+        max_allocations_per_user: 2,
+        ..turn::config(&["127.0.0.0/8"])
+    };
+    let server = turn::start(config).await;
+    let (user, pass) = turn::credential("alice", 600);
+    let mut clients = Vec::new();
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let client = turn::client(server.local_addr(), &user, &pass).await;
+        relays.push(
+            timeout(TURN_WAIT, client.allocate())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        clients.push(client);
+    }
+    let third = turn::client(server.local_addr(), &user, &pass).await;
+    assert!(
+        timeout(TURN_WAIT, third.allocate()).await.unwrap().is_err(),
+        "a third allocation on one credential is refused"
+    );
+    let (other, other_pass) = turn::credential("bob", 600);
+    let bob = turn::client(server.local_addr(), &other, &other_pass).await;
+    assert!(
+        timeout(TURN_WAIT, bob.allocate()).await.unwrap().is_ok(),
+        "another credential has its own quota"
+    );
+    // Giving one back frees a slot.
+    let relay = relays.pop().unwrap();
+    let _ = relay.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = turn::client(server.local_addr(), &user, &pass).await;
+    assert!(timeout(TURN_WAIT, again.allocate()).await.unwrap().is_ok());
+    server.close().await;
+}
+
+#[tokio::test]
+async fn garbage_datagrams_do_not_stop_the_server() {
+    let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
+    let junk = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for len in [0usize, 1, 4, 19, 20, 21, 36, 100, 548, 1500] {
+        for _ in 0..20 {
+            let mut bytes = vec![0u8; len];
+            for b in &mut bytes {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            // Make some look like STUN with a magic cookie and a bogus length.
+            if len >= 20 && seed.is_multiple_of(2) {
+                bytes[0] &= 0x3F;
+                bytes[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+            }
+            let _ = junk.send_to(&bytes, server.local_addr()).await;
+        }
+    }
+    let (user, pass) = turn::credential("alice", 600);
+    let client = turn::client(server.local_addr(), &user, &pass).await;
+    assert!(timeout(TURN_WAIT, client.allocate()).await.unwrap().is_ok());
+    server.close().await;
+}

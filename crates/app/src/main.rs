@@ -98,7 +98,7 @@ struct CallArgs {
     /// Write a JSON report here at the end.
     #[arg(long)]
     stats_json: Option<PathBuf>,
-    /// STUN/TURN server URL (repeatable). Default: a public STUN server, unless --loopback.
+    /// STUN/TURN server URL (repeatable), used besides the ones the signal server hands out.
     #[arg(long = "ice-server")]
     ice_servers: Vec<String>,
     /// TURN user name for the --ice-server entries.

@@ -7,7 +7,12 @@
 //! `soak` makes `--calls` calls in a row inside this one process (two engines each, about one
 //! second of media, hang up) and reports open fds, threads and RSS before and after.
 //!
+//! `lab` runs duet ↔ duet and Chromium ↔ Chromium calls side by side on impaired links in the
+//! network lab (needs root); see the [`lab`] module.
+//!
 //! Results are printed as markdown rows for docs/benchmarks.md.
+
+mod lab;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -47,6 +52,30 @@ enum What {
         /// Number of calls.
         #[arg(long, default_value_t = 50)]
         calls: u32,
+    },
+    /// duet vs Chromium on impaired links in the network lab (as root).
+    Lab {
+        /// The `duet` binary.
+        #[arg(long, default_value = "target/release/duet")]
+        duet: PathBuf,
+        /// The `pattern_y4m` example (makes the Y4M if it is missing).
+        #[arg(long, default_value = "target/debug/examples/pattern_y4m")]
+        pattern_y4m: PathBuf,
+        /// The test-pattern Y4M Chromium's fake camera plays.
+        #[arg(long, default_value = "target/duet-pattern-320x240.y4m")]
+        y4m: PathBuf,
+        /// The Chromium peer script.
+        #[arg(long, default_value = "tests/browser/lab-peer.js")]
+        lab_peer_js: PathBuf,
+        /// Where peers' logs and reports go.
+        #[arg(long, default_value = "target/lab-bench")]
+        out_dir: PathBuf,
+        /// Seconds per call.
+        #[arg(long, default_value_t = 24)]
+        seconds: u32,
+        /// Conditions to run (default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        conditions: Vec<lab::Condition>,
     },
 }
 
@@ -286,5 +315,26 @@ fn main() -> anyhow::Result<()> {
             seconds,
         } => calls(&duet, &signal, &sizes, seconds),
         What::Soak { calls } => soak(calls),
+        What::Lab {
+            duet,
+            pattern_y4m,
+            y4m,
+            lab_peer_js,
+            out_dir,
+            seconds,
+            conditions,
+        } => lab::run(&lab::Options {
+            duet: std::path::absolute(duet)?,
+            pattern_y4m,
+            y4m: std::path::absolute(y4m)?,
+            lab_peer_js: std::path::absolute(lab_peer_js)?,
+            out_dir: std::path::absolute(out_dir)?,
+            seconds,
+            conditions: if conditions.is_empty() {
+                lab::Condition::ALL.to_vec()
+            } else {
+                conditions
+            },
+        }),
     }
 }

@@ -128,23 +128,12 @@ pub struct IceServer {
     pub credential: String,
 }
 
-/// The default for real use: a public STUN server so peers behind NAT find their public
-/// address. Tests and loopback calls use none.
+/// The STUN/TURN servers configured locally by default: none. The signal server a call joins
+/// hands out its own (STUN and TURN with fresh credentials, on `ready`), so no third party
+/// learns who calls whom; settings and `--ice-server` add more, e.g. for a seed-protocol server
+/// that offers none.
 pub fn default_ice_servers() -> Vec<IceServer> {
-    vec![IceServer {
-        urls: vec!["stun:stun.l.google.com:19302".to_owned()],
-        ..IceServer::default_empty()
-    }]
-}
-
-impl IceServer {
-    fn default_empty() -> Self {
-        Self {
-            urls: Vec::new(),
-            username: String::new(),
-            credential: String::new(),
-        }
-    }
+    Vec::new()
 }
 
 /// Everything a call needs.

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use signal::protocol::ClientMessage;
+use signal::protocol::{ClientMessage, IceServer};
 use signal::{ErrorCode, ServerMessage};
 
 use crate::error::CallError;
@@ -150,6 +150,10 @@ pub enum Output {
     NewPeer {
         /// The server's `offerer` flag, if it sent one.
         offerer: Option<bool>,
+        /// STUN/TURN servers the signal server handed out with `ready` (used besides the ones
+        /// configured locally).
+        #[serde(default, rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Close the peer connection and stop its media.
     ClosePeer,
@@ -425,14 +429,24 @@ impl CallCore {
 
     fn on_signal(&mut self, msg: ServerMessage) {
         match msg {
-            ServerMessage::Ready { offerer, .. } => {
+            ServerMessage::Ready {
+                offerer,
+                ice_servers,
+                ..
+            } => {
+                let ice_servers = ice_servers.unwrap_or_default();
+                let urls = || ice_servers.iter().flat_map(|s| s.urls.iter());
+                self.config.has_stun |=
+                    urls().any(|u| u.starts_with("stun:") || u.starts_with("stuns:"));
+                self.config.has_turn |=
+                    urls().any(|u| u.starts_with("turn:") || u.starts_with("turns:"));
                 if self.peer.as_ref().is_some_and(Peer::negotiating) {
                     // The call is already being set up (the other side's offer came first) or
                     // runs (both rejoined a restarted server): a late `ready` must not tear
                     // it down.
                     return;
                 }
-                self.new_peer(offerer);
+                self.new_peer(offerer, ice_servers);
                 if self
                     .peer
                     .as_ref()
@@ -471,13 +485,16 @@ impl CallCore {
         }
     }
 
-    fn new_peer(&mut self, offerer: Option<bool>) {
+    fn new_peer(&mut self, offerer: Option<bool>, ice_servers: Vec<IceServer>) {
         if self.peer.take().is_some() {
             self.out.push_back(Output::ClosePeer);
         }
         self.cancel_timers();
         self.peer = Some(Peer::new(offerer));
-        self.out.push_back(Output::NewPeer { offerer });
+        self.out.push_back(Output::NewPeer {
+            offerer,
+            ice_servers,
+        });
         self.state(CallState::Connecting);
         self.arm(Timer::Connect, CONNECT_TIMEOUT);
     }
@@ -498,7 +515,7 @@ impl CallCore {
     fn on_remote_offer(&mut self, desc: Description) {
         if self.peer.is_none() {
             // The other side saw `ready` (or was told to offer) before we did: take its offer.
-            self.new_peer(Some(false));
+            self.new_peer(Some(false), Vec::new());
         }
         let Some(peer) = self.peer.as_mut() else {
             return;

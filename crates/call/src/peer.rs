@@ -356,7 +356,13 @@ pub async fn build(
     // Work-arounds measured in docs/benchmarks.md (call setup): without them the first DTLS
     // flight waits for the 200 ms ICE tick, and a peer-reflexive pair waits a full second.
     let settings = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        // Browsers on a LAN hide their addresses behind `.local` names: resolve them (but never
+        // publish our own names). Loopback-only calls (tests on one machine) have no LAN.
+        .with_multicast_dns_mode(if loopback_only {
+            MulticastDnsMode::Disabled
+        } else {
+            MulticastDnsMode::QueryOnly
+        })
         .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         // NACK retransmissions of a keyframe's early packets arrive more than 64 packets

@@ -279,7 +279,7 @@ impl Session {
                     reason: e.to_string(),
                 }),
             },
-            Output::NewPeer { .. } => {
+            Output::NewPeer { ice_servers, .. } => {
                 if let Some(old) = self.call.take() {
                     old.close().await;
                 }
@@ -292,7 +292,7 @@ impl Session {
                     .store(self.camera_off, Ordering::Relaxed);
                 self.rates = None;
                 io.remote.clear();
-                match self.new_call().await {
+                match self.new_call(&ice_servers).await {
                     Ok(call) => {
                         self.call = Some(call);
                         None
@@ -441,13 +441,19 @@ impl Session {
         }
     }
 
-    async fn new_call(&self) -> Result<PeerCall, CallError> {
-        let (pc, events, estimate) = peer::build(
-            &self.config.ice_servers,
-            self.config.loopback_only,
-            self.bitrate_range(),
-        )
-        .await?;
+    async fn new_call(
+        &self,
+        from_server: &[signal::protocol::IceServer],
+    ) -> Result<PeerCall, CallError> {
+        // The servers configured here, then the ones the signal server handed out.
+        let mut servers = self.config.ice_servers.clone();
+        servers.extend(from_server.iter().map(|s| crate::config::IceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        }));
+        let (pc, events, estimate) =
+            peer::build(&servers, self.config.loopback_only, self.bitrate_range()).await?;
         let video_track = peer::local_track(RtpCodecKind::Video, "video")?;
         let audio_track = peer::local_track(RtpCodecKind::Audio, "audio")?;
         let video_sender = pc

@@ -145,7 +145,9 @@ fn a_long_silence_rebuffers() {
 /// Plays `n` slots of a 20 ms stream whose packets arrive with `delay_ms(i)` of network delay,
 /// popping on a steady 20 ms clock; returns (packets played, slots concealed).
 fn run_timed(jb: &mut JitterBuffer, n: u16, delay_ms: impl Fn(u16) -> f64) -> (u64, u64) {
-    let mut arrivals: Vec<(f64, u16)> = (0..n).map(|s| (f64::from(s) * 20.0 + delay_ms(s), s)).collect();
+    let mut arrivals: Vec<(f64, u16)> = (0..n)
+        .map(|s| (f64::from(s) * 20.0 + delay_ms(s), s))
+        .collect();
     arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut next = 0;
     let (mut played, mut concealed) = (0, 0);
@@ -171,7 +173,11 @@ fn the_target_follows_the_measured_jitter() {
     // Steady network: the target stays low.
     let mut steady = JitterBuffer::new(JitterConfig::default());
     run_timed(&mut steady, 300, |_| 30.0);
-    assert!(steady.target_delay_ms() <= 40.0, "{}", steady.target_delay_ms());
+    assert!(
+        steady.target_delay_ms() <= 40.0,
+        "{}",
+        steady.target_delay_ms()
+    );
 
     // Packets late by 0–90 ms at random: the target grows to cover it, and few packets miss
     // their slot once it has.
@@ -188,7 +194,11 @@ fn the_target_follows_the_measured_jitter() {
     let target = jittery.target_delay_ms();
     assert!((80.0..=200.0).contains(&target), "target {target} ms");
     let late = jittery.stats().late;
-    assert!(late < 75, "{late} of 1500 packets missed their slot; {:?}", jittery.stats());
+    assert!(
+        late < 75,
+        "{late} of 1500 packets missed their slot; {:?}",
+        jittery.stats()
+    );
     assert!(played > 1350, "{played}");
     assert!(jittery.stats().stretched > 0, "{:?}", jittery.stats());
 

@@ -100,6 +100,83 @@ pub fn servers(lab: &Lab) -> Servers {
     }
 }
 
+/// The real `signal` binary on the public host, with its built-in STUN/TURN on
+/// [`SERVER_IP`]:3478 (relaying allowed to the lab's public net, which is a TEST-NET range
+/// the default policy refuses), handing out ICE servers with `ready`.
+pub struct SignalBinary {
+    _child: KillOnDrop,
+}
+
+impl SignalBinary {
+    /// `ws://` URL of the signal server.
+    pub fn signal_url(&self) -> String {
+        format!("ws://{SERVER_IP}:{SIGNAL_PORT}/")
+    }
+}
+
+/// Starts `target/debug/signal` on `host` and waits for its `/healthz`.
+pub fn signal_binary(host: &Host) -> SignalBinary {
+    let bin = target_dir().join("debug/signal");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p signal`",
+        bin.display()
+    );
+    let log = target_dir().join(format!("lab-signal-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).expect("signal log");
+    let child = host
+        .command(&bin)
+        .args(["--listen", &format!("{SERVER_IP}:{SIGNAL_PORT}")])
+        .args(["--turn-allow-peer", "203.0.113.0/24"])
+        .args(["--turn-relay-ports", "40000-40999"])
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("signal starts");
+    let child = KillOnDrop(child);
+    // Ready when its port answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let up = host
+            .run(|| std::net::TcpStream::connect((SERVER_IP, SIGNAL_PORT)).is_ok())
+            .unwrap_or(false);
+        if up {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "signal did not start; log at {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    SignalBinary { _child: child }
+}
+
+/// Starts `duet call` in `home` against `signal_url` with no ICE servers of its own.
+pub fn start_bare_peer(home: &Home, signal_url: &str, name: &str, o: &PeerOptions<'_>) -> Peer {
+    let report = target_dir().join(format!("lab-{}-{name}.json", o.room));
+    let _ = std::fs::remove_file(&report);
+    let child = home
+        .host()
+        .command(env!("CARGO_BIN_EXE_duet"))
+        .args(["call", o.room, "--signal", signal_url])
+        .args(["--video", "test", "--audio", o.tone, "--speaker", "null"])
+        .args(["--size", "320x240", "--stats-every", "0"])
+        .args(["--duration", &o.seconds.to_string(), "--stats-json"])
+        .arg(&report)
+        .args(o.extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet call starts in the lab");
+    Peer {
+        name: name.to_owned(),
+        child,
+        report,
+    }
+}
+
 /// A running `duet call` in a home, and where its report goes.
 pub struct Peer {
     pub name: String,

@@ -1,0 +1,52 @@
+//! Two homes behind symmetric NATs, where no direct path exists: with only the `signal`
+//! binary on the public net (its built-in TURN, handed out with `ready`) and no ICE servers
+//! configured on either side, the call connects through the relay.
+
+use std::time::Duration;
+
+use crate::common::lab::{
+    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, lab, lab_lock, signal_binary,
+    start_bare_peer, summary,
+};
+use crate::common::unique_room;
+use netlab::Nat;
+
+#[test]
+fn symmetric_nats_connect_through_signals_turn() {
+    let _one_at_a_time = lab_lock();
+    let Some(lab) = lab("sym") else { return };
+    let host = lab.public_host("srv", SERVER_IP).expect("public host");
+    let signal = signal_binary(&host);
+    let a = lab.home("a", Nat::Symmetric).expect("home a");
+    let b = lab.home("b", Nat::Symmetric).expect("home b");
+    let room = unique_room("sym");
+    let options = |tone| PeerOptions {
+        room: &room,
+        tone,
+        seconds: 12,
+        extra: &[],
+    };
+    let pa = start_bare_peer(&a, &signal.signal_url(), "a", &options("tone:440"));
+    let pb = start_bare_peer(&b, &signal.signal_url(), "b", &options("tone:660"));
+    let fa = finish(pa, Duration::from_secs(45));
+    let fb = finish(pb, Duration::from_secs(45));
+    for f in [&fa, &fb] {
+        eprintln!("{}", summary(f));
+        assert_pictures_arrived(f, 60.0);
+    }
+    // At least one side's selected pair is a relayed candidate on signal's address.
+    let relayed = [&fa, &fb].iter().any(|f| {
+        let local = f.stat_str("ice_local_candidate");
+        let remote = f.stat_str("ice_remote_candidate");
+        (local.starts_with("relay ") && local.contains(&SERVER_IP.to_string()))
+            || (remote.starts_with("relay ") && remote.contains(&SERVER_IP.to_string()))
+    });
+    assert!(
+        relayed,
+        "the call did not go through signal's TURN: a {} / {}, b {} / {}",
+        fa.stat_str("ice_local_candidate"),
+        fa.stat_str("ice_remote_candidate"),
+        fb.stat_str("ice_local_candidate"),
+        fb.stat_str("ice_remote_candidate")
+    );
+}

@@ -1,0 +1,330 @@
+//! `call-bench lab`: duet next to Chromium on impaired links, in the network lab (`netlab`).
+//!
+//! For each [`Condition`] a fresh lab is built the way the app's lab tests build theirs: two
+//! homes behind cone NATs, and on the public host `signal` (in-process, serving the browser
+//! page too) and coturn as a STUN server. In it, one after the other, a duet ↔ duet call
+//! (`duet call` in each home) and a Chromium ↔ Chromium call (`tests/browser/lab-peer.js` in
+//! each home: headless Chromium on the page, its fake camera playing duet's test pattern) run
+//! for the same time under the same impairment; the browser → duet condition runs one mixed
+//! call instead. Each condition prints a Markdown table ([`table`]).
+//!
+//! It owns the conditions, the schedule of a call and the table; not the lab (netlab), nor
+//! what the peers measure (their own reports). Nothing leaves the lab's namespaces.
+
+mod metrics;
+mod peers;
+mod table;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use netlab::{Home, Lab, LabError, Nat};
+
+use peers::{CallSetup, PeerKind};
+use table::{CallRun, Links, Step};
+
+/// The public server's address in the lab (as in the app's lab tests).
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const SIGNAL_PORT: u16 = 8080;
+const STUN_PORT: u16 = 3478;
+/// Extra time a peer gets beyond its own duration before it is killed.
+const GRACE: Duration = Duration::from_secs(45);
+
+/// One link condition of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Condition {
+    /// No impairment.
+    Clean,
+    /// 1 Mbit/s each way on both homes.
+    Cap1000,
+    /// 500 kbit/s each way on both homes.
+    Cap500,
+    /// 3 % random UDP loss both ways on home A's link.
+    Loss3,
+    /// 10 % random UDP loss both ways on home A's link.
+    Loss10,
+    /// 3 Mbit/s, then 500 kbit/s, then 3 Mbit/s again (a third of the call each).
+    Step,
+    /// Chromium in home A calls `duet call` in home B, no impairment.
+    BrowserToDuet,
+}
+
+impl Condition {
+    /// Every condition, in the table's order.
+    pub const ALL: [Condition; 7] = [
+        Condition::Clean,
+        Condition::Cap1000,
+        Condition::Cap500,
+        Condition::Loss3,
+        Condition::Loss10,
+        Condition::Step,
+        Condition::BrowserToDuet,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Condition::Clean => "No impairment",
+            Condition::Cap1000 => "1 Mbit/s cap (both homes, each way)",
+            Condition::Cap500 => "500 kbit/s cap (both homes, each way)",
+            Condition::Loss3 => "3 % loss each way (home A's link, both directions)",
+            Condition::Loss10 => "10 % loss each way (home A's link, both directions)",
+            Condition::Step => "3 Mbit/s → 500 kbit/s → 3 Mbit/s (both homes)",
+            Condition::BrowserToDuet => {
+                "Browser → duet (Chromium in A, duet call in B), no impairment"
+            }
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Condition::Clean => "clean",
+            Condition::Cap1000 => "cap1000",
+            Condition::Cap500 => "cap500",
+            Condition::Loss3 => "loss3",
+            Condition::Loss10 => "loss10",
+            Condition::Step => "step",
+            Condition::BrowserToDuet => "b2d",
+        }
+    }
+
+    fn calls(self) -> &'static [(PeerKind, PeerKind)] {
+        match self {
+            Condition::BrowserToDuet => &[(PeerKind::Chromium, PeerKind::Duet)],
+            _ => &[
+                (PeerKind::Duet, PeerKind::Duet),
+                (PeerKind::Chromium, PeerKind::Chromium),
+            ],
+        }
+    }
+
+    fn cap_kbit(self) -> Option<u32> {
+        match self {
+            Condition::Cap1000 => Some(1000),
+            Condition::Cap500 => Some(500),
+            _ => None,
+        }
+    }
+
+    /// Sets the links for the start of a call.
+    fn apply(self, a: &Home, b: &Home) -> Result<(), LabError> {
+        for h in [a, b] {
+            h.set_rate_kbit(self.cap_kbit())?;
+            h.set_loss_permille(0, 0)?;
+        }
+        match self {
+            Condition::Loss3 => a.set_loss_permille(30, 30),
+            Condition::Loss10 => a.set_loss_permille(100, 100),
+            Condition::Step => {
+                a.set_rate_kbit(Some(3000))?;
+                b.set_rate_kbit(Some(3000))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The rate changes during a call: (seconds after its start, kbit/s on both homes).
+    fn schedule(self, seconds: u32) -> Vec<(f64, u32)> {
+        match self {
+            Condition::Step => {
+                let third = f64::from(seconds) / 3.0;
+                vec![(third, 500), (2.0 * third, 3000)]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What `call-bench lab` is given.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `duet` binary.
+    pub duet: PathBuf,
+    /// The `pattern_y4m` example, to make the Y4M when it is missing.
+    pub pattern_y4m: PathBuf,
+    /// The pattern Y4M for Chromium's fake camera (320×240).
+    pub y4m: PathBuf,
+    /// `tests/browser/lab-peer.js`.
+    pub lab_peer_js: PathBuf,
+    /// Where peers' logs and reports go.
+    pub out_dir: PathBuf,
+    /// Seconds per call.
+    pub seconds: u32,
+    /// The conditions to run.
+    pub conditions: Vec<Condition>,
+}
+
+/// Runs every condition of `options` and prints their tables; a condition whose lab cannot be
+/// built is reported and skipped.
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    for (path, what) in [
+        (&options.duet, "the duet binary"),
+        (&options.lab_peer_js, "lab-peer.js"),
+    ] {
+        if !path.exists() {
+            bail!("{what} not found at {}", path.display());
+        }
+    }
+    ensure_y4m(&options.pattern_y4m, &options.y4m)?;
+    std::fs::create_dir_all(&options.out_dir)
+        .with_context(|| format!("creating {}", options.out_dir.display()))?;
+    println!(
+        "Each call {} s; fps and utilisation from {} s on; utilisation = received video payload / cap \
+         (audio and packet overhead not counted); the step's RTT is the selected candidate pair's.\n",
+        options.seconds,
+        table::SETTLED_S
+    );
+    for &condition in &options.conditions {
+        match run_condition(options, condition) {
+            Ok(text) => println!("{text}"),
+            Err(e) => println!("#### {}\n\nnot measured: {e:#}\n", condition.title()),
+        }
+    }
+    Ok(())
+}
+
+fn ensure_y4m(generator: &Path, y4m: &Path) -> anyhow::Result<()> {
+    if y4m.exists() {
+        return Ok(());
+    }
+    // 15 s at 30 fps, as the browser tests make it; the fake camera loops it.
+    let status = std::process::Command::new(generator)
+        .arg(y4m)
+        .args(["320", "240", "450", "30"])
+        .status()
+        .with_context(|| {
+            format!(
+                "running {} (cargo build -p media --example pattern_y4m)",
+                generator.display()
+            )
+        })?;
+    if !status.success() {
+        bail!("{} failed: {status}", generator.display());
+    }
+    Ok(())
+}
+
+/// Kills a server process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_condition(options: &Options, condition: Condition) -> anyhow::Result<String> {
+    let lab = Lab::new(&format!("b_{}", condition.tag())).context("building the lab")?;
+    let server = lab.public_host("srv", SERVER_IP)?;
+    let addr = SocketAddr::from((SERVER_IP, SIGNAL_PORT));
+    let config = signal::Config {
+        pages: Some(signal::web::pages()),
+        ..signal::Config::default()
+    };
+    let _signal = server
+        .run(move || signal::HostedSignal::start(addr, config))?
+        .context("starting signal in the lab")?;
+    let coturn_log = options
+        .out_dir
+        .join(format!("{}-coturn.log", condition.tag()));
+    let _stun = KillOnDrop(
+        server
+            .command("turnserver")
+            .args(["-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls"])
+            .arg("--simple-log")
+            .arg(format!("--listening-ip={SERVER_IP}"))
+            .arg(format!("--listening-port={STUN_PORT}"))
+            .arg(format!("--log-file={}", coturn_log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting coturn (turnserver)")?,
+    );
+    let a = lab.home("a", Nat::Cone)?;
+    let b = lab.home("b", Nat::Cone)?;
+    let mut calls = Vec::new();
+    let mut step = None;
+    for (i, &(ka, kb)) in condition.calls().iter().enumerate() {
+        condition.apply(&a, &b)?;
+        // Let the previous call's state (NAT mappings, queues) drain.
+        std::thread::sleep(Duration::from_secs(1));
+        let setup = CallSetup {
+            duet: &options.duet,
+            lab_peer_js: &options.lab_peer_js,
+            y4m: &options.y4m,
+            signal_url: format!("ws://{SERVER_IP}:{SIGNAL_PORT}/"),
+            page_origin: format!("http://{SERVER_IP}:{SIGNAL_PORT}"),
+            stun: format!("{SERVER_IP}:{STUN_PORT}"),
+            room: format!("bench-{}-{i}-{}", condition.tag(), std::process::id()),
+            seconds: options.seconds,
+            dir: &options.out_dir,
+            prefix: format!("{}-{i}-{}-{}", condition.tag(), ka.label(), kb.label()),
+        };
+        eprintln!(
+            "{}: {} ↔ {} for {} s",
+            condition.title(),
+            ka.label(),
+            kb.label(),
+            options.seconds
+        );
+        let (run, s) = run_call(condition, &a, &b, ka, kb, &setup)?;
+        step = step.or(s);
+        calls.push(run);
+    }
+    let links = Links {
+        cap_kbit: condition.cap_kbit(),
+        step,
+    };
+    let text = table::render(condition.title(), &links, &calls);
+    drop(lab);
+    Ok(text)
+}
+
+fn unix_ms(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// One call: both peers started at once, the schedule applied, both collected.
+fn run_call(
+    condition: Condition,
+    a: &Home,
+    b: &Home,
+    ka: PeerKind,
+    kb: PeerKind,
+    setup: &CallSetup<'_>,
+) -> anyhow::Result<(CallRun, Option<Step>)> {
+    let start = Instant::now();
+    let start_ms = unix_ms(SystemTime::now());
+    let pa = peers::start(ka, a, "a", setup, start)?;
+    let pb = peers::start(kb, b, "b", setup, start)?;
+    let mut changes = Vec::new();
+    for (at_s, kbit) in condition.schedule(setup.seconds) {
+        let wait = Duration::from_secs_f64(at_s).saturating_sub(start.elapsed());
+        std::thread::sleep(wait);
+        for h in [a, b] {
+            h.set_rate_kbit(Some(kbit))?;
+        }
+        changes.push((start.elapsed().as_secs_f64(), kbit));
+    }
+    let step = match changes.as_slice() {
+        [(down_s, low_kbit), (up_s, _)] => Some(Step {
+            down_s: *down_s,
+            up_s: *up_s,
+            low_kbit: *low_kbit,
+        }),
+        _ => None,
+    };
+    let limit = Duration::from_secs(u64::from(setup.seconds)) + GRACE;
+    let ra = pa.finish(limit, start_ms);
+    let rb = pb.finish(limit, start_ms);
+    let run = CallRun {
+        label: format!("{} ↔ {}", ka.label(), kb.label()),
+        a: ra,
+        b: rb,
+    };
+    Ok((run, step))
+}

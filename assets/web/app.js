@@ -9,7 +9,7 @@
 // happened. Media, devices, the stats line and reconnecting to the server are the page's own.
 //
 // URL parameters: `room` (join at once), `token` (sent with `join`), `stun` (comma-separated
-// STUN servers; none by default), `loopback=1` (only 127.0.0.1/::1 ICE candidates: tests on
+// extra STUN/TURN URLs; the server's own come with `ready`), `loopback=1` (only 127.0.0.1/::1 ICE candidates: tests on
 // machines whose other interfaces must not be used), `negotiation=seed` (ignore the `offerer`
 // flag, as with the seed server: tests the glare path).
 //
@@ -25,11 +25,13 @@
   const config = {
     room: (params.get('room') || '').trim(),
     token: params.get('token'),
+    // Extra servers besides the ones signal hands out with `ready`: `stun:`, `stuns:`,
+    // `turn:` or `turns:` URLs as given (a bare host means STUN).
     iceServers: (params.get('stun') || '')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean)
-      .map((s) => ({ urls: /^stuns?:/.test(s) ? s : `stun:${s}` })),
+      .map((s) => ({ urls: /^(stuns?|turns?):/.test(s) ? s : `stun:${s}` })),
     loopbackOnly: params.get('loopback') === '1',
     ignoreOfferer: params.get('negotiation') === 'seed',
   };
@@ -454,8 +456,8 @@
       this.core = new DuetNegotiation.CallCore({
         room: config.room,
         loopback_only: config.loopbackOnly,
-        has_stun: config.iceServers.length > 0,
-        has_turn: false,
+        has_stun: config.iceServers.some((s) => /^stuns?:/.test(s.urls)),
+        has_turn: config.iceServers.some((s) => /^turns?:/.test(s.urls)),
       });
       this.queue = [];
       this.busy = false;
@@ -531,7 +533,7 @@
           sendMessage(value);
           return undefined;
         case 'new-peer':
-          return newPeer(value.offerer, (input) => this.feed(input));
+          return newPeer(value.offerer, (input) => this.feed(input), value.iceServers || []);
         case 'close-peer':
           endCall();
           return undefined;
@@ -661,7 +663,7 @@
   }
 
   /** A fresh RTCPeerConnection for a new person; returns `operation-failed` if it cannot be built. */
-  function newPeer(offerer, feed) {
+  function newPeer(offerer, feed, serverIce) {
     endCall();
     hook.offerer = offerer !== null ? offerer : lastReady ? lastReady.offerer : null;
     // Timings of this pairing only (the page may have had earlier peers in this room).
@@ -670,7 +672,7 @@
     remoteStream = new MediaStream();
     ui.remoteVideo.srcObject = remoteStream;
     try {
-      call = new Call(offerer, feed);
+      call = new Call(offerer, feed, serverIce);
     } catch (e) {
       return { 'operation-failed': { what: 'creating the peer connection', reason: e.message } };
     }
@@ -748,13 +750,13 @@
   /** One RTCPeerConnection, driven by the session's core: it does what it is told and reports. */
   class Call {
     /** `offerer`: true (offer), false (answer) or null (seed: both offer). `feed`: to the core. */
-    constructor(offerer, feed) {
+    constructor(offerer, feed, serverIce) {
       this.closed = false;
       this.firstFramePoll = null;
       this.feed = (input) => {
         if (!this.closed) feed(input);
       };
-      const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+      const pc = new RTCPeerConnection({ iceServers: config.iceServers.concat(serverIce || []) });
       this.pc = pc;
 
       pc.onicecandidate = (event) => {

@@ -340,7 +340,14 @@
             return;
           }
           const offerer = typeof msg.offerer === 'boolean' ? msg.offerer : null;
-          this.newPeer(offerer);
+          // Servers signal hands out (an extension seed servers do not send).
+          const iceServers = Array.isArray(msg.iceServers)
+            ? msg.iceServers.filter((e) => isObject(e) && Array.isArray(e.urls) && e.urls.every((u) => typeof u === 'string'))
+            : [];
+          const urls = iceServers.flatMap((e) => e.urls);
+          if (urls.some((u) => /^stuns?:/.test(u))) this.config.has_stun = true;
+          if (urls.some((u) => /^turns?:/.test(u))) this.config.has_turn = true;
+          this.newPeer(offerer, iceServers);
           if (this.peer.negotiator.shouldOfferOnReady()) this.push({ 'create-offer': { ice_restart: false } });
           return;
         }
@@ -371,11 +378,11 @@
       }
     }
 
-    newPeer(offerer) {
+    newPeer(offerer, iceServers = []) {
       this.closePeer();
       this.cancelTimers();
       this.peer = new Peer(offerer);
-      this.push({ 'new-peer': { offerer } });
+      this.push({ 'new-peer': iceServers.length ? { offerer, iceServers } : { offerer } });
       this.state({ state: 'connecting' });
       this.arm('connect', CONNECT_TIMEOUT_MS);
     }

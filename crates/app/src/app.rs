@@ -417,6 +417,7 @@ impl DuetApp {
         };
         (config.width, config.height) = (width, height);
         config.loopback_only = self.options.loopback_only;
+        config.audio_processing = self.settings.audio_processing;
         config.ice_servers = if self.options.loopback_only {
             Vec::new()
         } else {

@@ -70,6 +70,8 @@ pub struct CallView {
     stats: StatsHistory,
     show_stats: bool,
     mic_muted: bool,
+    /// Echo cancellation, noise suppression and gain control on the microphone.
+    audio_processing: bool,
     camera_on: bool,
     banners: Vec<Banner>,
     connected_since: Option<Instant>,
@@ -98,6 +100,7 @@ impl CallView {
         let repaint = ctx.clone();
         let waker: call::media_io::Waker = std::sync::Arc::new(move || repaint.request_repaint());
         let room = setup.config.room.clone();
+        let audio_processing = setup.config.audio_processing;
         let engine = Engine::start(setup.config, Some(waker)).map_err(|e| e.to_string())?;
         Ok(Self {
             engine: Some(engine),
@@ -111,6 +114,7 @@ impl CallView {
             show_stats: std::env::var_os("DUET_SHOW_STATS").is_some_and(|v| v == "1"),
             mic_muted: false,
             camera_on: true,
+            audio_processing,
             banners: Vec::new(),
             connected_since: None,
             layout: VideoLayout {
@@ -405,6 +409,16 @@ impl CallView {
                 }
                 Err(e) => self.push_banner(e, true),
             }
+        }
+        if ui
+            .checkbox(
+                &mut self.audio_processing,
+                "Echo cancellation and noise suppression",
+            )
+            .on_hover_text("Keeps the other person from hearing themselves through your speakers")
+            .changed()
+        {
+            self.send(Command::SetAudioProcessing(self.audio_processing));
         }
         ui.separator();
         if let Some(key) = picked(ui, "Speaker", &devices.speaker_choices(), &self.speaker_key) {

@@ -113,6 +113,9 @@ struct CallArgs {
     /// Print a stats line every N seconds (0 = only at the end).
     #[arg(long, default_value_t = 5)]
     stats_every: u64,
+    /// Echo cancellation, noise suppression and gain control on the microphone.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    audio_processing: String,
 }
 
 fn main() -> ExitCode {
@@ -165,6 +168,7 @@ fn run_call(args: CallArgs) -> ExitCode {
     config.fps = args.fps;
     config.video_bitrate_bps = args.bitrate_kbps.saturating_mul(1000);
     config.loopback_only = args.loopback;
+    config.audio_processing = args.audio_processing == "on";
     if !args.ice_servers.is_empty() {
         config.ice_servers = vec![IceServer {
             urls: args.ice_servers,

@@ -59,8 +59,10 @@ pub struct Settings {
     pub width: u32,
     /// Capture and send height.
     pub height: u32,
-    /// STUN/TURN servers (empty: host candidates only, fine on one network).
+    /// STUN/TURN servers besides the ones the signal server hands out.
     pub ice_servers: Vec<IceServerSetting>,
+    /// Echo cancellation, noise suppression and gain control on the microphone.
+    pub audio_processing: bool,
 }
 
 impl Default for Settings {
@@ -84,6 +86,7 @@ impl Default for Settings {
                     })
                 })
                 .collect(),
+            audio_processing: true,
         }
     }
 }
@@ -197,7 +200,9 @@ mod tests {
         assert_eq!(warning, None);
         assert_eq!(loaded, settings);
         assert_eq!(loaded.video_choice(), VideoChoice::TestPattern);
-        assert_eq!(loaded.ice_server_list().len(), 2);
+        // The default has no third-party server; the one added here is kept.
+        assert_eq!(loaded.ice_server_list().len(), 1);
+        assert!(loaded.audio_processing, "on unless turned off");
     }
 
     #[test]

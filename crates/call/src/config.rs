@@ -163,6 +163,9 @@ pub struct CallConfig {
     pub audio_bitrate_bps: u32,
     /// STUN/TURN servers.
     pub ice_servers: Vec<IceServer>,
+    /// Echo cancellation, noise suppression, gain control and a high-pass filter on the
+    /// microphone (on by default; the far-end reference is exactly what the speaker plays).
+    pub audio_processing: bool,
     /// Gather only 127.0.0.1 candidates and ignore non-loopback remote candidates (tests, and
     /// calls between two programs on one machine).
     pub loopback_only: bool,
@@ -184,6 +187,7 @@ impl CallConfig {
             video_bitrate_bps: 1_500_000,
             audio_bitrate_bps: 32_000,
             ice_servers: default_ice_servers(),
+            audio_processing: true,
             loopback_only: false,
         }
     }

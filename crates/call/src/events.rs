@@ -88,6 +88,10 @@ pub struct CallStats {
     pub audio_remote_loss_percent: f64,
     /// The Opus encoder's expected-loss setting (drives in-band FEC), percent.
     pub audio_fec_loss_percent: f64,
+    /// Whether the microphone's audio processing is on.
+    pub audio_processing: bool,
+    /// The echo canceller's estimate of how much echo it removes (ERLE), dB; a trend only.
+    pub echo_erle_db: f64,
     /// Dominant frequency of the received audio over the last second, Hz.
     pub audio_dominant_hz: Option<f64>,
     /// PLIs sent / keyframe requests received.
@@ -168,6 +172,9 @@ pub enum Command {
     SwitchSpeaker(SpeakerChoice),
     /// Ask the other side for a fresh keyframe (sends a PLI), e.g. after a glitch.
     RequestKeyframe,
+    /// Turn the microphone's audio processing (echo cancellation, noise suppression, gain
+    /// control) on or off mid-call.
+    SetAudioProcessing(bool),
     /// Leave the room and end the engine.
     HangUp,
 }

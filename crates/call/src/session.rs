@@ -82,6 +82,10 @@ struct PeerCall {
     ready_at: Instant,
     counters: Arc<MediaCounters>,
     estimate: Arc<peer::BandwidthEstimate>,
+    /// The microphone's processor, until the audio sender takes it.
+    processor: Option<media::AudioProcessor>,
+    /// Its far-end reference, until the audio receiver takes it.
+    render_tap: Option<media::RenderTap>,
 }
 
 impl PeerCall {
@@ -149,6 +153,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         has_turn: urls().any(|u| u.starts_with("turn:") || u.starts_with("turns:")),
     });
     core.handle(Input::Joined, Instant::now());
+    let audio_processing = config.audio_processing;
     let mut session = Session {
         config,
         sig,
@@ -158,6 +163,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         started,
         mic_muted: false,
         camera_off: false,
+        audio_processing,
         speaker_switch: Arc::new(Mutex::new(None)),
         preview: None,
         timers: BTreeMap::new(),
@@ -245,6 +251,7 @@ struct Session {
     started: Instant,
     mic_muted: bool,
     camera_off: bool,
+    audio_processing: bool,
     speaker_switch: Arc<Mutex<Option<SpeakerChoice>>>,
     /// The self-view while no call sends video.
     preview: Option<Worker>,
@@ -290,6 +297,9 @@ impl Session {
                 self.counters
                     .camera_off
                     .store(self.camera_off, Ordering::Relaxed);
+                self.counters
+                    .audio_processing
+                    .store(self.audio_processing, Ordering::Relaxed);
                 self.rates = None;
                 io.remote.clear();
                 match self.new_call(&ice_servers).await {
@@ -456,6 +466,7 @@ impl Session {
             peer::build(&servers, self.config.loopback_only, self.bitrate_range()).await?;
         let video_track = peer::local_track(RtpCodecKind::Video, "video")?;
         let audio_track = peer::local_track(RtpCodecKind::Audio, "audio")?;
+        let processor = media::AudioProcessor::new(media::ProcessingConfig::default());
         let video_sender = pc
             .add_track(video_track.clone() as Arc<dyn TrackLocal>)
             .await
@@ -479,6 +490,8 @@ impl Session {
             ready_at: Instant::now(),
             counters: self.counters.clone(),
             estimate,
+            render_tap: Some(processor.render_tap()),
+            processor: Some(processor),
         })
     }
 
@@ -582,6 +595,9 @@ impl Session {
             config.audio_bitrate_bps,
             call.counters.clone(),
             arx,
+            call.processor
+                .take()
+                .unwrap_or_else(|| media::AudioProcessor::new(media::ProcessingConfig::NONE)),
             warn,
         )
         .map_err(|e| CallError::Media(format!("starting the audio thread: {e}")))?;
@@ -629,8 +645,9 @@ impl Session {
                 let warn: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |message: String| {
                     let _ = warn_tx.try_send(Event::Warning(message));
                 });
+                let render = call.render_tap.take();
                 tokio::spawn(media_io::receive_audio(
-                    track, counters, speaker, switch, warn,
+                    track, counters, speaker, switch, render, warn,
                 ))
             }
             _ => return,
@@ -677,6 +694,10 @@ impl Session {
                 *lock(&self.speaker_switch) = Some(choice);
             }
             Command::RequestKeyframe => self.counters.send_pli_now.store(true, Ordering::Relaxed),
+            Command::SetAudioProcessing(on) => {
+                self.audio_processing = on;
+                self.counters.audio_processing.store(on, Ordering::Relaxed);
+            }
             Command::HangUp => {}
         }
     }
@@ -801,6 +822,8 @@ impl Session {
         stats.audio_remote_loss_percent =
             c.audio_remote_loss_permille.load(Ordering::Relaxed) as f64 / 10.0;
         stats.audio_fec_loss_percent = c.audio_fec_loss_percent.load(Ordering::Relaxed) as f64;
+        stats.audio_processing = c.audio_processing.load(Ordering::Relaxed);
+        stats.echo_erle_db = c.aec_erle_centi_db.load(Ordering::Relaxed) as f64 / 100.0;
         stats.plis_sent = c.plis_sent.load(Ordering::Relaxed);
         stats.keyframe_requests_received = c.keyframe_requests.load(Ordering::Relaxed);
         stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);

@@ -312,7 +312,7 @@ mod tests {
             seconds_until_stays_below(&s, enc, 8.0, 16.0, 1e9),
             Some(0.0)
         );
-        assert_eq!(seconds_until_stays_below(&s, enc, 8.0, 16.0, 450e3), None);
+        assert_eq!(seconds_until_stays_below(&s, enc, 8.0, 16.0, 400e3), None);
         assert_eq!(max_between(&s, enc, 9.0, 12.0), Some(600e3));
         assert_eq!(mean_between(&s, enc, 10.0, 12.0), Some(485e3));
         let fps = fps_after(&s, 8.0).unwrap_or(0.0);

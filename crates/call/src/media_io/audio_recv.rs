@@ -38,6 +38,7 @@ pub async fn receive_audio(
     counters: Arc<MediaCounters>,
     speaker: SpeakerChoice,
     speaker_switch: Arc<Mutex<Option<SpeakerChoice>>>,
+    mut render: Option<media::RenderTap>,
     warn: Arc<dyn Fn(String) + Send + Sync>,
 ) {
     let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::default())));
@@ -96,6 +97,10 @@ pub async fn receive_audio(
                 *lock(&out_counters.dominant_hz) =
                     media::dominant_frequency_hz(&analysis, 48_000.0);
                 analysis.clear();
+            }
+            // The echo canceller's reference is exactly what the speaker is given.
+            if let Some(tap) = render.as_mut() {
+                tap.push_frame(&frame);
             }
             if let Err(e) = sink.play(&frame) {
                 tracing::debug!(error = %e, "sink failed; switching to a null sink");

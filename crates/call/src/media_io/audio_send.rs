@@ -45,6 +45,7 @@ pub fn spawn_audio_sender(
     bitrate_bps: u32,
     counters: Arc<MediaCounters>,
     commands: Receiver<AudioCmd>,
+    mut processor: media::AudioProcessor,
     warn: Arc<dyn Fn(String) + Send + Sync>,
 ) -> std::io::Result<Worker> {
     Worker::spawn("duet-audio-send", move |stop| {
@@ -102,6 +103,23 @@ pub fn spawn_audio_sender(
                         .audio_fec_loss_percent
                         .store(u64::from(want), Ordering::Relaxed);
                 }
+            }
+            // Echo cancellation and the rest work on what the microphone heard, with what the
+            // speaker played as the reference (the playout thread feeds it to the processor).
+            // Synthetic sources (a tone, silence) hear no room: they are sent as they are.
+            let on = counters.audio_processing.load(Ordering::Relaxed)
+                && matches!(choice, AudioChoice::Microphone(_));
+            if processor.is_enabled() != on {
+                processor.set_enabled(on);
+            }
+            if let Err(e) = processor.process_capture_frame(&mut frame) {
+                tracing::debug!(error = %e, "audio processing skipped a frame");
+            }
+            if frames.is_multiple_of(50) {
+                let erle = processor.stats().erle_db.unwrap_or(0.0).max(0.0);
+                counters
+                    .aec_erle_centi_db
+                    .store((erle * 100.0) as u64, Ordering::Relaxed);
             }
             if counters.mic_muted.load(Ordering::Relaxed) {
                 frame.samples_mut().fill(0.0);

@@ -82,6 +82,10 @@ pub struct MediaCounters {
     pub rtt_us: AtomicU64,
     /// Freezes of the remote video (see [`FreezeDetector`]).
     pub freezes: Mutex<FreezeDetector>,
+    /// Whether the microphone's audio processing is on (the owner may toggle it mid-call).
+    pub audio_processing: AtomicBool,
+    /// Echo return loss enhancement the echo canceller reports, dB × 100 (a trend only).
+    pub aec_erle_centi_db: AtomicU64,
     /// Our audio stream's SSRC (0 until sending starts).
     pub audio_ssrc: AtomicU64,
     /// The loss the other side last reported for our audio, per mille.

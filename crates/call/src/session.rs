@@ -495,12 +495,22 @@ impl Session {
         })
     }
 
+    /// The most the video encoder will use: the configured bitrate, capped by what the
+    /// picture size can use.
+    fn max_video_bps(&self) -> u32 {
+        media_io::max_video_bitrate(
+            self.config.width,
+            self.config.height,
+            self.config.fps,
+            self.config.video_bitrate_bps,
+        )
+    }
+
     /// What the congestion controller may allow, video and audio together: it starts at
     /// [`peer::INITIAL_BITRATE_BPS`] (or the configured total if lower) and never goes past the
     /// configured total, which the encoders could not use.
     fn bitrate_range(&self) -> peer::BitrateRange {
-        let total =
-            f64::from(self.config.video_bitrate_bps) + f64::from(self.config.audio_bitrate_bps);
+        let total = f64::from(self.max_video_bps()) + f64::from(self.config.audio_bitrate_bps);
         let total = total / (1.0 - media_io::OVERHEAD_SHARE);
         peer::BitrateRange {
             initial_bps: total.min(peer::INITIAL_BITRATE_BPS),
@@ -546,6 +556,7 @@ impl Session {
 
     async fn start_sending(&mut self, io: &SessionIo) -> Result<(), CallError> {
         self.stop_preview().await;
+        let max_video_bps = self.max_video_bps();
         let rt = tokio::runtime::Handle::current();
         let config = self.config.clone();
         let warn_tx = io.events.clone();
@@ -575,7 +586,7 @@ impl Session {
                 width: config.width,
                 height: config.height,
                 fps: config.fps,
-                bitrate_bps: config.video_bitrate_bps,
+                bitrate_bps: max_video_bps,
                 audio_bps: config.audio_bitrate_bps,
             },
             call.counters.clone(),
@@ -832,6 +843,7 @@ impl Session {
         stats.ice_restarts = decided.ice_restarts;
         stats.target_bitrate_bps = c.target_bps.load(Ordering::Relaxed) as f64;
         stats.bandwidth_estimate_bps = c.estimate_bps.load(Ordering::Relaxed) as f64;
+        stats.video_rung = c.send_rung.load(Ordering::Relaxed);
         stats.encoder_bitrate_bps = c.encoder_bps.load(Ordering::Relaxed) as f64;
         stats.video_frames_lost = c.frames_lost.load(Ordering::Relaxed);
         stats.video_packets_recovered = c.packets_recovered.load(Ordering::Relaxed);

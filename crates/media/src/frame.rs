@@ -315,6 +315,41 @@ impl VideoFrame {
         }
     }
 
+    /// The picture at half its width and height (each output pixel the mean of a 2×2 block),
+    /// for sending a smaller video on a narrow link. Sizes round down to even; a picture
+    /// smaller than 4×4 comes back unchanged.
+    #[must_use]
+    pub fn half_size(&self) -> VideoFrame {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (hw, hh) = ((w / 2) & !1, (h / 2) & !1);
+        if hw < 2 || hh < 2 {
+            return self.clone();
+        }
+        let halve = |plane: &[u8], pw: usize, ow: usize, oh: usize| {
+            let mut out = Vec::with_capacity(ow * oh);
+            for y in 0..oh {
+                let r0 = &plane[(2 * y) * pw..];
+                let r1 = &plane[(2 * y + 1) * pw..];
+                for x in 0..ow {
+                    let sum = u16::from(r0[2 * x])
+                        + u16::from(r0[2 * x + 1])
+                        + u16::from(r1[2 * x])
+                        + u16::from(r1[2 * x + 1]);
+                    out.push(((sum + 2) / 4) as u8);
+                }
+            }
+            out
+        };
+        VideoFrame {
+            width: hw as u32,
+            height: hh as u32,
+            y: halve(&self.y, w, hw, hh),
+            u: halve(&self.u, w / 2, hw / 2, hh / 2),
+            v: halve(&self.v, w / 2, hw / 2, hh / 2),
+            capture_time_us: self.capture_time_us,
+        }
+    }
+
     /// Peak signal-to-noise ratio in dB against `other`, over all Y, U and V samples
     /// (infinite for identical frames).
     ///

@@ -70,6 +70,8 @@ pub struct MediaCounters {
     pub target_bps: AtomicU64,
     /// The congestion controller's raw estimate, bits/s.
     pub estimate_bps: AtomicU64,
+    /// The resolution ladder's rung (0 = the configured size, 1 = half, ...).
+    pub send_rung: AtomicU64,
     /// The bitrate the video encoder is set to, bits/s.
     pub encoder_bps: AtomicU64,
     /// Video frames the receiver gave up (incomplete after the wait for retransmissions).

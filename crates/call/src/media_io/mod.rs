@@ -79,6 +79,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_ladder_steps_down_and_back_with_hysteresis() {
+        let t = Instant::now();
+        let mut l = Ladder::new(640, 480);
+        let at = |s: f64| t + Duration::from_secs_f64(s);
+        // 1.2 Mbit/s at 640×480: full size.
+        assert_eq!(l.update(1_200_000, 640, 480, 30, at(0.0)), 0);
+        // 400 kbit/s (0.04 bit/px): down after a second, not before.
+        assert_eq!(l.update(400_000, 640, 480, 30, at(1.0)), 0);
+        assert_eq!(l.update(400_000, 640, 480, 30, at(1.5)), 0);
+        assert_eq!(l.update(400_000, 640, 480, 30, at(2.0)), 1);
+        // 800 kbit/s is between the thresholds: stays at 320×240.
+        assert_eq!(l.update(800_000, 640, 480, 30, at(3.0)), 1);
+        assert_eq!(l.update(800_000, 640, 480, 30, at(9.0)), 1);
+        // 1.2 Mbit/s (0.13 bit/px at full size) for 3 s: back up.
+        assert_eq!(l.update(1_200_000, 640, 480, 30, at(10.0)), 1);
+        assert_eq!(l.update(1_200_000, 640, 480, 30, at(12.0)), 1);
+        assert_eq!(l.update(1_200_000, 640, 480, 30, at(13.0)), 0);
+        // Never below 160 wide.
+        for s in 20..40 {
+            l.update(60_000, 640, 480, 30, at(f64::from(s)));
+        }
+        assert_eq!(l.rung(), 2);
+        assert_eq!(Ladder::new(320, 240).update(0, 320, 240, 30, at(0.0)), 0);
+    }
+
+    #[test]
+    fn a_filling_queue_cuts_the_rate_once_a_second() {
+        let t = Instant::now();
+        let mut g = QueueGuard::default();
+        assert!(!g.sample(20.0, t));
+        assert!(!g.sample(70.0, t), "50 ms above the minimum is not a queue");
+        assert!(g.sample(90.0, t + Duration::from_millis(100)));
+        assert!(
+            !g.sample(150.0, t + Duration::from_millis(500)),
+            "once a second"
+        );
+        assert!(g.sample(150.0, t + Duration::from_millis(1200)));
+        assert!(!g.sample(25.0, t + Duration::from_secs(3)));
+        assert!(!g.sample(f64::NAN, t + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_video_bitrate_fits_the_picture() {
+        assert_eq!(max_video_bitrate(320, 240, 30, 1_500_000), 622_080);
+        assert_eq!(max_video_bitrate(640, 480, 30, 1_500_000), 1_500_000);
+        assert_eq!(
+            max_video_bitrate(1280, 720, 30, 4_000_000),
+            4_000_000.min(7_464_960)
+        );
+        assert_eq!(max_video_bitrate(16, 16, 1, 1_500_000), MIN_VIDEO_BPS);
+    }
+
+    #[test]
     fn opus_expected_loss_follows_the_reports() {
         assert_eq!(expected_loss_percent(0), 5);
         assert_eq!(expected_loss_percent(30), 5);

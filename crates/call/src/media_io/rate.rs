@@ -44,3 +44,141 @@ pub fn video_bitrate_for(estimate_bps: f64, audio_bps: u32, max_video_bps: u32) 
     let available = estimate_bps * (1.0 - OVERHEAD_SHARE) - f64::from(audio_bps);
     (available.max(0.0) as u32).clamp(MIN_VIDEO_BPS.min(max_video_bps), max_video_bps)
 }
+
+/// Bits per pixel the encoder is allowed at most: about what libwebrtc allows (600 kbit/s at
+/// 320×240, 30 fps); more buys no visible quality and only fills the link.
+pub const MAX_BITS_PER_PIXEL: f64 = 0.27;
+
+/// The most the video encoder should ever use for `width`×`height` at `fps`: the configured
+/// maximum, or less when the picture cannot use it ([`MAX_BITS_PER_PIXEL`]).
+#[must_use]
+pub fn max_video_bitrate(width: u32, height: u32, fps: u32, configured_bps: u32) -> u32 {
+    let useful = f64::from(width) * f64::from(height) * f64::from(fps.max(1)) * MAX_BITS_PER_PIXEL;
+    configured_bps.min(useful.max(f64::from(MIN_VIDEO_BPS)) as u32)
+}
+
+/// Queueing delay (round trip above the lowest seen) that counts as a filling queue, ms.
+pub const QUEUE_DELAY_MS: f64 = 60.0;
+/// What the sender's rate is cut to when the queue fills.
+pub const QUEUE_CUT: f64 = 0.8;
+
+/// A backstop for the congestion controller's delay detector, which in webrtc-rs 0.21 missed
+/// a queue filling on a capped link (the round trip grew to 100–180 ms while its estimate kept
+/// climbing; measured in the lab). When the round trip stays [`QUEUE_DELAY_MS`] above the
+/// lowest one seen, the sender cuts its rate by [`QUEUE_CUT`], at most once a second. Pure:
+/// the round trip and the time come in.
+#[derive(Debug, Default, Clone)]
+pub struct QueueGuard {
+    min_rtt_ms: Option<f64>,
+    last_cut: Option<std::time::Instant>,
+}
+
+impl QueueGuard {
+    /// A round-trip sample at `now`; returns whether to cut the rate now.
+    pub fn sample(&mut self, rtt_ms: f64, now: std::time::Instant) -> bool {
+        if !rtt_ms.is_finite() || rtt_ms <= 0.0 {
+            return false;
+        }
+        let min = self.min_rtt_ms.map_or(rtt_ms, |m| m.min(rtt_ms));
+        self.min_rtt_ms = Some(min);
+        let queued = rtt_ms - min > QUEUE_DELAY_MS;
+        let may_cut = self
+            .last_cut
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if queued && may_cut {
+            self.last_cut = Some(now);
+            return true;
+        }
+        false
+    }
+}
+
+/// Bits per pixel under which the sender halves its resolution (after [`LADDER_HOLD_DOWN`]).
+pub const LADDER_DOWN_BPP: f64 = 0.06;
+/// Bits per pixel, at the next larger size, from which it doubles back (after
+/// [`LADDER_HOLD_UP`]); well above [`LADDER_DOWN_BPP`] so it does not flap.
+pub const LADDER_UP_BPP: f64 = 0.12;
+/// How long a low rate must last before the resolution goes down.
+pub const LADDER_HOLD_DOWN: Duration = Duration::from_secs(1);
+/// How long a high rate must last before the resolution goes back up.
+pub const LADDER_HOLD_UP: Duration = Duration::from_secs(3);
+/// The smallest width the ladder goes down to.
+pub const LADDER_MIN_WIDTH: u32 = 160;
+
+/// The resolution ladder: rung 0 sends the configured size, rung `r` a size halved `r`
+/// times (640×480 → 320×240 → 160×120), chosen from the encoder's bitrate per pixel with
+/// hysteresis. Pure: the bitrate and the time come in.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    rung: u8,
+    max_rung: u8,
+    /// A wanted change (+1 down, −1 up) and since when it has been wanted.
+    pending: Option<(i8, std::time::Instant)>,
+}
+
+impl Ladder {
+    /// A ladder for pictures of `width`×`height`.
+    #[must_use]
+    pub fn new(width: u32, height: u32) -> Self {
+        let mut max_rung = 0u8;
+        while max_rung < 3
+            && (width >> (max_rung + 1)) >= LADDER_MIN_WIDTH
+            && (height >> (max_rung + 1)) >= 90
+        {
+            max_rung += 1;
+        }
+        Self {
+            rung: 0,
+            max_rung,
+            pending: None,
+        }
+    }
+
+    /// The current rung (0 = full size).
+    #[must_use]
+    pub fn rung(&self) -> u8 {
+        self.rung
+    }
+
+    /// The encoder's bitrate is `video_bps` at `now`; returns the rung to send at.
+    pub fn update(
+        &mut self,
+        video_bps: u32,
+        width: u32,
+        height: u32,
+        fps: u32,
+        now: std::time::Instant,
+    ) -> u8 {
+        let bpp = |rung: u8| {
+            let pixels =
+                f64::from(width >> rung) * f64::from(height >> rung) * f64::from(fps.max(1));
+            f64::from(video_bps) / pixels.max(1.0)
+        };
+        let want: i8 = if self.rung < self.max_rung && bpp(self.rung) < LADDER_DOWN_BPP {
+            1
+        } else if self.rung > 0 && bpp(self.rung - 1) >= LADDER_UP_BPP {
+            -1
+        } else {
+            0
+        };
+        if want == 0 {
+            self.pending = None;
+            return self.rung;
+        }
+        let hold = if want > 0 {
+            LADDER_HOLD_DOWN
+        } else {
+            LADDER_HOLD_UP
+        };
+        match self.pending {
+            Some((dir, since)) if dir == want => {
+                if now.saturating_duration_since(since) >= hold {
+                    self.rung = self.rung.saturating_add_signed(want);
+                    self.pending = None;
+                }
+            }
+            _ => self.pending = Some((want, now)),
+        }
+        self.rung
+    }
+}

@@ -135,6 +135,8 @@ pub fn spawn_video_sender(
         let mut dropped_before = 0;
         let mut next_rate_update = Instant::now();
         let mut allowed_bps = estimate.bps();
+        let mut queue_guard = QueueGuard::default();
+        let mut ladder = Ladder::new(cfg.width, cfg.height);
         let mut last_keyframe: Option<Instant> = None;
         counters
             .encoder_bps
@@ -152,12 +154,18 @@ pub fn spawn_video_sender(
                     }
                     _ => ramp_toward(allowed_bps, estimated),
                 };
+                let rtt_ms = counters.rtt_us.load(Ordering::Relaxed) as f64 / 1000.0;
+                if queue_guard.sample(rtt_ms, now) {
+                    allowed_bps = (allowed_bps * QUEUE_CUT).max(f64::from(MIN_VIDEO_BPS));
+                }
                 let target = allowed_bps;
                 counters
                     .estimate_bps
                     .store(estimated as u64, Ordering::Relaxed);
                 counters.target_bps.store(target as u64, Ordering::Relaxed);
                 let want = video_bitrate_for(target, cfg.audio_bps, cfg.bitrate_bps);
+                let rung = ladder.update(want, cfg.width, cfg.height, cfg.fps, now);
+                counters.send_rung.store(u64::from(rung), Ordering::Relaxed);
                 // Small wobbles are not worth a rate-control reset.
                 if want.abs_diff(bitrate_bps) > bitrate_bps / 20 {
                     match encoder.set_bitrate(want) {
@@ -233,6 +241,11 @@ pub fn spawn_video_sender(
                 && counters.want_keyframe.swap(false, Ordering::Relaxed)
             {
                 encoder.request_keyframe();
+            }
+            // A narrow link sends a smaller picture (the encoder restarts with an IDR).
+            let mut frame = frame;
+            for _ in 0..ladder.rung() {
+                frame = frame.half_size();
             }
             let started = Instant::now();
             let encoded = match encoder.encode(&frame) {

@@ -52,3 +52,36 @@ fn bad_shapes_are_errors() {
         "odd sizes are rejected, not panicked on"
     );
 }
+
+#[test]
+fn half_size_keeps_the_picture_and_its_stamp() {
+    let pattern = TestPattern::new(640, 480, 30);
+    let full = pattern_frame(&pattern, 77);
+    let half = full.half_size();
+    assert_eq!((half.width(), half.height()), (320, 240));
+    assert_eq!(half.capture_time_us, full.capture_time_us);
+    // Each pixel is the mean of its 2×2 block.
+    let (y, _, _) = full.strides();
+    for (hx, hy) in [(0usize, 0usize), (100, 50), (319, 239)] {
+        let p = |x: usize, yy: usize| u16::from(full.y()[yy * y + x]);
+        let (x, yy) = (2 * hx, 2 * hy);
+        let mean = (p(x, yy) + p(x + 1, yy) + p(x, yy + 1) + p(x + 1, yy + 1) + 2) / 4;
+        assert_eq!(u16::from(half.y()[hy * 320 + hx]), mean, "at {hx},{hy}");
+    }
+    let stamp = media::read_pattern_stamp(&half).expect("stamp readable at half size");
+    assert_eq!(stamp.counter, 77);
+    let quarter = half.half_size();
+    assert_eq!((quarter.width(), quarter.height()), (160, 120));
+    assert_eq!(
+        media::read_pattern_stamp(&quarter).map(|s| s.counter),
+        Some(77),
+        "stamp readable at quarter size"
+    );
+    // Odd and tiny sizes stay valid.
+    let odd = VideoFrame::new_black(322, 242, 0)
+        .expect("frame")
+        .half_size();
+    assert_eq!((odd.width(), odd.height()), (160, 120));
+    let tiny = VideoFrame::new_black(2, 2, 0).expect("frame");
+    assert_eq!(tiny.half_size().width(), 2);
+}

@@ -162,7 +162,8 @@ pub fn start_bare_peer(home: &Home, signal_url: &str, name: &str, o: &PeerOption
         .command(env!("CARGO_BIN_EXE_duet"))
         .args(["call", o.room, "--signal", signal_url])
         .args(["--video", "test", "--audio", o.tone, "--speaker", "null"])
-        .args(["--size", "320x240", "--stats-every", "0"])
+        .args(default_size(o.extra))
+        .args(["--stats-every", "0"])
         .args(["--duration", &o.seconds.to_string(), "--stats-json"])
         .arg(&report)
         .args(o.extra)
@@ -204,7 +205,8 @@ pub fn start_peer(home: &Home, servers: &Servers, name: &str, o: &PeerOptions<'_
         .args(["--ice-server"])
         .arg(servers.stun_url())
         .args(["--video", "test", "--audio", o.tone, "--speaker", "null"])
-        .args(["--size", "320x240", "--stats-every", "0"])
+        .args(default_size(o.extra))
+        .args(["--stats-every", "0"])
         .args(["--duration", &o.seconds.to_string(), "--stats-json"])
         .arg(&report)
         .args(o.extra)
@@ -216,6 +218,15 @@ pub fn start_peer(home: &Home, servers: &Servers, name: &str, o: &PeerOptions<'_
         name: name.to_owned(),
         child,
         report,
+    }
+}
+
+/// `--size 320x240` unless the test's own flags pick a size.
+fn default_size(extra: &[&str]) -> &'static [&'static str] {
+    if extra.contains(&"--size") {
+        &[]
+    } else {
+        &["--size", "320x240"]
     }
 }
 

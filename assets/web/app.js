@@ -57,6 +57,7 @@
     rejoinButton: $('rejoin-button'),
     soundButton: $('sound-button'),
     roomLabel: $('room-label'),
+    verify: $('verify'),
     badge: $('badge'),
     statsLine: $('stats-line'),
     notice: $('notice'),
@@ -84,6 +85,8 @@
     timings: {},
     /** RTCPeerConnections created so far (a fresh one per peer). */
     peerConnections: 0,
+    /** The call's verification code (`"123 456"`), once both descriptions are set. */
+    verification: null,
     stats: () => (call ? call.readStats() : Promise.resolve(null)),
     join: (room) => join(room),
     hangup: () => hangup(),
@@ -690,6 +693,8 @@
       call.close();
       call = null;
     }
+    hook.verification = null;
+    ui.verify.hidden = true;
     if (remoteStream) remoteStream.getTracks().forEach((t) => remoteStream.removeTrack(t));
     remoteStream = null;
     ui.remoteVideo.srcObject = null;
@@ -783,6 +788,17 @@
       pc.onconnectionstatechange = () => {
         log('connection state', { state: pc.connectionState });
         this.feed({ 'pc-state': pc.connectionState });
+      };
+      pc.onsignalingstatechange = () => {
+        if (pc.signalingState !== 'stable') return;
+        const local = pc.localDescription && pc.localDescription.sdp;
+        const remote = pc.remoteDescription && pc.remoteDescription.sdp;
+        DuetNegotiation.callCode(local, remote).then((code) => {
+          if (this.closed || !code) return;
+          hook.verification = code;
+          ui.verify.textContent = `Code ${code}`;
+          ui.verify.hidden = false;
+        });
       };
 
       for (const kind of ['audio', 'video']) {

@@ -598,8 +598,51 @@
     }
   }
 
+  /**
+   * The DTLS fingerprint an SDP carries (the first `a=fingerprint:` line), normalised as
+   * crates/call/src/verify.rs does: `sha-256 AB:CD:…`; null when there is none.
+   */
+  function sdpFingerprint(sdp) {
+    if (typeof sdp !== 'string') return null;
+    for (const raw of sdp.split(/\r?\n/)) {
+      const line = raw.trim();
+      if (!line.startsWith('a=fingerprint:')) continue;
+      const rest = line.slice('a=fingerprint:'.length).trim();
+      const space = rest.indexOf(' ');
+      if (space <= 0) return null;
+      const value = rest.slice(space + 1).trim();
+      if (!value) return null;
+      return `${rest.slice(0, space).toLowerCase()} ${value.toUpperCase()}`;
+    }
+    return null;
+  }
+
+  /**
+   * The six-digit verification code of two fingerprints, either order (crates/call/src/verify.rs
+   * explains it). Resolves to `"123 456"`. Uses WebCrypto (browsers, Node ≥ 19).
+   */
+  async function verificationCode(a, b) {
+    const [first, second] = a <= b ? [a, b] : [b, a];
+    const bytes = new TextEncoder().encode(`duet-verify-v1\n${first}\n${second}`);
+    const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+    const n = ((digest[0] << 24) >>> 0) + (digest[1] << 16) + (digest[2] << 8) + digest[3];
+    const code = n % 1000000;
+    const pad = (x) => String(x).padStart(3, '0');
+    return `${pad(Math.floor(code / 1000))} ${pad(code % 1000)}`;
+  }
+
+  /** The code of a call from its local and remote SDP; null until both carry a fingerprint. */
+  async function callCode(localSdp, remoteSdp) {
+    const a = sdpFingerprint(localSdp);
+    const b = sdpFingerprint(remoteSdp);
+    return a && b ? verificationCode(a, b) : null;
+  }
+
   return {
     CallCore,
+    sdpFingerprint,
+    verificationCode,
+    callCode,
     Negotiator,
     endsCall,
     checkCandidate,

@@ -193,6 +193,7 @@ async function duetState(page) {
     offerer: window.duet.offerer,
     timings: window.duet.timings,
     peerConnections: window.duet.peerConnections,
+    verification: window.duet.verification,
     events: window.duet.events.slice(-40),
   }));
 }

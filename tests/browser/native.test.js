@@ -107,6 +107,10 @@ for (const browserFirst of [true, false]) {
     assert.equal(n.pattern_out_of_order, 0, 'the browser frames arrive with increasing counters');
     assert.ok(n.pattern_last > n.pattern_first, `counters ${n.pattern_first}..${n.pattern_last}`);
     assert.ok(n.audio_frames_played >= 50, `native played ${n.audio_frames_played} audio frames`);
+    // Both show the same verification code (derived from the two DTLS fingerprints).
+    const nativeCode = [...(json.history || [])].reverse().map((h) => h.verification_code).find(Boolean);
+    assert.match(String(st.verification), /^\d{3} \d{3}$/, 'the page shows a verification code');
+    assert.equal(nativeCode, st.verification, 'the page and duet show the same code');
     t.diagnostic(`native setup ${n.setup_ms} ms; browser setup ${JSON.stringify(st.timings)}`);
   });
 }

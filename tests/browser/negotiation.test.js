@@ -12,6 +12,7 @@ const path = require('node:path');
 const REPO = path.resolve(__dirname, '..', '..');
 const SCENARIOS = path.join(REPO, 'tests', 'scenarios');
 const { CallCore, checkCandidate, isLoopbackCandidate, sessionId } = require(path.join(REPO, 'assets', 'web', 'negotiation.js'));
+const N = require(path.join(REPO, 'assets', 'web', 'negotiation.js'));
 
 /** Whether `actual` matches `expected` (see the header comment). */
 function matches(expected, actual) {
@@ -107,4 +108,17 @@ test('nothing happens after the end', () => {
   core.handle({ 'pc-state': 'failed' });
   core.handle({ timer: 'connect' });
   assert.equal(core.poll(), undefined);
+});
+
+test('the verification code matches the shared vectors', async () => {
+  const vectors = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'verification', 'vectors.json'), 'utf8'));
+  assert.ok(vectors.length >= 3);
+  for (const v of vectors) {
+    assert.equal(await N.verificationCode(v.a, v.b), v.code, JSON.stringify(v));
+    assert.equal(await N.verificationCode(v.b, v.a), v.code, 'symmetric');
+  }
+  const sdp = 'v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=fingerprint:SHA-256 ab:cd:EF\r\n';
+  assert.equal(N.sdpFingerprint(sdp), 'sha-256 AB:CD:EF');
+  assert.equal(N.sdpFingerprint('v=0\r\n'), null);
+  assert.equal(await N.callCode(sdp, 'v=0\r\n'), null);
 });

@@ -254,6 +254,28 @@ impl CallView {
             self.local.update(ui.ctx(), &local);
         }
         let mut exit = None;
+        // Keyboard shortcuts (shown on the buttons): M mute, V camera, H hang up. Not while
+        // typing in a text field.
+        if !ui.ctx().egui_wants_keyboard_input() {
+            let (m, v, h) = ui.input(|i| {
+                (
+                    i.key_pressed(egui::Key::M),
+                    i.key_pressed(egui::Key::V),
+                    i.key_pressed(egui::Key::H),
+                )
+            });
+            if m {
+                self.mic_muted = !self.mic_muted;
+                self.send(Command::SetMicMuted(self.mic_muted));
+            }
+            if v {
+                self.camera_on = !self.camera_on;
+                self.send(Command::SetCameraEnabled(self.camera_on));
+            }
+            if h {
+                exit = Some(CallExit::HangUp);
+            }
+        }
         egui::Panel::top("call-header").show(ui, |ui| self.header_ui(ui));
         egui::Panel::bottom("call-controls").show(ui, |ui| {
             if self.controls_ui(ui, devices) {
@@ -288,6 +310,18 @@ impl CallView {
             let (dot, _) = ui.allocate_exact_size(Vec2::splat(12.0), egui::Sense::hover());
             ui.painter().circle_filled(dot.center(), 5.0, color);
             ui.label(RichText::new(text).color(color));
+            if let Some(code) = self
+                .stats
+                .latest()
+                .and_then(|s| s.verification_code.clone())
+            {
+                ui.add_space(12.0);
+                ui.label(RichText::new(format!("Code {code}")).monospace())
+                    .on_hover_text(
+                        "Read this code to each other: if it is the same on both sides, \
+                         nobody is in the middle of your call",
+                    );
+            }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.toggle_value(&mut self.show_stats, "Stats");
             });
@@ -335,7 +369,7 @@ impl CallView {
                         .selected(self.mic_muted)
                         .min_size(CONTROL_SIZE),
                 )
-                .on_hover_text("Send silence instead of your microphone")
+                .on_hover_text("Send silence instead of your microphone (M)")
                 .clicked()
             {
                 self.mic_muted = !self.mic_muted;
@@ -352,6 +386,7 @@ impl CallView {
                         .selected(!self.camera_on)
                         .min_size(CONTROL_SIZE),
                 )
+                .on_hover_text("Stop or restart sending your camera (V)")
                 .clicked()
             {
                 self.camera_on = !self.camera_on;
@@ -365,7 +400,7 @@ impl CallView {
                 let hang = egui::Button::new(RichText::new("Hang up").color(Color32::WHITE))
                     .fill(Color32::from_rgb(190, 40, 40))
                     .min_size(CONTROL_SIZE);
-                if ui.add(hang).clicked() {
+                if ui.add(hang).on_hover_text("Leave the call (H)").clicked() {
                     hang_up = true;
                 }
             });

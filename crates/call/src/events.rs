@@ -144,6 +144,10 @@ pub struct CallStats {
     pub glass_to_glass_p50_ms: Option<f64>,
     /// See `glass_to_glass_p50_ms`.
     pub glass_to_glass_p95_ms: Option<f64>,
+    /// The call's verification code (`"123 456"`, see [`crate::verify`]): the same on both
+    /// sides unless someone rewrote the DTLS fingerprints in between. `None` until both
+    /// descriptions are set.
+    pub verification_code: Option<String>,
     /// Second join (`ready`) → first remote frame decoded, milliseconds.
     pub setup_ms: Option<f64>,
 }

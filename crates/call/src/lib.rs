@@ -24,6 +24,7 @@ pub mod negotiation;
 pub mod peer;
 pub mod session;
 pub mod stats;
+pub mod verify;
 
 pub use config::{AudioChoice, CallConfig, IceServer, SpeakerChoice, VideoChoice};
 pub use engine::Engine;

@@ -789,6 +789,12 @@ impl Session {
             if call.connected {
                 stats.codecs = "H264 42e01f / opus 48000".into();
             }
+            if let (Some(local), Some(remote)) = (
+                call.pc.local_description().await,
+                call.pc.remote_description().await,
+            ) {
+                stats.verification_code = crate::verify::call_code(&local.sdp, &remote.sdp);
+            }
         }
         let totals = Totals {
             at: now,

@@ -63,6 +63,8 @@ fn peer_process(url: &str) -> std::process::Child {
 
 #[test]
 fn killed_peer_is_detected_and_replaced() {
+    // Real calls: not at the same time as a lab test measuring frame rates.
+    let _one_at_a_time = crate::common::lab::lab_lock();
     let server =
         HostedSignal::start("127.0.0.1:0".parse().unwrap(), signal::Config::default()).unwrap();
     let url = server.local_url();

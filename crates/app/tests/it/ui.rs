@@ -224,3 +224,35 @@ fn settings_survive_a_restart() {
         "the resolution picker shows the saved size"
     );
 }
+
+#[test]
+fn keyboard_shortcuts_mute_and_hang_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    synthetic_settings("keys-room")
+        .save(dir.path())
+        .expect("save settings");
+    let mut h = harness(test_app(dir.path()));
+    h.run_steps(2);
+    h.get_by_label("Join").click();
+    h.run_steps(1);
+    step_until(&mut h, "waiting in the room", |h| {
+        h.state().call_state() == Some(&CallState::WaitingForPeer)
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label("Mute").is_some());
+    // M toggles the microphone: the button now offers to unmute.
+    h.key_press(egui::Key::M);
+    h.run_steps(2);
+    assert!(h.query_by_label("Unmute").is_some(), "M did not mute");
+    h.key_press(egui::Key::M);
+    h.run_steps(2);
+    assert!(h.query_by_label("Mute").is_some(), "M did not unmute");
+    // H hangs up.
+    h.key_press(egui::Key::H);
+    h.run_steps(2);
+    assert!(!h.state().in_call(), "H did not hang up");
+    assert!(
+        h.query_by_label("Join").is_some(),
+        "back on the start screen"
+    );
+}

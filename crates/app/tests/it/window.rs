@@ -90,6 +90,8 @@ fn read_png(path: &Path) -> (Vec<u8>, u32, u32) {
 
 #[test]
 fn window_shows_remote_and_local_test_patterns() {
+    // A real call: not at the same time as a lab test measuring frame rates.
+    let _one_at_a_time = crate::common::lab::lab_lock();
     let signal = HostedSignal::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         signal::Config::default(),

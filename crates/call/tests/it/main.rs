@@ -8,3 +8,4 @@ mod keyframe_request;
 mod peer_left;
 mod preview;
 mod two_engines;
+mod verification;

@@ -3,7 +3,8 @@
 //!
 //! Lab tests take [`lab_lock`] so only one runs at a time: each runs two real encoders and
 //! decoders, and what they measure (frame rates under loss or a cap) must not depend on what
-//! another test is doing on the same two cores.
+//! another test is doing on the same two cores. The app's other tests that run real calls take
+//! it too.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

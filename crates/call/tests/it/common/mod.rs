@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
 use call::{
     AudioChoice, CallConfig, CallState, CallStats, Engine, Event, SpeakerChoice, VideoChoice,
 };
@@ -107,4 +110,64 @@ pub fn watch_both(
 /// Media flowing both ways: video frames decoded with the sender's pattern, audio played.
 pub fn media_flowing(min_frames: u64, min_audio: u64) -> impl Fn(&Seen) -> bool {
     move |s: &Seen| s.stats.pattern_frames >= min_frames && s.stats.audio_frames_played >= min_audio
+}
+
+/// Rewrites a relayed message (a man in the middle).
+pub type Rewrite = fn(&str) -> String;
+
+/// A faithful Rust copy of the seed server's behaviour: relay to the other member, `ready`
+/// without `offerer` to both when the second joins. With `rewrite`, every relayed message is
+/// passed through it first.
+pub fn seed_relay(rewrite: Option<Rewrite>) -> (String, std::thread::JoinHandle<()>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    let handle = std::thread::spawn(move || {
+        rt.block_on(async move {
+            let (tx, _) = tokio::sync::broadcast::channel::<(usize, String)>(256);
+            let mut id = 0;
+            let joined = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            while let Ok((stream, _)) = listener.accept().await {
+                id += 1;
+                let me = id;
+                let tx = tx.clone();
+                let mut rx = tx.subscribe();
+                let joined = joined.clone();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                    loop {
+                        tokio::select! {
+                            msg = ws.next() => {
+                                let Some(Ok(Message::Text(t))) = msg else { break };
+                                let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                                if v["type"] == "join" {
+                                    if joined.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 2 {
+                                        let ready = serde_json::json!({"type": "ready", "room": v["room"]}).to_string();
+                                        let _ = tx.send((0, ready));
+                                    }
+                                } else {
+                                    let text = match rewrite {
+                                        Some(f) => f(&t),
+                                        None => t.to_string(),
+                                    };
+                                    let _ = tx.send((me, text));
+                                }
+                            }
+                            Ok((from, text)) = rx.recv() => {
+                                if from != me && ws.send(Message::Text(text.into())).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    });
+    (url, handle)
 }

@@ -33,6 +33,9 @@
       .filter(Boolean)
       .map((s) => ({ urls: /^(stuns?|turns?):/.test(s) ? s : `stun:${s}` })),
     loopbackOnly: params.get('loopback') === '1',
+    // This page's seat key on the server: if the connection drops mid-call, the page joins
+    // again with it and takes its seat back (the other side is not told it left).
+    session: Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join(''),
     ignoreOfferer: params.get('negotiation') === 'seed',
   };
 
@@ -365,7 +368,12 @@
     return true;
   }
 
-  function connect() {
+  /**
+   * Opens the WebSocket. With `resume` (a Session in a call whose connection dropped), joins
+   * again with the same session id and tells that session the connection is back; otherwise a
+   * fresh join starts a fresh session.
+   */
+  function connect(resume) {
     clearTimeout(retryTimer);
     const url = serverUrl();
     let opened = false;
@@ -383,6 +391,13 @@
       opened = true;
       wsAttempts = 0;
       log('server connected', { url });
+      if (resume) {
+        if (resume === session && !resume.dead && sendJoinMessage()) {
+          log('rejoined with our session; the call goes on');
+          resume.feed('signal-restored');
+        }
+        return;
+      }
       if (wantRoom) sendJoin();
     };
     sock.onmessage = (event) => {
@@ -398,6 +413,13 @@
     sock.onclose = (event) => {
       if (ws !== sock) return;
       ws = null;
+      if (session && !session.dead && session.core.hasPeer()) {
+        // Mid-call: media does not need the server. The core says when to try again
+        // ('reconnect-signal'), and ends the call only if it stays away too long.
+        log('server connection lost mid-call', { code: event.code });
+        session.feed({ 'signal-lost': { reason: `close code ${event.code}` } });
+        return;
+      }
       if (session) session.finish({ 'signal-lost': { reason: `close code ${event.code}` } });
       endCall();
       if (!wantRoom) return;
@@ -412,10 +434,15 @@
     };
   }
 
-  function sendJoin() {
-    const message = { type: 'join', room: config.room };
+  /** Sends `join` (with the token and our session id); false when the socket is not open. */
+  function sendJoinMessage() {
+    const message = { type: 'join', room: config.room, session: config.session };
     if (config.token) message.token = config.token;
-    if (!send(message)) return;
+    return send(message);
+  }
+
+  function sendJoin() {
+    if (!sendJoinMessage()) return;
     hook.timings = { joinSent: epochMs() };
     log('join sent', { room: config.room });
     if (session) session.dispose();
@@ -573,6 +600,9 @@
         case 'cancel-timer':
           clearTimeout(this.timers.get(value));
           this.timers.delete(value);
+          return undefined;
+        case 'reconnect-signal':
+          retryTimer = setTimeout(() => connect(this), value.in_ms);
           return undefined;
         default:
           log('unknown core output', { kind });

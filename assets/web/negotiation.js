@@ -29,7 +29,15 @@
   /** How long a restart may take before the call ends, ms. */
   const RESTART_TIMEOUT_MS = 15000;
 
-  const TIMERS = ['connect', 'disconnect-grace', 'restart'];
+  /** The call's own timers (cleared with each new peer) and every timer the core knows. */
+  const CALL_TIMERS = ['connect', 'disconnect-grace', 'restart'];
+  const TIMERS = [...CALL_TIMERS, 'signal-give-up'];
+  /** How long the signalling connection may stay lost before the call ends, ms. */
+  const SIGNAL_GIVE_UP_MS = 30000;
+  /** The longest wait between two reconnection attempts, ms. */
+  const MAX_RECONNECT_DELAY_MS = 4000;
+  /** Signalling messages kept while the connection is being restored. */
+  const MAX_OUTBOX = 128;
   const PC_STATES = ['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed'];
   const ERROR_CODES = [
     'room-full',
@@ -253,7 +261,12 @@
       this.out = [];
       this.armed = new Set();
       this.ended = false;
-      this.stats = { glare_ignored: 0, glare_rollbacks: 0, ice_restarts: 0, bad_candidates: 0 };
+      this.stats = { glare_ignored: 0, glare_rollbacks: 0, ice_restarts: 0, bad_candidates: 0, signal_reconnects: 0 };
+      // The signalling connection: up (sends go out) or being restored (sends wait).
+      this.signalUp = true;
+      this.outbox = [];
+      this.reconnectAttempts = 0;
+      this.lastOffer = null;
     }
 
     /** The next thing to do, or undefined. */
@@ -286,11 +299,14 @@
       const room = this.config.room;
       switch (kind) {
         case 'joined':
+          this.signalUp = true;
           return this.state({ state: 'waiting-for-peer' });
         case 'signal':
           return this.onSignal(value);
         case 'signal-lost':
-          return this.fail(`signal server: the connection to the signal server was lost (${value && value.reason})`);
+          return this.onSignalLost(String(value && value.reason));
+        case 'signal-restored':
+          return this.onSignalRestored();
         case 'local-offer':
           return this.onLocalOffer(description(value));
         case 'local-answer':
@@ -361,6 +377,10 @@
         }
         case 'candidate':
           return this.onRemoteCandidate(msg.candidate === undefined ? null : msg.candidate);
+        case 'peer-resumed':
+          // The other side's connection dropped and came back: an offer still waiting for its
+          // answer may be lost, so it goes again.
+          return this.resendPendingOffer();
         case 'peer-left':
           this.closePeer();
           this.cancelTimers();
@@ -387,11 +407,46 @@
       this.arm('connect', CONNECT_TIMEOUT_MS);
     }
 
+    onSignalLost(reason) {
+      if (this.signalUp) {
+        this.signalUp = false;
+        this.reconnectAttempts = 0;
+        this.arm('signal-give-up', SIGNAL_GIVE_UP_MS);
+        this.warn(`lost the connection to the signal server (${reason}); reconnecting`);
+        this.push({ 'reconnect-signal': { in_ms: 0 } });
+        return;
+      }
+      this.reconnectAttempts += 1;
+      const delay = Math.min(250 * 2 ** Math.min(this.reconnectAttempts, 5), MAX_RECONNECT_DELAY_MS);
+      this.push({ 'reconnect-signal': { in_ms: delay } });
+    }
+
+    onSignalRestored() {
+      if (this.signalUp) return;
+      this.signalUp = true;
+      this.reconnectAttempts = 0;
+      this.stats.signal_reconnects += 1;
+      this.cancel('signal-give-up');
+      const queued = this.outbox;
+      this.outbox = [];
+      const offerQueued = queued.some((m) => m.type === 'offer');
+      for (const message of queued) this.push({ send: message });
+      if (!offerQueued) this.resendPendingOffer();
+    }
+
+    resendPendingOffer() {
+      const peer = this.peer;
+      if (peer && peer.haveLocalOffer && !peer.applying && this.lastOffer) {
+        this.send({ type: 'offer', room: this.config.room, offer: this.lastOffer });
+      }
+    }
+
     onLocalOffer(desc) {
       const peer = this.peer;
       if (!peer) return;
       peer.negotiator.localOfferMade(desc.sdp);
       peer.haveLocalOffer = true;
+      this.lastOffer = desc;
       this.send({ type: 'offer', room: this.config.room, offer: desc });
     }
 
@@ -499,6 +554,10 @@
     }
 
     onTimer(timer) {
+      if (timer === 'signal-give-up') {
+        if (!this.signalUp) this.fail('signal server: the connection to the signal server was lost and could not be restored');
+        return;
+      }
       const peer = this.peer;
       if (!peer) return;
       if (timer === 'connect') {
@@ -558,7 +617,7 @@
     }
 
     cancelTimers() {
-      for (const timer of TIMERS) this.cancel(timer);
+      for (const timer of CALL_TIMERS) this.cancel(timer);
     }
 
     cancel(timer) {
@@ -575,7 +634,12 @@
     }
 
     send(message) {
-      this.push({ send: message });
+      if (this.signalUp) {
+        this.push({ send: message });
+        return;
+      }
+      if (this.outbox.length >= MAX_OUTBOX) this.outbox.shift();
+      this.outbox.push(message);
     }
 
     state(state) {
@@ -594,6 +658,7 @@
     finish(state) {
       this.ended = true;
       this.cancelTimers();
+      this.cancel('signal-give-up');
       this.state(state);
     }
   }

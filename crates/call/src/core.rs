@@ -21,7 +21,12 @@
 //! - the connection's health: `disconnected` for [`DISCONNECT_GRACE`] or `failed` makes the
 //!   side that offered restart ICE (both show "reconnecting"); a restart that does not succeed
 //!   within [`RESTART_TIMEOUT`] ends the call; a first connection that does not succeed within
-//!   [`CONNECT_TIMEOUT`] ends it with a reason drawn from what ICE gathered.
+//!   [`CONNECT_TIMEOUT`] ends it with a reason drawn from what ICE gathered;
+//! - the signalling connection: when it drops the call goes on (media does not need it), the
+//!   owner reconnects with backoff and joins again with the same session id (the server holds
+//!   the seat), messages wait meanwhile, and an offer that may have been lost is sent again
+//!   (also when the *other* side comes back: `peer-resumed`); after [`SIGNAL_GIVE_UP`] the
+//!   call ends.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -44,6 +49,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(12);
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 /// How long a restart may take before the call ends.
 pub const RESTART_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the signalling connection may stay lost (while reconnecting) before the call ends.
+pub const SIGNAL_GIVE_UP: Duration = Duration::from_secs(30);
+/// The longest wait between two reconnection attempts.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(4);
+/// Signalling messages kept while the connection is being restored.
+pub const MAX_OUTBOX: usize = 128;
 
 /// A session description as browsers and webrtc-rs serialise it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +96,8 @@ pub enum Timer {
     DisconnectGrace,
     /// A restart did not succeed in time.
     Restart,
+    /// The signalling connection could not be restored in time.
+    SignalGiveUp,
 }
 
 /// Something that happened, for [`CallCore::handle`].
@@ -95,11 +108,13 @@ pub enum Input {
     Joined,
     /// A message from the signal server.
     Signal(ServerMessage),
-    /// The signalling connection closed.
+    /// The signalling connection closed, or an attempt to restore it failed.
     SignalLost {
         /// Why, for people.
         reason: String,
     },
+    /// A new signalling connection is open and the join (with the session id) was sent.
+    SignalRestored,
     /// The offer asked for was created and applied locally.
     LocalOffer(Description),
     /// The answer asked for was created and applied locally.
@@ -186,6 +201,12 @@ pub enum Output {
     },
     /// Forget this timer.
     CancelTimer(Timer),
+    /// Open a new signalling connection after this long and join again with the same session
+    /// id; answer with [`Input::SignalRestored`] or [`Input::SignalLost`].
+    ReconnectSignal {
+        /// After how long, ms.
+        in_ms: u64,
+    },
 }
 
 /// Whether an error the server sent ends the call (`true`) or is only a warning.
@@ -293,6 +314,8 @@ pub struct CoreCounters {
     pub ice_restarts: u64,
     /// Remote candidates ignored as malformed.
     pub bad_candidates: u64,
+    /// Times the signalling connection was restored after it dropped.
+    pub signal_reconnects: u64,
 }
 
 /// See the module documentation.
@@ -304,6 +327,13 @@ pub struct CallCore {
     armed: BTreeSet<Timer>,
     ended: bool,
     counters: CoreCounters,
+    /// Whether the signalling connection is up (sends go out at once) or being restored
+    /// (sends wait in `outbox`).
+    signal_up: bool,
+    outbox: VecDeque<ClientMessage>,
+    reconnect_attempts: u32,
+    /// Our last local offer, to send again if it may have been lost with the connection.
+    last_offer: Option<Description>,
 }
 
 impl CallCore {
@@ -316,6 +346,10 @@ impl CallCore {
             out: VecDeque::new(),
             armed: BTreeSet::new(),
             ended: false,
+            signal_up: true,
+            outbox: VecDeque::new(),
+            reconnect_attempts: 0,
+            last_offer: None,
             counters: CoreCounters::default(),
         }
     }
@@ -350,11 +384,13 @@ impl CallCore {
             return;
         }
         match input {
-            Input::Joined => self.state(CallState::WaitingForPeer),
+            Input::Joined => {
+                self.signal_up = true;
+                self.state(CallState::WaitingForPeer);
+            }
             Input::Signal(msg) => self.on_signal(msg),
-            Input::SignalLost { reason } => self.fail(CallError::Signal(format!(
-                "the connection to the signal server was lost ({reason})"
-            ))),
+            Input::SignalLost { reason } => self.on_signal_lost(reason),
+            Input::SignalRestored => self.on_signal_restored(),
             Input::LocalOffer(desc) => self.on_local_offer(desc),
             Input::LocalAnswer(desc) => {
                 if let Some(peer) = self.peer.as_mut() {
@@ -475,6 +511,11 @@ impl CallCore {
                 self.state(CallState::PeerLeft);
                 self.state(CallState::WaitingForPeer);
             }
+            ServerMessage::PeerResumed { .. } => {
+                // The other side's connection dropped and came back: what we sent meanwhile
+                // may be lost. An offer still waiting for its answer goes again.
+                self.resend_pending_offer();
+            }
             ServerMessage::Error { code, message } => {
                 if ends_call(ErrorCode::from_wire(&code)) {
                     self.fail(CallError::Refused(message));
@@ -499,12 +540,69 @@ impl CallCore {
         self.arm(Timer::Connect, CONNECT_TIMEOUT);
     }
 
+    fn on_signal_lost(&mut self, reason: String) {
+        if self.signal_up {
+            self.signal_up = false;
+            self.reconnect_attempts = 0;
+            self.arm(Timer::SignalGiveUp, SIGNAL_GIVE_UP);
+            self.warn(format!(
+                "lost the connection to the signal server ({reason}); reconnecting"
+            ));
+            // The first attempt at once: a dropped connection usually comes back right away.
+            self.out.push_back(Output::ReconnectSignal { in_ms: 0 });
+            return;
+        }
+        // An attempt failed: try again, waiting longer each time.
+        self.reconnect_attempts += 1;
+        let delay =
+            Duration::from_millis(250 << self.reconnect_attempts.min(5)).min(MAX_RECONNECT_DELAY);
+        self.out.push_back(Output::ReconnectSignal {
+            in_ms: delay.as_millis() as u64,
+        });
+    }
+
+    fn on_signal_restored(&mut self) {
+        if self.signal_up {
+            return;
+        }
+        self.signal_up = true;
+        self.reconnect_attempts = 0;
+        self.counters.signal_reconnects += 1;
+        self.cancel(Timer::SignalGiveUp);
+        let queued = std::mem::take(&mut self.outbox);
+        let offer_queued = queued
+            .iter()
+            .any(|m| matches!(m, ClientMessage::Offer { .. }));
+        for msg in queued {
+            self.out.push_back(Output::Send(msg));
+        }
+        if !offer_queued {
+            self.resend_pending_offer();
+        }
+    }
+
+    /// Sends our offer again if it still waits for an answer.
+    fn resend_pending_offer(&mut self) {
+        let pending = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.signaling == Signaling::HaveLocalOffer && p.applying.is_none());
+        if let (true, Some(desc)) = (pending, self.last_offer.clone()) {
+            let offer = description_value(&desc);
+            self.send(ClientMessage::Offer {
+                room: self.config.room.clone(),
+                offer,
+            });
+        }
+    }
+
     fn on_local_offer(&mut self, desc: Description) {
         let Some(peer) = self.peer.as_mut() else {
             return;
         };
         peer.negotiator.local_offer_made(&desc.sdp);
         peer.signaling = Signaling::HaveLocalOffer;
+        self.last_offer = Some(desc.clone());
         let offer = description_value(&desc);
         self.send(ClientMessage::Offer {
             room: self.config.room.clone(),
@@ -648,6 +746,14 @@ impl CallCore {
     }
 
     fn on_timer(&mut self, timer: Timer) {
+        if timer == Timer::SignalGiveUp {
+            if !self.signal_up {
+                self.fail(CallError::Signal(
+                    "the connection to the signal server was lost and could not be restored".into(),
+                ));
+            }
+            return;
+        }
         let Some(peer) = self.peer.as_ref() else {
             return;
         };
@@ -663,6 +769,7 @@ impl CallCore {
                     self.lost_connection();
                 }
             }
+            Timer::SignalGiveUp => {}
             Timer::Restart => {
                 if peer.health == Health::Reconnecting {
                     self.fail(CallError::NoPath(
@@ -748,7 +855,14 @@ impl CallCore {
     }
 
     fn send(&mut self, msg: ClientMessage) {
-        self.out.push_back(Output::Send(msg));
+        if self.signal_up {
+            self.out.push_back(Output::Send(msg));
+        } else {
+            if self.outbox.len() >= MAX_OUTBOX {
+                self.outbox.pop_front();
+            }
+            self.outbox.push_back(msg);
+        }
     }
 
     fn state(&mut self, state: CallState) {
@@ -769,6 +883,7 @@ impl CallCore {
     fn finish(&mut self, state: CallState) {
         self.ended = true;
         self.cancel_timers();
+        self.cancel(Timer::SignalGiveUp);
         self.state(state);
     }
 }

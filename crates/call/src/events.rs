@@ -131,6 +131,8 @@ pub struct CallStats {
     pub glare_rollbacks: u64,
     /// ICE restarts this side started (after the media path was lost).
     pub ice_restarts: u64,
+    /// Times the signalling connection dropped and was restored without ending the call.
+    pub signal_reconnects: u64,
     /// Test-pattern counters: first and last seen, and how many decoded frames carried one.
     pub pattern_first: Option<u32>,
     /// Last test-pattern counter seen.

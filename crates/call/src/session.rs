@@ -130,21 +130,15 @@ fn description(desc: &RTCSessionDescription) -> Description {
 pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
     let started = Instant::now();
     io.emit(Event::State(CallState::Joining));
-    let (sig, mut sig_rx) =
-        match signal::client::connect(&config.signal_url, Duration::from_secs(10)).await {
-            Ok(pair) => pair,
-            Err(e) => return fail(&io, CallError::Signal(e.to_string())),
-        };
-    let join = ClientMessage::Join {
-        room: config.room.clone(),
-        token: config.token.clone(),
+    // Our seat's key on the server: a dropped connection takes the seat back with it.
+    let session_id = random_session_id();
+    let (sig, sig_rx) = match join(&config, &session_id, Duration::from_secs(10)).await {
+        Ok(pair) => pair,
+        Err(e) => return fail(&io, e),
     };
-    if sig.send(join).await.is_err() {
-        return fail(
-            &io,
-            CallError::Signal("the connection closed while joining".into()),
-        );
-    }
+    let mut sig_rx = Some(sig_rx);
+    let (reconnected_tx, mut reconnected) =
+        mpsc::channel::<Result<(SignalSender, signal::client::SignalReceiver), String>>(1);
     let urls = || config.ice_servers.iter().flat_map(|s| s.urls.iter());
     let mut core = CallCore::new(CoreConfig {
         room: config.room.clone(),
@@ -171,7 +165,10 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
-        if let Some(end) = session.carry_out(&mut core, &io).await {
+        if let Some(end) = session
+            .carry_out(&mut core, &io, &session_id, &reconnected_tx)
+            .await
+        {
             break end;
         }
         let peer_event = async {
@@ -194,12 +191,35 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
                 None => std::future::pending().await,
             }
         };
+        let signal_event = async {
+            match sig_rx.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            event = sig_rx.recv() => {
+            event = signal_event => {
                 let input = match event {
                     Some(SignalEvent::Message(msg)) => Input::Signal(msg),
-                    Some(SignalEvent::Closed(Some(reason))) => Input::SignalLost { reason },
-                    _ => Input::SignalLost { reason: "closed".into() },
+                    Some(SignalEvent::Closed(reason)) => {
+                        sig_rx = None;
+                        Input::SignalLost { reason: reason.unwrap_or_else(|| "closed".into()) }
+                    }
+                    None => {
+                        sig_rx = None;
+                        Input::SignalLost { reason: "closed".into() }
+                    }
+                };
+                core.handle(input, Instant::now());
+            }
+            Some(result) = reconnected.recv() => {
+                let input = match result {
+                    Ok((tx, rx)) => {
+                        session.sig = tx;
+                        sig_rx = Some(rx);
+                        Input::SignalRestored
+                    }
+                    Err(reason) => Input::SignalLost { reason },
                 };
                 core.handle(input, Instant::now());
             }
@@ -235,6 +255,43 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
     end
 }
 
+/// Connects to the signal server and joins the room with `session_id`.
+async fn join(
+    config: &CallConfig,
+    session_id: &str,
+    timeout: Duration,
+) -> Result<(SignalSender, signal::client::SignalReceiver), CallError> {
+    let (sig, rx) = signal::client::connect(&config.signal_url, timeout)
+        .await
+        .map_err(|e| CallError::Signal(e.to_string()))?;
+    let join = ClientMessage::Join {
+        room: config.room.clone(),
+        token: config.token.clone(),
+        session: Some(session_id.to_owned()),
+    };
+    sig.send(join)
+        .await
+        .map_err(|_| CallError::Signal("the connection closed while joining".into()))?;
+    Ok((sig, rx))
+}
+
+/// 32 random hex digits.
+fn random_session_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = String::with_capacity(32);
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        id.push_str(&format!("{:016x}", h.finish()));
+    }
+    id
+}
+
 fn fail(io: &SessionIo, error: CallError) -> CallState {
     let state = CallState::Failed(error.to_string());
     io.emit(Event::State(state.clone()));
@@ -262,8 +319,30 @@ struct Session {
 impl Session {
     /// Carries out everything the core asked for, feeding results back, until it has nothing
     /// left to do. Returns the final state once the core reached one.
-    async fn carry_out(&mut self, core: &mut CallCore, io: &SessionIo) -> Option<CallState> {
+    async fn carry_out(
+        &mut self,
+        core: &mut CallCore,
+        io: &SessionIo,
+        session_id: &str,
+        reconnected: &mpsc::Sender<Result<(SignalSender, signal::client::SignalReceiver), String>>,
+    ) -> Option<CallState> {
         while let Some(output) = core.poll() {
+            if let Output::ReconnectSignal { in_ms } = output {
+                // Off the loop: media and the peer connection go on meanwhile.
+                let (config, session_id, tx) = (
+                    self.config.clone(),
+                    session_id.to_owned(),
+                    reconnected.clone(),
+                );
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(in_ms)).await;
+                    let result = join(&config, &session_id, Duration::from_secs(5))
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(result).await;
+                });
+                continue;
+            }
             if let Some(input) = self.execute(output.clone(), io).await {
                 core.handle(input, Instant::now());
             }
@@ -448,6 +527,7 @@ impl Session {
                 self.timers.remove(&timer);
                 None
             }
+            Output::ReconnectSignal { .. } => None, // handled in `carry_out`
         }
     }
 
@@ -847,6 +927,7 @@ impl Session {
         let decided = core.counters();
         stats.glare_offers_ignored = decided.glare_ignored;
         stats.ice_restarts = decided.ice_restarts;
+        stats.signal_reconnects = decided.signal_reconnects;
         stats.target_bitrate_bps = c.target_bps.load(Ordering::Relaxed) as f64;
         stats.bandwidth_estimate_bps = c.estimate_bps.load(Ordering::Relaxed) as f64;
         stats.video_rung = c.send_rung.load(Ordering::Relaxed);

@@ -118,6 +118,7 @@ impl SignalSender {
         self.send(ClientMessage::Join {
             room: room.to_owned(),
             token: token.map(str::to_owned),
+            session: None,
         })
         .await
     }

@@ -172,6 +172,9 @@ pub enum ClientRequest<'a> {
         room: Cow<'a, str>,
         /// The room token (extension), required when the server has a room secret.
         token: Option<Cow<'a, str>>,
+        /// The client's session id (extension): a connection that drops keeps its seat for
+        /// a grace period, and a new connection joining with the same id takes it back.
+        session: Option<Cow<'a, str>>,
     },
     /// Leave a room but keep the connection (extension).
     Leave {
@@ -196,6 +199,9 @@ impl ClientRequest<'_> {
     }
 }
 
+/// Longest accepted `session` id in a `join`, bytes.
+pub const MAX_SESSION_BYTES: usize = 64;
+
 /// The fields the server looks at; every other field is ignored here and preserved on relay.
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -211,6 +217,8 @@ struct Envelope<'a> {
     candidate: Option<&'a RawValue>,
     #[serde(borrow)]
     token: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session: Option<Cow<'a, str>>,
 }
 
 fn is_object(raw: &RawValue) -> bool {
@@ -248,10 +256,24 @@ pub fn parse_client_text(text: &str) -> Result<ClientRequest<'_>, Rejection> {
         room: room.clone(),
     };
     match &*kind {
-        "join" => Ok(ClientRequest::Join {
-            room,
-            token: env.token,
-        }),
+        "join" => {
+            if let Some(session) = &env.session
+                && (session.len() < 16
+                    || session.len() > MAX_SESSION_BYTES
+                    || !session
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            {
+                return Err(bad(format!(
+                    "\"session\" must be 16–{MAX_SESSION_BYTES} letters, digits or dashes"
+                )));
+            }
+            Ok(ClientRequest::Join {
+                room,
+                token: env.token,
+                session: env.session,
+            })
+        }
         "leave" => Ok(ClientRequest::Leave { room }),
         "offer" => match env.offer {
             Some(raw) if is_object(raw) => Ok(relay(RelayKind::Offer)),
@@ -285,6 +307,10 @@ pub enum ClientMessage {
         /// started with a room secret (see [`crate::room_token`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// Session id (an extension; see [`ClientRequest::Join`]): lets this client take its
+        /// seat back after its connection dropped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
     /// Leave a room, keeping the connection.
     Leave {
@@ -388,6 +414,12 @@ pub enum ServerMessage {
         /// Room name.
         room: String,
     },
+    /// The other member's connection dropped and it came back in time to keep its seat
+    /// (an extension; only sent to clients that joined with a `session`).
+    PeerResumed {
+        /// Room name.
+        room: String,
+    },
     /// The server rejected something this client sent.
     Error {
         /// Machine-readable code, see [`ErrorCode`].
@@ -422,7 +454,8 @@ mod tests {
             parse_client_text(r#"{"type":"join","room":"a"}"#),
             Ok(ClientRequest::Join {
                 room: "a".into(),
-                token: None
+                token: None,
+                session: None
             })
         );
         let offer = r#"{"type":"offer","room":"a","offer":{"type":"offer","sdp":"v=0"}}"#;
@@ -470,13 +503,15 @@ mod tests {
             req,
             Ok(ClientRequest::Join {
                 room: "a".into(),
-                token: Some("00ff".into())
+                token: Some("00ff".into()),
+                session: None
             })
         );
         assert!(parse_client_text(r#"{"type":"join","room":"a","token":5}"#).is_err());
         let msg = ClientMessage::Join {
             room: "a".into(),
             token: None,
+            session: None,
         };
         assert_eq!(msg.to_json(), r#"{"type":"join","room":"a"}"#);
     }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::protocol::{ClientRequest, ErrorCode, Rejection, RelayKind, parse_client_text};
 use crate::token::RoomSecret;
@@ -34,6 +34,9 @@ pub struct Limits {
     pub rate_per_sec: f64,
     /// Messages one connection may send in a burst above the sustained rate (bucket size).
     pub rate_burst: f64,
+    /// How long a member that joined with a `session` id keeps its seat after its connection
+    /// dropped, for a new connection with the same id to take back (zero: no holding).
+    pub seat_hold: Duration,
 }
 
 impl Default for Limits {
@@ -44,6 +47,7 @@ impl Default for Limits {
             // ICE gathering trickles a burst of candidates; 200 covers any real negotiation.
             rate_per_sec: 50.0,
             rate_burst: 200.0,
+            seat_hold: Duration::from_secs(10),
         }
     }
 }
@@ -65,6 +69,12 @@ pub enum Outbound {
         /// Room name.
         room: Arc<str>,
     },
+    /// `{"type":"peer-resumed","room":..}`: the other member's connection dropped and it took
+    /// its seat back.
+    PeerResumed {
+        /// Room name.
+        room: Arc<str>,
+    },
     /// `{"type":"error",...}` back to the sender.
     Error(Rejection),
 }
@@ -80,6 +90,9 @@ impl Outbound {
                 ice_servers: None,
             },
             Self::PeerLeft { room } => ServerMessage::PeerLeft {
+                room: room.to_string(),
+            },
+            Self::PeerResumed { room } => ServerMessage::PeerResumed {
                 room: room.to_string(),
             },
             Self::Error(rejection) => return Some(rejection.to_json()),
@@ -120,6 +133,18 @@ pub enum Handled {
 struct Room {
     /// Members in join order: `members[0]` is the offerer.
     members: Vec<ConnId>,
+    /// The session ids members joined with.
+    sessions: HashMap<ConnId, Arc<str>>,
+    /// Members whose connection dropped, holding their seat until the hold runs out.
+    held: Vec<Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    /// The dropped connection (still in `members`).
+    id: ConnId,
+    session: Arc<str>,
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -346,9 +371,9 @@ impl Registry {
         let room = request.room();
         self.check_room_name(room)?;
         match request {
-            ClientRequest::Join { token, .. } => {
+            ClientRequest::Join { token, session, .. } => {
                 self.check_token(room, token.as_deref())?;
-                self.join(from, room, out)
+                self.join(from, room, session.as_deref(), out)
             }
             ClientRequest::Leave { .. } => {
                 if self.leave(from, room, out) {
@@ -380,8 +405,14 @@ impl Registry {
         &mut self,
         from: ConnId,
         room: &str,
+        session: Option<&str>,
         out: &mut Vec<Delivery>,
     ) -> Result<Handled, Rejection> {
+        if let Some(session) = session
+            && self.resume(from, room, session, out)
+        {
+            return Ok(Handled::Joined);
+        }
         let Some(conn) = self.conns.get_mut(&from) else {
             return Ok(Handled::UnknownConnection);
         };
@@ -411,8 +442,13 @@ impl Registry {
         conn.rooms.push(name.clone());
         let entry = self.rooms.entry(name.clone()).or_insert_with(|| Room {
             members: Vec::new(),
+            sessions: HashMap::new(),
+            held: Vec::new(),
         });
         entry.members.push(from);
+        if let Some(session) = session {
+            entry.sessions.insert(from, Arc::from(session));
+        }
         if entry.members.len() == ROOM_CAPACITY {
             for (i, &to) in entry.members.iter().enumerate() {
                 out.push(Delivery {
@@ -440,10 +476,67 @@ impl Registry {
         true
     }
 
+    /// A connection joining with the session id of a held seat takes it back: no `ready`
+    /// (the call goes on), the other member is told `peer-resumed`. Returns whether it did.
+    fn resume(&mut self, from: ConnId, room: &str, session: &str, out: &mut Vec<Delivery>) -> bool {
+        let Some((name, entry)) = self
+            .rooms
+            .get_key_value(room)
+            .map(|(k, _)| k.clone())
+            .and_then(|k| self.rooms.get_mut(&k).map(|e| (k, e)))
+        else {
+            return false;
+        };
+        // The seat is held (its connection is known to have dropped), or still looks taken by
+        // a connection that silently died (a new address breaks TCP without the server
+        // hearing of it): the same session id takes it over in both cases.
+        let old = match entry.held.iter().position(|h| &*h.session == session) {
+            Some(pos) => entry.held.remove(pos).id,
+            None => match entry
+                .sessions
+                .iter()
+                .find(|(id, s)| &***s == session && **id != from)
+            {
+                Some((&id, _)) => id,
+                None => return false,
+            },
+        };
+        for m in &mut entry.members {
+            if *m == old {
+                *m = from;
+            }
+        }
+        let session = entry
+            .sessions
+            .remove(&old)
+            .unwrap_or_else(|| Arc::from(session));
+        entry.sessions.insert(from, session);
+        if let Some(stale) = self.conns.get_mut(&old) {
+            stale.rooms.retain(|r| **r != *name);
+        }
+        let Some(entry) = self.rooms.get_mut(&name) else {
+            return false;
+        };
+        for &to in entry.members.iter().filter(|&&m| m != from) {
+            out.push(Delivery {
+                to,
+                msg: Outbound::PeerResumed { room: name.clone() },
+            });
+        }
+        if let Some(conn) = self.conns.get_mut(&from)
+            && !conn.rooms.iter().any(|r| **r == *name)
+        {
+            conn.rooms.push(name);
+        }
+        true
+    }
+
     fn remove_member(&mut self, from: ConnId, name: &Arc<str>, out: &mut Vec<Delivery>) {
         let Some(entry) = self.rooms.get_mut(&**name) else {
             return;
         };
+        entry.sessions.remove(&from);
+        entry.held.retain(|h| h.id != from);
         entry.members.retain(|&m| m != from);
         for &to in &entry.members {
             out.push(Delivery {
@@ -458,13 +551,52 @@ impl Registry {
 
     /// A connection closed (for any reason): it leaves all its rooms, the other members are
     /// told `peer-left`, and empty rooms are freed. O(rooms the connection was in).
-    pub fn disconnect(&mut self, id: ConnId, out: &mut Vec<Delivery>) {
+    ///
+    /// A member that joined with a `session` id keeps its seat for [`Limits::seat_hold`]
+    /// instead: the other member hears nothing unless the hold runs out ([`Registry::expire`]).
+    pub fn disconnect(&mut self, id: ConnId, now: Instant, out: &mut Vec<Delivery>) {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        let hold = !self.limits.seat_hold.is_zero();
         for name in &conn.rooms {
-            self.remove_member(id, name, out);
+            let session = self
+                .rooms
+                .get(&**name)
+                .and_then(|r| r.sessions.get(&id).cloned());
+            match (hold, session, self.rooms.get_mut(&**name)) {
+                (true, Some(session), Some(entry)) => entry.held.push(Held {
+                    id,
+                    session,
+                    since: now,
+                }),
+                _ => self.remove_member(id, name, out),
+            }
         }
+    }
+
+    /// Frees the seats whose hold ran out by `now`, telling the other members `peer-left`.
+    /// The server calls it about once a second.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        let hold = self.limits.seat_hold;
+        let expired: Vec<(Arc<str>, ConnId)> = self
+            .rooms
+            .iter()
+            .flat_map(|(name, r)| {
+                r.held
+                    .iter()
+                    .filter(|h| now.saturating_duration_since(h.since) >= hold)
+                    .map(|h| (name.clone(), h.id))
+            })
+            .collect();
+        for (name, id) in expired {
+            self.remove_member(id, &name, out);
+        }
+    }
+
+    /// Seats held for dropped connections.
+    pub fn held_seats(&self) -> usize {
+        self.rooms.values().map(|r| r.held.len()).sum()
     }
 }
 

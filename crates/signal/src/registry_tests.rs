@@ -169,8 +169,8 @@ fn leaving_tells_the_other_and_frees_the_room() {
         }
     }));
     let mut out = Vec::new();
-    w.reg.disconnect(B, &mut out);
-    w.reg.disconnect(C, &mut out);
+    w.reg.disconnect(B, w.now, &mut out);
+    w.reg.disconnect(C, w.now, &mut out);
     assert_eq!(w.reg.room_count(), 0, "empty rooms are freed");
 }
 
@@ -182,7 +182,7 @@ fn disconnect_leaves_every_room() {
         w.join(B, room);
     }
     let mut out = Vec::new();
-    w.reg.disconnect(A, &mut out);
+    w.reg.disconnect(A, w.now, &mut out);
     assert_eq!(out.len(), 2);
     assert!(
         out.iter()
@@ -364,4 +364,148 @@ fn control_frames_cost_tokens() {
     assert!(!reg.handle_control(ConnId(1), t0));
     assert!(reg.handle_control(ConnId(1), t0 + std::time::Duration::from_secs(1)));
     assert!(!reg.handle_control(ConnId(2), t0));
+}
+
+#[test]
+fn a_dropped_member_with_a_session_keeps_its_seat_and_takes_it_back() {
+    let mut w = World::new(Limits::default());
+    let join = |room: &str, session: &str| {
+        format!(r#"{{"type":"join","room":"{room}","session":"{session}"}}"#)
+    };
+    w.send(A, &join("r", "session-of-a-0001"));
+    w.send(B, &join("r", "session-of-b-0001"));
+    let mut out = Vec::new();
+    w.reg.disconnect(A, w.now, &mut out);
+    assert!(out.is_empty(), "B is not told anything yet: {out:?}");
+    assert_eq!(w.reg.held_seats(), 1);
+    // The seat is still taken: a third person cannot join.
+    let (h, _) = w.join(C, "r");
+    assert_eq!(h, Handled::Rejected(ErrorCode::RoomFull));
+    // A's new connection (C here) takes the seat back: B hears `peer-resumed`, nobody `ready`.
+    w.now += Duration::from_secs(5);
+    let (h, out) = w.send(C, &join("r", "session-of-a-0001"));
+    assert_eq!(h, Handled::Joined);
+    assert_eq!(
+        out,
+        vec![Delivery {
+            to: B,
+            msg: Outbound::PeerResumed {
+                room: Arc::from("r")
+            }
+        }]
+    );
+    assert_eq!(
+        w.reg.members("r"),
+        &[C, B],
+        "A's place, so C is the offerer now"
+    );
+    let (_, out) = w.offer(B, "r");
+    assert_eq!(out.iter().map(|d| d.to).collect::<Vec<_>>(), [C]);
+}
+
+#[test]
+fn a_held_seat_is_freed_when_the_hold_runs_out() {
+    let mut w = World::new(Limits {
+        seat_hold: Duration::from_secs(20),
+        ..Limits::default()
+    });
+    w.send(
+        A,
+        r#"{"type":"join","room":"r","session":"session-of-a-0001"}"#,
+    );
+    w.join(B, "r");
+    let mut out = Vec::new();
+    w.reg.disconnect(A, w.now, &mut out);
+    w.reg.expire(w.now + Duration::from_secs(19), &mut out);
+    assert!(out.is_empty());
+    w.reg.expire(w.now + Duration::from_secs(20), &mut out);
+    assert_eq!(
+        out,
+        vec![Delivery {
+            to: B,
+            msg: Outbound::PeerLeft {
+                room: Arc::from("r")
+            }
+        }]
+    );
+    assert_eq!(w.reg.members("r"), &[B]);
+    // Too late: the old session id is a fresh join now.
+    let (_, out) = w.send(
+        C,
+        r#"{"type":"join","room":"r","session":"session-of-a-0001"}"#,
+    );
+    assert!(out.iter().any(|d| matches!(d.msg, Outbound::Ready { .. })));
+}
+
+#[test]
+fn without_a_session_or_with_no_hold_a_drop_is_peer_left_at_once() {
+    for (limits, session) in [
+        (Limits::default(), None),
+        (
+            Limits {
+                seat_hold: Duration::ZERO,
+                ..Limits::default()
+            },
+            Some("session-of-a-0001"),
+        ),
+    ] {
+        let mut w = World::new(limits);
+        match session {
+            Some(s) => {
+                w.send(
+                    A,
+                    &format!(r#"{{"type":"join","room":"r","session":"{s}"}}"#),
+                );
+            }
+            None => {
+                w.join(A, "r");
+            }
+        }
+        w.join(B, "r");
+        let mut out = Vec::new();
+        w.reg.disconnect(A, w.now, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out[0].msg, Outbound::PeerLeft { .. }));
+    }
+}
+
+#[test]
+fn bad_session_ids_are_refused() {
+    let mut w = World::new(Limits::default());
+    for bad in ["short", "has space in it ok?", &"x".repeat(65)] {
+        let (h, _) = w.send(
+            A,
+            &format!(r#"{{"type":"join","room":"r","session":"{bad}"}}"#),
+        );
+        assert_eq!(h, Handled::Rejected(ErrorCode::BadMessage), "{bad}");
+    }
+}
+
+#[test]
+fn the_same_session_takes_over_a_seat_whose_connection_silently_died() {
+    let mut w = World::new(Limits::default());
+    let join = r#"{"type":"join","room":"r","session":"session-of-a-0001"}"#;
+    w.send(A, join);
+    w.join(B, "r");
+    // A's old connection is still open as far as the server knows; its new one (C) joins with
+    // the same session id and takes the seat instead of being refused as a third person.
+    let (h, out) = w.send(C, join);
+    assert_eq!(h, Handled::Joined);
+    assert!(
+        out.iter()
+            .all(|d| d.to == B && matches!(d.msg, Outbound::PeerResumed { .. }))
+    );
+    assert_eq!(w.reg.members("r"), &[C, B]);
+    // When the dead connection finally closes, nobody is told anything.
+    let mut out = Vec::new();
+    w.reg.disconnect(A, w.now, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(w.reg.members("r"), &[C, B]);
+    // A stranger cannot take a seat with a made-up session id.
+    w.reg.connect(A, w.now);
+    let (h, _) = w.send(
+        A,
+        r#"{"type":"join","room":"r","session":"session-of-x-0001"}"#,
+    );
+    assert_eq!(h, Handled::Rejected(ErrorCode::RoomFull));
 }

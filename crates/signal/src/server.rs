@@ -540,9 +540,19 @@ impl Server {
             info!(%addr, tls, "signal listening");
         }
         tokio::pin!(shutdown);
+        // Held seats (members whose connection dropped) are freed once a second when their
+        // hold runs out.
+        let mut expiry = tokio::time::interval(Duration::from_secs(1));
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = expiry.tick() => {
+                    let mut decisions = Vec::new();
+                    let mut hub = self.shared.hub();
+                    hub.registry.expire(std::time::Instant::now(), &mut decisions);
+                    route(&self.shared, &hub, &Utf8Bytes::default(), &mut decisions);
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => self.accepted(stream, peer, &stop, &tracker),
                     Err(e) => {
@@ -836,7 +846,8 @@ async fn run_websocket<S>(
         let mut decisions = Vec::new();
         let mut hub = shared.hub();
         hub.outboxes.remove(&id);
-        hub.registry.disconnect(id, &mut decisions);
+        hub.registry
+            .disconnect(id, std::time::Instant::now(), &mut decisions);
         route(&shared, &hub, &Utf8Bytes::default(), &mut decisions);
     }
     shared.metrics.closed(end);

@@ -1,5 +1,6 @@
-//! Killing the process of one side (no hang-up sent): the other side is told `peer-left`
-//! within seconds, and a third peer can then join the same room and call.
+//! Killing the process of one side (no hang-up sent): the server holds its seat for the seat
+//! hold (it might reconnect), then the other side is told `peer-left`, and a third peer can
+//! join the same room and call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
@@ -65,8 +66,19 @@ fn peer_process(url: &str) -> std::process::Child {
 fn killed_peer_is_detected_and_replaced() {
     // Real calls: not at the same time as a lab test measuring frame rates.
     let _one_at_a_time = crate::common::lab::lab_lock();
-    let server =
-        HostedSignal::start("127.0.0.1:0".parse().unwrap(), signal::Config::default()).unwrap();
+    // The killed side cannot come back: the server frees its seat when the hold runs out.
+    let hold = Duration::from_secs(3);
+    let server = HostedSignal::start(
+        "127.0.0.1:0".parse().unwrap(),
+        signal::Config {
+            limits: signal::Limits {
+                seat_hold: hold,
+                ..signal::Limits::default()
+            },
+            ..signal::Config::default()
+        },
+    )
+    .unwrap();
     let url = server.local_url();
     let engine = Engine::start(config(&url), None).unwrap();
     let mut states = Vec::new();
@@ -89,9 +101,13 @@ fn killed_peer_is_detected_and_replaced() {
     assert!(wait(
         &engine,
         &mut states,
-        Duration::from_secs(10),
+        hold + Duration::from_secs(10),
         |s, _| s.ends_with(&[CallState::PeerLeft, CallState::WaitingForPeer])
     ));
+    assert!(
+        killed_at.elapsed() >= hold,
+        "peer-left came before the seat hold ran out"
+    );
     eprintln!("peer-left seen {:?} after the kill", killed_at.elapsed());
 
     let mut third = peer_process(&url);

@@ -17,6 +17,7 @@ async fn scripted_peer(url: &str, room: &str) -> (client::SignalSender, client::
     tx.send(ClientMessage::Join {
         room: room.into(),
         token: None,
+        session: None,
     })
     .await
     .expect("join");

@@ -40,6 +40,10 @@ struct Args {
     /// Burst of messages per connection above the sustained rate.
     #[arg(long, env = "SIGNAL_BURST", default_value_t = 200.0)]
     burst: f64,
+    /// Seconds a member that joined with a session id keeps its seat after its connection
+    /// drops (it reconnects and takes it back; the other member is not told it left). 0: off.
+    #[arg(long, env = "SIGNAL_SEAT_HOLD_SECS", default_value_t = 10)]
+    seat_hold_secs: u64,
     /// Seconds between pings.
     #[arg(long, env = "SIGNAL_PING_SECS", default_value_t = 30)]
     ping_secs: u64,
@@ -361,6 +365,7 @@ fn main() -> anyhow::Result<()> {
             max_room_name_bytes: args.max_room_name_bytes,
             rate_per_sec: args.rate,
             rate_burst: args.burst,
+            seat_hold: Duration::from_secs(args.seat_hold_secs),
         },
         max_message_bytes: args.max_message_bytes,
         max_connections: args.max_connections,

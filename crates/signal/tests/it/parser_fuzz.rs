@@ -79,7 +79,7 @@ proptest! {
                 open[conn as usize] = true;
             }
             if close {
-                reg.disconnect(id, &mut out);
+                reg.disconnect(id, now, &mut out);
                 open[conn as usize] = false;
             } else {
                 reg.handle_text(id, &text, now, &mut out);
@@ -98,9 +98,12 @@ proptest! {
         }
         for (i, is_open) in open.iter().enumerate() {
             if *is_open {
-                reg.disconnect(ConnId(i as u64), &mut out);
+                reg.disconnect(ConnId(i as u64), start, &mut out);
             }
         }
+        // Seats held for dropped members (who joined with a session) are freed when the hold
+        // runs out.
+        reg.expire(start + Duration::from_secs(3600), &mut out);
         prop_assert_eq!(reg.room_count(), 0);
         prop_assert_eq!(reg.connection_count(), 0);
     }

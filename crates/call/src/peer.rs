@@ -6,7 +6,6 @@
 //! connection's callbacks into a channel.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -448,34 +447,4 @@ fn random_u32() -> u32 {
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish() as u32 | 1
-}
-
-/// The connection address of a candidate line, if it is an IP (mDNS names are not).
-pub fn candidate_ip(candidate: &str) -> Option<IpAddr> {
-    let s = candidate.strip_prefix("candidate:").unwrap_or(candidate);
-    s.split_whitespace().nth(4)?.parse().ok()
-}
-
-/// Whether a remote candidate may be used when the call is restricted to loopback.
-pub fn is_loopback_candidate(candidate: &str) -> bool {
-    candidate_ip(candidate).is_some_and(|ip| ip.is_loopback())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn candidate_filter() {
-        assert!(is_loopback_candidate(
-            "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"
-        ));
-        assert!(!is_loopback_candidate(
-            "candidate:1 1 udp 2130706431 10.1.2.3 5000 typ host"
-        ));
-        assert!(!is_loopback_candidate(
-            "candidate:1 1 udp 2130706431 abcd.local 5000 typ host"
-        ));
-        assert!(!is_loopback_candidate("garbage"));
-    }
 }

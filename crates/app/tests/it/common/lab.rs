@@ -154,31 +154,6 @@ pub fn signal_binary(host: &Host) -> SignalBinary {
     SignalBinary { _child: child }
 }
 
-/// Starts `duet call` in `home` against `signal_url` with no ICE servers of its own.
-pub fn start_bare_peer(home: &Home, signal_url: &str, name: &str, o: &PeerOptions<'_>) -> Peer {
-    let report = target_dir().join(format!("lab-{}-{name}.json", o.room));
-    let _ = std::fs::remove_file(&report);
-    let child = home
-        .host()
-        .command(env!("CARGO_BIN_EXE_duet"))
-        .args(["call", o.room, "--signal", signal_url])
-        .args(["--video", "test", "--audio", o.tone, "--speaker", "null"])
-        .args(default_size(o.extra))
-        .args(["--stats-every", "0"])
-        .args(["--duration", &o.seconds.to_string(), "--stats-json"])
-        .arg(&report)
-        .args(o.extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("duet call starts in the lab");
-    Peer {
-        name: name.to_owned(),
-        child,
-        report,
-    }
-}
-
 /// A running `duet call` in a home, and where its report goes.
 pub struct Peer {
     pub name: String,
@@ -194,17 +169,40 @@ pub struct PeerOptions<'a> {
     pub extra: &'a [&'a str],
 }
 
-/// Starts `duet call` inside `home`'s host with the test pattern at 320×240 and a tone.
+/// Starts `duet call` inside `home`'s host with the test pattern at 320×240 and a tone, with
+/// the lab's STUN server.
 pub fn start_peer(home: &Home, servers: &Servers, name: &str, o: &PeerOptions<'_>) -> Peer {
+    spawn_peer(
+        home,
+        &servers.signal_url(),
+        Some(&servers.stun_url()),
+        name,
+        o,
+    )
+}
+
+/// Starts `duet call` in `home` against `signal_url` with no ICE servers of its own.
+pub fn start_bare_peer(home: &Home, signal_url: &str, name: &str, o: &PeerOptions<'_>) -> Peer {
+    spawn_peer(home, signal_url, None, name, o)
+}
+
+fn spawn_peer(
+    home: &Home,
+    signal_url: &str,
+    ice_server: Option<&str>,
+    name: &str,
+    o: &PeerOptions<'_>,
+) -> Peer {
     let report = target_dir().join(format!("lab-{}-{name}.json", o.room));
     let _ = std::fs::remove_file(&report);
+    let ice: Vec<&str> = ice_server
+        .map(|s| vec!["--ice-server", s])
+        .unwrap_or_default();
     let child = home
         .host()
         .command(env!("CARGO_BIN_EXE_duet"))
-        .args(["call", o.room, "--signal"])
-        .arg(servers.signal_url())
-        .args(["--ice-server"])
-        .arg(servers.stun_url())
+        .args(["call", o.room, "--signal", signal_url])
+        .args(&ice)
         .args(["--video", "test", "--audio", o.tone, "--speaker", "null"])
         .args(default_size(o.extra))
         .args(["--stats-every", "0"])

@@ -5,6 +5,7 @@ mod common;
 mod lab_cone_nat;
 mod lab_link_quality;
 mod lab_network_change;
+mod lab_signal_restart;
 mod lab_symmetric_nat;
 mod peer_killed;
 mod share_link;

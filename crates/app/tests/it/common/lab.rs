@@ -52,7 +52,7 @@ pub fn lab(tag: &str) -> Option<Lab> {
 /// coturn as a STUN server.
 pub struct Servers {
     pub host: Host,
-    _signal: signal::HostedSignal,
+    signal: Option<signal::HostedSignal>,
     _stun: KillOnDrop,
 }
 
@@ -66,16 +66,27 @@ impl Servers {
     pub fn stun_url(&self) -> String {
         format!("stun:{SERVER_IP}:{STUN_PORT}")
     }
+
+    /// Stops `signal` (its clients see the connection close), waits `down`, and starts a new
+    /// one on the same address, with none of the old one's state.
+    pub fn restart_signal(&mut self, down: Duration) {
+        drop(self.signal.take());
+        std::thread::sleep(down);
+        self.signal = Some(start_signal(&self.host));
+    }
+}
+
+fn start_signal(host: &Host) -> signal::HostedSignal {
+    let addr = std::net::SocketAddr::from((SERVER_IP, SIGNAL_PORT));
+    host.run(move || signal::HostedSignal::start(addr, signal::Config::default()))
+        .expect("enter the public namespace")
+        .expect("signal starts in the lab")
 }
 
 /// Starts `signal` and a STUN server on [`SERVER_IP`].
 pub fn servers(lab: &Lab) -> Servers {
     let host = lab.public_host("srv", SERVER_IP).expect("public host");
-    let addr = std::net::SocketAddr::from((SERVER_IP, SIGNAL_PORT));
-    let signal = host
-        .run(move || signal::HostedSignal::start(addr, signal::Config::default()))
-        .expect("enter the public namespace")
-        .expect("signal starts in the lab");
+    let signal = start_signal(&host);
     let log = target_dir().join(format!("lab-coturn-{}.log", std::process::id()));
     let stun = host
         .command("turnserver")
@@ -96,7 +107,7 @@ pub fn servers(lab: &Lab) -> Servers {
         .expect("coturn (turnserver) starts: scripts/deps.sh test installs it");
     Servers {
         host,
-        _signal: signal,
+        signal: Some(signal),
         _stun: KillOnDrop(stun),
     }
 }

@@ -16,18 +16,23 @@ use crate::config::SpeakerChoice;
 
 /// Builds the audio sink for `choice`; a speaker that cannot open falls back to a null sink
 /// and the reason is returned for a warning.
-pub fn open_sink(choice: &SpeakerChoice) -> (Box<dyn AudioSink>, Option<String>) {
+pub fn open_sink(
+    choice: &SpeakerChoice,
+    devices: &crossbeam_channel::Sender<media::DeviceEvent>,
+) -> (Box<dyn AudioSink>, Option<String>) {
     match choice {
         SpeakerChoice::Null => (Box::new(NullSink::new()), None),
-        SpeakerChoice::Device(name) => match Speaker::open(name.as_deref()) {
-            Ok(speaker) => (Box::new(speaker), None),
-            Err(e) => (
-                Box::new(NullSink::new()),
-                Some(format!(
-                    "no sound output ({e}); the call goes on without sound"
-                )),
-            ),
-        },
+        SpeakerChoice::Device(name) => {
+            match Speaker::open_with_events(name.as_deref(), devices.clone()) {
+                Ok(speaker) => (Box::new(speaker), None),
+                Err(e) => (
+                    Box::new(NullSink::new()),
+                    Some(format!(
+                        "no sound output ({e}); the call goes on without sound"
+                    )),
+                ),
+            }
+        }
     }
 }
 
@@ -52,7 +57,9 @@ pub async fn receive_audio(
                 return;
             }
         };
-        let (mut sink, problem) = open_sink(&speaker);
+        // A failing speaker becomes a warning (and a null sink until another is picked).
+        let (device_tx, device_rx) = crossbeam_channel::bounded::<media::DeviceEvent>(16);
+        let (mut sink, problem) = open_sink(&speaker, &device_tx);
         if let Some(p) = problem {
             warn(p);
         }
@@ -66,8 +73,11 @@ pub async fn receive_audio(
             } else if now - next > Duration::from_millis(200) {
                 next = now; // fell far behind (suspend, debugger): resynchronise
             }
+            while let Ok(event) = device_rx.try_recv() {
+                warn(describe_device_event(&event));
+            }
             if let Some(new) = lock(&speaker_switch).take() {
-                let (s, problem) = open_sink(&new);
+                let (s, problem) = open_sink(&new, &device_tx);
                 sink = s;
                 if let Some(p) = problem {
                     warn(p);

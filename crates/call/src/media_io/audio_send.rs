@@ -20,11 +20,14 @@ pub enum AudioCmd {
     Switch(AudioChoice),
 }
 
-fn open_audio(choice: &AudioChoice) -> Result<Option<AudioCapture>, String> {
+fn open_audio(
+    choice: &AudioChoice,
+    devices: &crossbeam_channel::Sender<media::DeviceEvent>,
+) -> Result<Option<AudioCapture>, String> {
     match choice {
         AudioChoice::Tone(hz) => Tone::new(*hz).start(4).map(Some).map_err(|e| e.to_string()),
         AudioChoice::Microphone(name) => media::Microphone::new(name.as_deref())
-            .start(4)
+            .start_with_events(4, devices.clone())
             .map(Some)
             .map_err(|e| format!("the microphone cannot be used: {e}")),
         AudioChoice::None => Silence { channels: 1 }
@@ -67,17 +70,23 @@ pub fn spawn_audio_sender(
             .audio_ssrc
             .store(u64::from(ssrc), Ordering::Relaxed);
         let mut frames = 0u32;
-        let mut capture = open_audio(&choice).unwrap_or_else(|e| {
+        // A failing, stalled or silent microphone becomes a warning; the call goes on and the
+        // user can pick another one.
+        let (device_tx, device_rx) = crossbeam_channel::bounded::<media::DeviceEvent>(16);
+        let mut capture = open_audio(&choice, &device_tx).unwrap_or_else(|e| {
             warn(e);
-            open_audio(&AudioChoice::None).ok().flatten()
+            open_audio(&AudioChoice::None, &device_tx).ok().flatten()
         });
         while !stop.load(Ordering::Relaxed) {
+            while let Ok(event) = device_rx.try_recv() {
+                warn(describe_device_event(&event));
+            }
             if let Ok(AudioCmd::Switch(new)) = commands.try_recv() {
                 drop(capture.take());
                 choice = new;
-                capture = open_audio(&choice).unwrap_or_else(|e| {
+                capture = open_audio(&choice, &device_tx).unwrap_or_else(|e| {
                     warn(e);
-                    open_audio(&AudioChoice::None).ok().flatten()
+                    open_audio(&AudioChoice::None, &device_tx).ok().flatten()
                 });
             }
             let Some(c) = &capture else {
@@ -145,4 +154,28 @@ pub fn spawn_audio_sender(
 pub fn expected_loss_percent(reported_permille: u64) -> u8 {
     let percent = reported_permille.div_ceil(10) + 2;
     percent.clamp(5, 40) as u8
+}
+
+/// What a device event means for the person in the call.
+#[must_use]
+pub fn describe_device_event(event: &media::DeviceEvent) -> String {
+    use media::DeviceEvent as E;
+    match event {
+        E::MicrophoneFailed { device, reason } => format!(
+            "the microphone {device} stopped working ({reason}); pick another one under Devices"
+        ),
+        E::MicrophoneStalled { device, silent_ms } => format!(
+            "the microphone {device} has delivered no sound for {:.0} s",
+            *silent_ms as f64 / 1000.0
+        ),
+        E::MicrophoneSilent { device, .. } => {
+            format!("the microphone {device} hears only silence (is it muted in the system?)")
+        }
+        E::MicrophoneRecovered { device } => format!("the microphone {device} works again"),
+        E::SpeakerFailed { device, reason } => format!(
+            "the speaker {device} stopped working ({reason}); pick another one under Devices"
+        ),
+        E::SpeakerStalled { device, .. } => format!("the speaker {device} stopped playing"),
+        other => format!("sound device: {other:?}"),
+    }
 }

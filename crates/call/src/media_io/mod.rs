@@ -129,6 +129,26 @@ mod tests {
     }
 
     #[test]
+    fn device_events_read_as_advice() {
+        let failed = media::DeviceEvent::MicrophoneFailed {
+            device: "USB Mic".into(),
+            reason: "unplugged".into(),
+        };
+        let text = describe_device_event(&failed);
+        assert!(text.contains("USB Mic") && text.contains("Devices"), "{text}");
+        let stalled = media::DeviceEvent::MicrophoneStalled {
+            device: "USB Mic".into(),
+            silent_ms: 3000,
+        };
+        assert!(describe_device_event(&stalled).contains("3 s"));
+        let speaker = media::DeviceEvent::SpeakerFailed {
+            device: "Headphones".into(),
+            reason: "gone".into(),
+        };
+        assert!(describe_device_event(&speaker).starts_with("the speaker Headphones"));
+    }
+
+    #[test]
     fn opus_expected_loss_follows_the_reports() {
         assert_eq!(expected_loss_percent(0), 5);
         assert_eq!(expected_loss_percent(30), 5);

@@ -135,7 +135,10 @@ mod tests {
             reason: "unplugged".into(),
         };
         let text = describe_device_event(&failed);
-        assert!(text.contains("USB Mic") && text.contains("Devices"), "{text}");
+        assert!(
+            text.contains("USB Mic") && text.contains("Devices"),
+            "{text}"
+        );
         let stalled = media::DeviceEvent::MicrophoneStalled {
             device: "USB Mic".into(),
             silent_ms: 3000,

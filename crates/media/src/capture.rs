@@ -66,8 +66,16 @@ pub struct Capture<T> {
     stats: Arc<CaptureStats>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), Error>>>,
+    /// Disconnected (or sent to) when the thread's body has returned.
+    done: Receiver<()>,
     name: String,
 }
+
+/// How long stopping a source waits for its thread. A device that vanished can leave the
+/// audio backend blocked in its stream teardown for half a minute (measured with PulseAudio
+/// after `unload-module`); past this the thread is left to finish on its own rather than
+/// hanging whoever stops it.
+pub const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl<T> std::fmt::Debug for Capture<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,11 +123,21 @@ impl<T> Capture<T> {
 
     fn shutdown(&mut self) -> Result<(), Error> {
         self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take() {
-            Some(handle) => handle
+        let Some(handle) = self.thread.take() else {
+            return Ok(());
+        };
+        match self.done.recv_timeout(STOP_TIMEOUT) {
+            Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => handle
                 .join()
                 .map_err(|_| Error::ThreadPanicked(self.name.clone()))?,
-            None => Ok(()),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    source = %self.name,
+                    "the source did not stop within {STOP_TIMEOUT:?}; left to finish on its own"
+                );
+                drop(handle);
+                Ok(())
+            }
         }
     }
 }
@@ -188,9 +206,14 @@ where
         stats: Arc::clone(&stats),
         stop: Arc::clone(&stop),
     };
+    let (done_tx, done) = bounded::<()>(1);
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || body(sender))
+        .spawn(move || {
+            let result = body(sender);
+            let _ = done_tx.send(());
+            result
+        })
         .map_err(|source| Error::Thread {
             name: name.to_owned(),
             source,
@@ -200,6 +223,7 @@ where
         stats,
         stop,
         thread: Some(thread),
+        done,
         name: name.to_owned(),
     })
 }

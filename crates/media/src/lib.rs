@@ -43,7 +43,7 @@ pub use audio::{
     SpeakerStats, Tone, list_audio_inputs, list_audio_outputs,
 };
 pub use camera::{Camera, CameraInfo, CameraMode, CameraPixelFormat, list_cameras};
-pub use capture::{AudioCapture, Capture, CaptureStats, VideoCapture, VideoSource};
+pub use capture::{AudioCapture, Capture, CaptureStats, STOP_TIMEOUT, VideoCapture, VideoSource};
 pub use error::Error;
 pub use frame::{VideoFrame, unix_time_us};
 pub use h264::{EncodedFrame, H264Config, H264Decoder, H264Encoder, nal_unit_types};

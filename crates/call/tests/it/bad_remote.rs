@@ -45,10 +45,9 @@ fn failure(engine: &Engine) -> String {
         .unwrap_or_default()
 }
 
-fn run(room: &str, reply: serde_json::Value) -> String {
-    let server = common::hosted_signal();
-    let url = server.local_url();
-    let engine = Engine::start(common::config(&url, room, 440.0), None).expect("engine");
+/// An engine alone in `room`, once it is waiting there.
+fn waiting_engine(url: &str, room: &str) -> (Engine, common::Seen) {
+    let engine = Engine::start(common::config(url, room, 440.0), None).expect("engine");
     let mut seen = common::Seen::default();
     assert!(common::watch(
         &engine,
@@ -56,6 +55,13 @@ fn run(room: &str, reply: serde_json::Value) -> String {
         Duration::from_secs(5),
         |s| s.states.contains(&CallState::WaitingForPeer)
     ));
+    (engine, seen)
+}
+
+fn run(room: &str, reply: serde_json::Value) -> String {
+    let server = common::hosted_signal();
+    let url = server.local_url();
+    let (engine, _) = waiting_engine(&url, room);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let (tx, _rx) = scripted_peer(&url, room).await;
@@ -90,14 +96,7 @@ fn garbage_candidate_is_ignored_with_a_warning() {
     let server = common::hosted_signal();
     let url = server.local_url();
     let room = "bad-candidate";
-    let engine = Engine::start(common::config(&url, room, 440.0), None).expect("engine");
-    let mut seen = common::Seen::default();
-    assert!(common::watch(
-        &engine,
-        &mut seen,
-        Duration::from_secs(5),
-        |s| s.states.contains(&CallState::WaitingForPeer)
-    ));
+    let (engine, mut seen) = waiting_engine(&url, room);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (engine, seen) = rt.block_on(async {
         let (tx, _rx) = scripted_peer(&url, room).await;

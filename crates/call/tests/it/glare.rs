@@ -4,19 +4,13 @@ use crate::common;
 
 use std::time::Duration;
 
-use call::Engine;
-
 #[test]
 fn both_offer_and_still_connect() {
     let (url, _server) = common::seed_relay(None);
-    let a = Engine::start(common::config(&url, "glare", 440.0), None).expect("engine a");
-    let b = Engine::start(common::config(&url, "glare", 660.0), None).expect("engine b");
-    let (mut sa, mut sb) = (common::Seen::default(), common::Seen::default());
-    let ok = common::watch_both(
-        &a,
-        &mut sa,
-        &b,
-        &mut sb,
+    let (_a, sa, _b, sb, ok) = common::two_engines(
+        &url,
+        "glare",
+        660.0,
         Duration::from_secs(20),
         common::media_flowing(30, 50),
     );

@@ -4,21 +4,17 @@ use crate::common;
 
 use std::time::Duration;
 
-use call::{CallState, Engine};
+use call::CallState;
 use media::{TestPattern, read_pattern_stamp};
 
 #[test]
 fn video_and_audio_flow_both_ways() {
     let server = common::hosted_signal();
     let url = server.local_url();
-    let a = Engine::start(common::config(&url, "both-ways", 440.0), None).expect("engine a");
-    let b = Engine::start(common::config(&url, "both-ways", 880.0), None).expect("engine b");
-    let (mut sa, mut sb) = (common::Seen::default(), common::Seen::default());
-    let ok = common::watch_both(
-        &a,
-        &mut sa,
-        &b,
-        &mut sb,
+    let (a, sa, b, sb, ok) = common::two_engines(
+        &url,
+        "both-ways",
+        880.0,
         Duration::from_secs(20),
         common::media_flowing(60, 100),
     );

@@ -4,8 +4,6 @@ use crate::common;
 
 use std::time::Duration;
 
-use call::Engine;
-
 /// Replaces the fingerprint in a relayed offer or answer with the attacker's.
 fn swap_fingerprint(text: &str) -> String {
     let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) else {
@@ -31,12 +29,10 @@ fn swap_fingerprint(text: &str) -> String {
 }
 
 fn codes(url: &str, room: &str) -> (Option<String>, Option<String>) {
-    let a = Engine::start(common::config(url, room, 440.0), None).expect("engine a");
-    let b = Engine::start(common::config(url, room, 660.0), None).expect("engine b");
-    let (mut sa, mut sb) = (common::Seen::default(), common::Seen::default());
-    let both = common::watch_both(&a, &mut sa, &b, &mut sb, Duration::from_secs(20), |s| {
-        s.stats.verification_code.is_some()
-    });
+    let (_a, sa, _b, sb, both) =
+        common::two_engines(url, room, 660.0, Duration::from_secs(20), |s| {
+            s.stats.verification_code.is_some()
+        });
     assert!(
         both,
         "no verification code: a={:?} {:?} b={:?} {:?}",

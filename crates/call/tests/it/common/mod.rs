@@ -49,6 +49,22 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Two engines calling each other in `room` (tones 440 and `tone_b` Hz), and what each
+/// reported until `done` held for both (or `timeout` passed: the bool says which).
+pub fn two_engines(
+    url: &str,
+    room: &str,
+    tone_b: f32,
+    timeout: Duration,
+    done: impl Fn(&Seen) -> bool,
+) -> (Engine, Seen, Engine, Seen, bool) {
+    let a = Engine::start(config(url, room, 440.0), None).expect("engine a");
+    let b = Engine::start(config(url, room, tone_b), None).expect("engine b");
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let ok = watch_both(&a, &mut sa, &b, &mut sb, timeout, done);
+    (a, sa, b, sb, ok)
+}
+
 /// Everything an engine reported while a test watched it.
 #[derive(Default)]
 pub struct Seen {

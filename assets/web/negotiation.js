@@ -23,7 +23,7 @@
   /** Remote candidates kept while the remote description is not applied yet. */
   const MAX_PENDING_CANDIDATES = 256;
   /** How long a first connection may take before the call fails with a reason, ms. */
-  const CONNECT_TIMEOUT_MS = 12000;
+  const CONNECT_TIMEOUT_MS = 15000;
   /** How long `disconnected` may last before the offerer restarts ICE, ms. */
   const DISCONNECT_GRACE_MS = 2000;
   /** How long a restart may take before the call ends, ms. */

@@ -44,7 +44,7 @@ use crate::negotiation::{Negotiator, OfferAction};
 /// Remote candidates kept while the remote description is not applied yet.
 pub const MAX_PENDING_CANDIDATES: usize = 256;
 /// How long a first connection may take before the call fails with a reason.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(12);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long `disconnected` may last before the offerer restarts ICE.
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 /// How long a restart may take before the call ends.

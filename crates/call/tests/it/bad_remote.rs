@@ -7,7 +7,7 @@ use std::time::Duration;
 use call::{CallState, Engine};
 use serde_json::json;
 use signal::client::{self, SignalEvent};
-use signal::{ClientMessage, ServerMessage};
+use signal::{ClientMessage, HostedSignal, ServerMessage};
 
 /// Joins `room` as a scripted peer (second, so the engine offers) and waits for its offer.
 async fn scripted_peer(url: &str, room: &str) -> (client::SignalSender, client::SignalReceiver) {
@@ -24,6 +24,10 @@ async fn scripted_peer(url: &str, room: &str) -> (client::SignalSender, client::
     loop {
         match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
             Ok(Some(SignalEvent::Message(ServerMessage::Offer { .. }))) => return (tx, rx),
+            Ok(Some(SignalEvent::Message(ServerMessage::Ready {
+                offerer: Some(true),
+                ..
+            }))) => panic!("the scripted peer was seated first and made the offerer"),
             Ok(Some(_)) => {}
             other => panic!("no offer from the engine: {other:?}"),
         }
@@ -45,9 +49,10 @@ fn failure(engine: &Engine) -> String {
         .unwrap_or_default()
 }
 
-/// An engine alone in `room`, once it is waiting there.
-fn waiting_engine(url: &str, room: &str) -> (Engine, common::Seen) {
-    let engine = Engine::start(common::config(url, room, 440.0), None).expect("engine");
+/// An engine alone in `room`, once the server has seated it (so it is the offerer).
+fn waiting_engine(server: &HostedSignal, room: &str) -> (Engine, common::Seen) {
+    let url = server.local_url();
+    let engine = Engine::start(common::config(&url, room, 440.0), None).expect("engine");
     let mut seen = common::Seen::default();
     assert!(common::watch(
         &engine,
@@ -55,13 +60,17 @@ fn waiting_engine(url: &str, room: &str) -> (Engine, common::Seen) {
         Duration::from_secs(5),
         |s| s.states.contains(&CallState::WaitingForPeer)
     ));
+    assert!(
+        common::wait_rooms(server, 1, Duration::from_secs(5)),
+        "the server never seated the engine"
+    );
     (engine, seen)
 }
 
 fn run(room: &str, reply: serde_json::Value) -> String {
     let server = common::hosted_signal();
     let url = server.local_url();
-    let (engine, _) = waiting_engine(&url, room);
+    let (engine, _) = waiting_engine(&server, room);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let (tx, _rx) = scripted_peer(&url, room).await;
@@ -96,7 +105,7 @@ fn garbage_candidate_is_ignored_with_a_warning() {
     let server = common::hosted_signal();
     let url = server.local_url();
     let room = "bad-candidate";
-    let (engine, mut seen) = waiting_engine(&url, room);
+    let (engine, mut seen) = waiting_engine(&server, room);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (engine, seen) = rt.block_on(async {
         let (tx, _rx) = scripted_peer(&url, room).await;

@@ -20,6 +20,25 @@ pub fn hosted_signal() -> HostedSignal {
     .expect("signal starts")
 }
 
+/// Waits until `server` counts `rooms` rooms with a member (its `GET /metrics`). A client's
+/// `join` has no reply until a second member arrives, so this is how a test knows that an
+/// engine is seated — and so will be the room's offerer — before a scripted peer joins.
+pub fn wait_rooms(server: &HostedSignal, rooms: u64, timeout: Duration) -> bool {
+    use std::io::{Read, Write};
+    let count = || -> Option<u64> {
+        let mut s = std::net::TcpStream::connect(server.addr()).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("signal_rooms "))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    wait_until(timeout, || count() == Some(rooms))
+}
+
 /// A loopback-only call with the test pattern and a tone at `tone_hz`.
 pub fn config(url: &str, room: &str, tone_hz: f32) -> CallConfig {
     let mut c = CallConfig::new(url, room);

@@ -78,15 +78,6 @@ pub struct LaunchCall {
     pub size: Option<(u32, u32)>,
 }
 
-/// The picker key of a speaker choice (`duet call --speaker` syntax).
-pub fn speaker_key(choice: &SpeakerChoice) -> String {
-    match choice {
-        SpeakerChoice::Device(None) => "default".into(),
-        SpeakerChoice::Device(Some(name)) => format!("device:{name}"),
-        SpeakerChoice::Null => "null".into(),
-    }
-}
-
 /// Where a call's signal server comes from.
 enum Server {
     Hosted,
@@ -211,9 +202,9 @@ impl DuetApp {
             let exit = view.ui(ui, &self.devices);
             // Devices picked during a call are remembered (flags given to --join are not).
             if view.take_device_switch() {
-                self.settings.video.clone_from(&view.video_key);
-                self.settings.audio.clone_from(&view.audio_key);
-                self.settings.speaker.clone_from(&view.speaker_key);
+                self.settings.video.clone_from(&view.video);
+                self.settings.audio.clone_from(&view.audio);
+                self.settings.speaker.clone_from(&view.speaker);
             }
             if let Some(taker) = &mut self.screenshot {
                 taker.poll(&ctx, view);
@@ -263,8 +254,11 @@ impl DuetApp {
         };
         self.scan = None;
         // A first run on a machine without a camera starts with the test pattern.
-        if self.first_run && lists.cameras.is_empty() && self.settings.video.starts_with("camera") {
-            self.settings.video = "test".into();
+        if self.first_run
+            && lists.cameras.is_empty()
+            && matches!(self.settings.video, VideoChoice::Camera(_))
+        {
+            self.settings.video = VideoChoice::TestPattern;
         }
         self.devices = lists;
     }
@@ -320,21 +314,17 @@ impl DuetApp {
             Some(url) => Server::Url(url),
             None => Server::Hosted,
         };
-        let keys = (
-            launch
-                .video
-                .map_or_else(|| self.settings.video.clone(), |v| v.to_string()),
-            launch
-                .audio
-                .map_or_else(|| self.settings.audio.clone(), |a| a.to_string()),
+        let devices = (
+            launch.video.unwrap_or_else(|| self.settings.video.clone()),
+            launch.audio.unwrap_or_else(|| self.settings.audio.clone()),
             launch
                 .speaker
-                .map_or_else(|| self.settings.speaker.clone(), |s| speaker_key(&s)),
+                .unwrap_or_else(|| self.settings.speaker.clone()),
         );
         let size = launch
             .size
             .unwrap_or((self.settings.width, self.settings.height));
-        self.start_call(ctx, &launch.room, server, keys, size);
+        self.start_call(ctx, &launch.room, server, devices, size);
     }
 
     fn join_from_start_screen(&mut self, ctx: &egui::Context) {
@@ -349,13 +339,13 @@ impl DuetApp {
             },
         };
         let room = self.settings.room.clone();
-        let keys = (
+        let devices = (
             self.settings.video.clone(),
             self.settings.audio.clone(),
             self.settings.speaker.clone(),
         );
         let size = (self.settings.width, self.settings.height);
-        self.start_call(ctx, &room, server, keys, size);
+        self.start_call(ctx, &room, server, devices, size);
         self.save_settings();
     }
 
@@ -364,7 +354,7 @@ impl DuetApp {
         ctx: &egui::Context,
         typed_room: &str,
         server: Server,
-        (video_key, audio_key, speaker_key): (String, String, String),
+        (video, audio, speaker): (VideoChoice, AudioChoice, SpeakerChoice),
         (width, height): (u32, u32),
     ) {
         let room = match validate_room(typed_room) {
@@ -393,28 +383,9 @@ impl DuetApp {
             }
         };
         let mut config = CallConfig::new(signal_url, room);
-        let parse_or = |key: &str, what: &str| format!("unusable {what} setting {key:?}");
-        config.video = match video_key.parse() {
-            Ok(v) => v,
-            Err(_) => {
-                self.banner = Some(parse_or(&video_key, "camera"));
-                return;
-            }
-        };
-        config.audio = match audio_key.parse() {
-            Ok(a) => a,
-            Err(_) => {
-                self.banner = Some(parse_or(&audio_key, "microphone"));
-                return;
-            }
-        };
-        config.speaker = match speaker_key.parse() {
-            Ok(s) => s,
-            Err(_) => {
-                self.banner = Some(parse_or(&speaker_key, "speaker"));
-                return;
-            }
-        };
+        config.video = video;
+        config.audio = audio;
+        config.speaker = speaker;
         (config.width, config.height) = (width, height);
         config.loopback_only = self.options.loopback_only;
         config.audio_processing = self.settings.audio_processing;
@@ -423,13 +394,7 @@ impl DuetApp {
         } else {
             self.settings.ice_server_list()
         };
-        let setup = CallSetup {
-            config,
-            links,
-            video_key,
-            audio_key,
-            speaker_key,
-        };
+        let setup = CallSetup { config, links };
         match CallView::start(setup, ctx) {
             Ok(view) => {
                 self.banner = None;
@@ -668,18 +633,13 @@ impl DuetApp {
                     &mut self.settings.speaker,
                 );
                 ui.end_row();
-                let resolutions: Vec<Choice> = RESOLUTIONS
+                let resolutions: Vec<_> = RESOLUTIONS
                     .iter()
-                    .map(|&(w, h)| Choice {
-                        key: format!("{w}x{h}"),
-                        label: resolution_label((w, h)),
-                    })
+                    .map(|&(w, h)| Choice::new(VideoSize(w, h), resolution_label((w, h))))
                     .collect();
-                let mut key = format!("{}x{}", self.settings.width, self.settings.height);
-                combo(ui, "Resolution", &resolutions, &mut key);
-                if let Ok(size) = call::config::parse_size(&key) {
-                    (self.settings.width, self.settings.height) = size;
-                }
+                let mut size = VideoSize(self.settings.width, self.settings.height);
+                combo(ui, "Resolution", &resolutions, &mut size);
+                VideoSize(self.settings.width, self.settings.height) = size;
                 ui.end_row();
             });
     }
@@ -738,15 +698,30 @@ impl DuetApp {
     }
 }
 
-/// A labelled picker over `choices`, storing the chosen key.
-fn combo(ui: &mut egui::Ui, title: &str, choices: &[Choice], key: &mut String) {
+/// A video size in the resolution picker, shown as `640x480`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VideoSize(u32, u32);
+
+impl std::fmt::Display for VideoSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.0, self.1)
+    }
+}
+
+/// A labelled picker over `choices`, storing the chosen value.
+fn combo<T: PartialEq + Clone + std::fmt::Display>(
+    ui: &mut egui::Ui,
+    title: &str,
+    choices: &[Choice<T>],
+    value: &mut T,
+) {
     let label = ui.label(title);
     egui::ComboBox::from_id_salt(title)
-        .selected_text(label_for(choices, key))
+        .selected_text(label_for(choices, value))
         .width(280.0)
         .show_ui(ui, |ui| {
             for choice in choices {
-                ui.selectable_value(key, choice.key.clone(), &choice.label);
+                ui.selectable_value(value, choice.value.clone(), &choice.label);
             }
         })
         .response

@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
-use call::{CallConfig, CallState, Command, Engine, Event};
+use call::{
+    AudioChoice, CallConfig, CallState, Command, Engine, Event, SpeakerChoice, VideoChoice,
+};
 use crossbeam_channel::TryRecvError;
 use egui::{Align2, Color32, CornerRadius, FontId, Rect, RichText, Stroke, StrokeKind, Vec2};
 
@@ -26,12 +28,6 @@ pub struct CallSetup {
     pub config: CallConfig,
     /// How others join (shown while waiting).
     pub links: Option<ShareLinks>,
-    /// The pickers' keys of the devices in use (`duet call` flag syntax).
-    pub video_key: String,
-    /// See `video_key`.
-    pub audio_key: String,
-    /// See `video_key`.
-    pub speaker_key: String,
 }
 
 /// Why the call screen closed.
@@ -76,12 +72,12 @@ pub struct CallView {
     banners: Vec<Banner>,
     connected_since: Option<Instant>,
     layout: VideoLayout,
-    /// The video source in use (picker key).
-    pub video_key: String,
-    /// The audio source in use (picker key).
-    pub audio_key: String,
-    /// The audio output in use (picker key).
-    pub speaker_key: String,
+    /// The video source in use.
+    pub video: VideoChoice,
+    /// The audio source in use.
+    pub audio: AudioChoice,
+    /// The audio output in use.
+    pub speaker: SpeakerChoice,
     device_switched: bool,
 }
 
@@ -101,6 +97,11 @@ impl CallView {
         let waker: call::media_io::Waker = std::sync::Arc::new(move || repaint.request_repaint());
         let room = setup.config.room.clone();
         let audio_processing = setup.config.audio_processing;
+        let (video, audio, speaker) = (
+            setup.config.video.clone(),
+            setup.config.audio.clone(),
+            setup.config.speaker.clone(),
+        );
         let engine = Engine::start(setup.config, Some(waker)).map_err(|e| e.to_string())?;
         Ok(Self {
             engine: Some(engine),
@@ -121,9 +122,9 @@ impl CallView {
                 remote: None,
                 local: None,
             },
-            video_key: setup.video_key,
-            audio_key: setup.audio_key,
-            speaker_key: setup.speaker_key,
+            video,
+            audio,
+            speaker,
             device_switched: false,
         })
     }
@@ -410,40 +411,16 @@ impl CallView {
     }
 
     fn devices_menu(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) {
-        let picked = |ui: &mut egui::Ui, title: &str, choices: &[Choice], current: &str| {
-            let mut chosen = None;
-            ui.label(RichText::new(title).strong());
-            for choice in choices {
-                if ui
-                    .selectable_label(choice.key == current, &choice.label)
-                    .clicked()
-                    && choice.key != current
-                {
-                    chosen = Some(choice.key.clone());
-                }
-            }
-            chosen
-        };
-        if let Some(key) = picked(ui, "Camera", &devices.video_choices(), &self.video_key) {
-            match key.parse() {
-                Ok(choice) => {
-                    self.video_key = key;
-                    self.device_switched = true;
-                    self.send(Command::SwitchVideo(choice));
-                }
-                Err(e) => self.push_banner(e, true),
-            }
+        if let Some(video) = picked(ui, "Camera", &devices.video_choices(), &self.video) {
+            self.video = video.clone();
+            self.device_switched = true;
+            self.send(Command::SwitchVideo(video));
         }
         ui.separator();
-        if let Some(key) = picked(ui, "Microphone", &devices.audio_choices(), &self.audio_key) {
-            match key.parse() {
-                Ok(choice) => {
-                    self.audio_key = key;
-                    self.device_switched = true;
-                    self.send(Command::SwitchAudio(choice));
-                }
-                Err(e) => self.push_banner(e, true),
-            }
+        if let Some(audio) = picked(ui, "Microphone", &devices.audio_choices(), &self.audio) {
+            self.audio = audio.clone();
+            self.device_switched = true;
+            self.send(Command::SwitchAudio(audio));
         }
         if ui
             .checkbox(
@@ -456,15 +433,10 @@ impl CallView {
             self.send(Command::SetAudioProcessing(self.audio_processing));
         }
         ui.separator();
-        if let Some(key) = picked(ui, "Speaker", &devices.speaker_choices(), &self.speaker_key) {
-            match key.parse() {
-                Ok(choice) => {
-                    self.speaker_key = key;
-                    self.device_switched = true;
-                    self.send(Command::SwitchSpeaker(choice));
-                }
-                Err(e) => self.push_banner(e, true),
-            }
+        if let Some(speaker) = picked(ui, "Speaker", &devices.speaker_choices(), &self.speaker) {
+            self.speaker = speaker.clone();
+            self.device_switched = true;
+            self.send(Command::SwitchSpeaker(speaker));
         }
         if !devices.scanned {
             ui.separator();
@@ -599,4 +571,23 @@ fn badge(state: &CallState, rtt_ms: Option<f64>) -> (Color32, String) {
         CallState::Ended => (Color32::GRAY, "Ended".into()),
         CallState::Failed(_) => (Color32::from_rgb(220, 60, 60), "Failed".into()),
     }
+}
+
+/// A titled list of `choices` in the devices menu; the one picked this frame, if it differs
+/// from `current`.
+fn picked<T: PartialEq + Clone>(
+    ui: &mut egui::Ui,
+    title: &str,
+    choices: &[Choice<T>],
+    current: &T,
+) -> Option<T> {
+    let mut chosen = None;
+    ui.label(RichText::new(title).strong());
+    for choice in choices {
+        let selected = choice.value == *current;
+        if ui.selectable_label(selected, &choice.label).clicked() && !selected {
+            chosen = Some(choice.value.clone());
+        }
+    }
+    chosen
 }

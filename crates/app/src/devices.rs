@@ -4,20 +4,22 @@
 
 use std::sync::mpsc;
 
-/// One entry of a picker: the value stored in the settings (`duet call` flag syntax) and what
-/// people see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
-    /// `test`, `camera:0`, `mic:NAME`, `device:NAME`, ...
-    pub key: String,
+use call::{AudioChoice, SpeakerChoice, VideoChoice};
+
+/// One entry of a picker: the value it selects and what people see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice<T> {
+    /// The camera, microphone, speaker (or size) this entry selects.
+    pub value: T,
     /// What the picker shows.
     pub label: String,
 }
 
-impl Choice {
-    fn new(key: impl Into<String>, label: impl Into<String>) -> Self {
+impl<T> Choice<T> {
+    /// An entry showing `label` for `value`.
+    pub fn new(value: T, label: impl Into<String>) -> Self {
         Self {
-            key: key.into(),
+            value,
             label: label.into(),
         }
     }
@@ -61,51 +63,56 @@ impl DeviceLists {
     }
 
     /// Camera picker: the cameras, then the test pattern and "no video".
-    pub fn video_choices(&self) -> Vec<Choice> {
-        let mut list: Vec<Choice> = self
+    pub fn video_choices(&self) -> Vec<Choice<VideoChoice>> {
+        let mut list: Vec<_> = self
             .cameras
             .iter()
-            .map(|(index, name)| Choice::new(format!("camera:{index}"), name.clone()))
+            .map(|(index, name)| Choice::new(VideoChoice::Camera(*index), name.clone()))
             .collect();
-        list.push(Choice::new("test", "Test pattern"));
-        list.push(Choice::new("none", "No video"));
+        list.push(Choice::new(VideoChoice::TestPattern, "Test pattern"));
+        list.push(Choice::new(VideoChoice::None, "No video"));
         list
     }
 
     /// Microphone picker: the system default, the microphones, a tone and none.
-    pub fn audio_choices(&self) -> Vec<Choice> {
-        let mut list = vec![Choice::new("mic", "Default microphone")];
+    pub fn audio_choices(&self) -> Vec<Choice<AudioChoice>> {
+        let mut list = vec![Choice::new(
+            AudioChoice::Microphone(None),
+            "Default microphone",
+        )];
         list.extend(
             self.microphones
                 .iter()
-                .map(|name| Choice::new(format!("mic:{name}"), name.clone())),
+                .map(|name| Choice::new(AudioChoice::Microphone(Some(name.clone())), name.clone())),
         );
-        list.push(Choice::new("tone", "Tone (440 Hz)"));
-        list.push(Choice::new("none", "None (muted)"));
+        list.push(Choice::new(AudioChoice::Tone(440.0), "Tone (440 Hz)"));
+        list.push(Choice::new(AudioChoice::None, "None (muted)"));
         list
     }
 
     /// Speaker picker: the system default, the speakers and none.
-    pub fn speaker_choices(&self) -> Vec<Choice> {
-        let mut list = vec![Choice::new("default", "Default speaker")];
+    pub fn speaker_choices(&self) -> Vec<Choice<SpeakerChoice>> {
+        let mut list = vec![Choice::new(SpeakerChoice::Device(None), "Default speaker")];
         list.extend(
             self.speakers
                 .iter()
-                .map(|name| Choice::new(format!("device:{name}"), name.clone())),
+                .map(|name| Choice::new(SpeakerChoice::Device(Some(name.clone())), name.clone())),
         );
-        list.push(Choice::new("null", "None (silent)"));
+        list.push(Choice::new(SpeakerChoice::Null, "None (silent)"));
         list
     }
 }
 
-/// The label for `key` in `choices`, or a readable fallback for a device that is gone.
-pub fn label_for(choices: &[Choice], key: &str) -> String {
+/// The label for `value` in `choices`, or a readable fallback for a device that is gone
+/// (its name from the flag text, `mic:USB Mic` → "USB Mic (not found)").
+pub fn label_for<T: PartialEq + std::fmt::Display>(choices: &[Choice<T>], value: &T) -> String {
     choices
         .iter()
-        .find(|c| c.key == key)
+        .find(|c| c.value == *value)
         .map(|c| c.label.clone())
         .unwrap_or_else(|| {
-            let name = key.split_once(':').map_or(key, |(_, n)| n);
+            let text = value.to_string();
+            let name = text.split_once(':').map_or(text.as_str(), |(_, n)| n);
             format!("{name} (not found)")
         })
 }
@@ -134,5 +141,33 @@ impl DeviceScan {
     /// The result, once it is there (never blocks).
     pub fn poll(&self) -> Option<DeviceLists> {
         self.rx.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pickers_select_typed_values_and_name_a_missing_device() {
+        let lists = DeviceLists {
+            cameras: vec![(0, "Integrated Camera".into())],
+            microphones: vec!["USB Mic".into()],
+            speakers: vec![],
+            scanned: true,
+        };
+        let video = lists.video_choices();
+        assert_eq!(
+            label_for(&video, &VideoChoice::Camera(0)),
+            "Integrated Camera"
+        );
+        assert_eq!(label_for(&video, &VideoChoice::Camera(4)), "4 (not found)");
+        let audio = lists.audio_choices();
+        let usb = AudioChoice::Microphone(Some("USB Mic".into()));
+        assert!(audio.iter().any(|c| c.value == usb));
+        let gone = AudioChoice::Microphone(Some("Headset".into()));
+        assert_eq!(label_for(&audio, &gone), "Headset (not found)");
+        let speakers = lists.speaker_choices();
+        assert_eq!(label_for(&speakers, &SpeakerChoice::Null), "None (silent)");
     }
 }

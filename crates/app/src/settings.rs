@@ -40,7 +40,7 @@ pub struct IceServerSetting {
 }
 
 /// Everything the start screen remembers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// The last room joined (or typed).
@@ -49,12 +49,18 @@ pub struct Settings {
     pub server_mode: ServerMode,
     /// The server for [`ServerMode::Connect`] (`ws://` or `wss://`).
     pub server_url: String,
-    /// Video source in `duet call --video` syntax (`test`, `camera:N`, `none`).
-    pub video: String,
-    /// Audio source in `duet call --audio` syntax (`mic`, `mic:NAME`, `tone`, `none`).
-    pub audio: String,
-    /// Audio output in `duet call --speaker` syntax (`default`, `device:NAME`, `null`).
-    pub speaker: String,
+    /// Video source, stored in `duet call --video` syntax (`test`, `camera:N`, `none`); an
+    /// unreadable value reads as the test pattern.
+    #[serde(deserialize_with = "lenient::video")]
+    pub video: VideoChoice,
+    /// Audio source, stored in `duet call --audio` syntax (`mic`, `mic:NAME`, `tone`,
+    /// `none`); an unreadable value reads as the default microphone.
+    #[serde(deserialize_with = "lenient::audio")]
+    pub audio: AudioChoice,
+    /// Audio output, stored in `duet call --speaker` syntax (`default`, `device:NAME`,
+    /// `null`); an unreadable value reads as the default speaker.
+    #[serde(deserialize_with = "lenient::speaker")]
+    pub speaker: SpeakerChoice,
     /// Capture and send width.
     pub width: u32,
     /// Capture and send height.
@@ -65,15 +71,45 @@ pub struct Settings {
     pub audio_processing: bool,
 }
 
+/// Device choices that no longer parse (written by a future version, edited by hand) fall
+/// back one field at a time instead of discarding the whole file.
+mod lenient {
+    use call::{AudioChoice, SpeakerChoice, VideoChoice};
+    use serde::{Deserialize, Deserializer};
+
+    fn parse_or<'de, D: Deserializer<'de>, T: std::str::FromStr>(
+        deserializer: D,
+        fallback: T,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(text.parse().unwrap_or_else(|_| {
+            tracing::info!(setting = %text, "unreadable device setting; using the fallback");
+            fallback
+        }))
+    }
+
+    pub fn video<'de, D: Deserializer<'de>>(d: D) -> Result<VideoChoice, D::Error> {
+        parse_or(d, VideoChoice::TestPattern)
+    }
+
+    pub fn audio<'de, D: Deserializer<'de>>(d: D) -> Result<AudioChoice, D::Error> {
+        parse_or(d, AudioChoice::Microphone(None))
+    }
+
+    pub fn speaker<'de, D: Deserializer<'de>>(d: D) -> Result<SpeakerChoice, D::Error> {
+        parse_or(d, SpeakerChoice::Device(None))
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
             room: String::new(),
             server_mode: ServerMode::Host,
             server_url: "ws://127.0.0.1:8080/".to_owned(),
-            video: "camera:0".to_owned(),
-            audio: "mic".to_owned(),
-            speaker: "default".to_owned(),
+            video: VideoChoice::Camera(0),
+            audio: AudioChoice::Microphone(None),
+            speaker: SpeakerChoice::Device(None),
             width: 640,
             height: 480,
             ice_servers: call::config::default_ice_servers()
@@ -92,21 +128,6 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The video source; an unreadable value falls back to the test pattern.
-    pub fn video_choice(&self) -> VideoChoice {
-        self.video.parse().unwrap_or(VideoChoice::TestPattern)
-    }
-
-    /// The audio source; an unreadable value falls back to the default microphone.
-    pub fn audio_choice(&self) -> AudioChoice {
-        self.audio.parse().unwrap_or(AudioChoice::Microphone(None))
-    }
-
-    /// The audio output; an unreadable value falls back to the default device.
-    pub fn speaker_choice(&self) -> SpeakerChoice {
-        self.speaker.parse().unwrap_or(SpeakerChoice::Device(None))
-    }
-
     /// The ICE servers with a URL, one entry each.
     pub fn ice_server_list(&self) -> Vec<IceServer> {
         self.ice_servers
@@ -187,7 +208,7 @@ mod tests {
             room: "team".into(),
             server_mode: ServerMode::Connect,
             server_url: "wss://x.example/".into(),
-            video: "test".into(),
+            video: VideoChoice::TestPattern,
             ..Settings::default()
         };
         settings.ice_servers.push(IceServerSetting {
@@ -199,7 +220,8 @@ mod tests {
         let (loaded, warning) = Settings::load(dir.path());
         assert_eq!(warning, None);
         assert_eq!(loaded, settings);
-        assert_eq!(loaded.video_choice(), VideoChoice::TestPattern);
+        let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).expect("read");
+        assert!(text.contains(r#""video": "test""#), "{text}");
         // The default has no third-party server; the one added here is kept.
         assert_eq!(loaded.ice_server_list().len(), 1);
         assert!(loaded.audio_processing, "on unless turned off");
@@ -219,5 +241,16 @@ mod tests {
         assert_eq!(warning, None);
         assert_eq!(settings.room, "r");
         assert_eq!(settings.width, 640);
+        // A device choice that does not parse falls back alone; the rest is kept.
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"room":"r","video":"webcam","audio":"mic:USB","speaker":"device:HDMI"}"#,
+        )
+        .expect("w");
+        let (settings, warning) = Settings::load(dir.path());
+        assert_eq!(warning, None);
+        assert_eq!(settings.video, VideoChoice::TestPattern);
+        assert_eq!(settings.audio, AudioChoice::Microphone(Some("USB".into())));
+        assert_eq!(settings.speaker, SpeakerChoice::Device(Some("HDMI".into())));
     }
 }

@@ -115,6 +115,36 @@ impl FromStr for SpeakerChoice {
     }
 }
 
+impl fmt::Display for SpeakerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Device(None) => f.write_str("default"),
+            Self::Device(Some(name)) => write!(f, "device:{name}"),
+            Self::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// The device choices travel as their `duet call` flag text (`camera:0`, `mic:NAME`,
+/// `device:NAME`, ...): in the app's settings file and anywhere else they are stored.
+macro_rules! serde_as_flag_text {
+    ($($choice:ty),*) => {$(
+        impl serde::Serialize for $choice {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $choice {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+serde_as_flag_text!(VideoChoice, AudioChoice, SpeakerChoice);
+
 /// A STUN or TURN server.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IceServer {
@@ -233,5 +263,42 @@ mod tests {
         assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
         assert!(parse_size("1281x720").is_err());
         assert!(parse_size("big").is_err());
+    }
+
+    #[test]
+    fn choices_round_trip_through_their_text_and_json() {
+        let videos = [
+            VideoChoice::TestPattern,
+            VideoChoice::Camera(3),
+            VideoChoice::None,
+        ];
+        for v in videos {
+            assert_eq!(v.to_string().parse(), Ok(v.clone()));
+            let json = serde_json::to_string(&v).expect("json");
+            assert_eq!(serde_json::from_str::<VideoChoice>(&json).ok(), Some(v));
+        }
+        let audios = [
+            AudioChoice::Tone(523.5),
+            AudioChoice::Microphone(None),
+            AudioChoice::Microphone(Some("USB: mic:2".into())),
+            AudioChoice::None,
+        ];
+        for a in audios {
+            assert_eq!(a.to_string().parse(), Ok(a.clone()));
+            let json = serde_json::to_string(&a).expect("json");
+            assert_eq!(serde_json::from_str::<AudioChoice>(&json).ok(), Some(a));
+        }
+        let speakers = [
+            SpeakerChoice::Device(None),
+            SpeakerChoice::Device(Some("Built-in Audio Analog Stereo".into())),
+            SpeakerChoice::Null,
+        ];
+        for sp in speakers {
+            assert_eq!(sp.to_string().parse(), Ok(sp.clone()));
+            let json = serde_json::to_string(&sp).expect("json");
+            assert_eq!(serde_json::from_str::<SpeakerChoice>(&json).ok(), Some(sp));
+        }
+        let bad = serde_json::from_str::<VideoChoice>("\"webcam\"").expect_err("refused");
+        assert!(bad.to_string().contains("unknown video source"), "{bad}");
     }
 }

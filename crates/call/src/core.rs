@@ -40,6 +40,7 @@ use signal::{ErrorCode, ServerMessage};
 use crate::error::CallError;
 use crate::events::CallState;
 use crate::negotiation::{Negotiator, OfferAction};
+use crate::stats::{Rates, Totals};
 
 /// Remote candidates kept while the remote description is not applied yet.
 pub const MAX_PENDING_CANDIDATES: usize = 256;
@@ -277,6 +278,8 @@ struct Peer {
     gathered: Vec<String>,
     /// A restart offer is wanted but an offer is already in flight.
     restart_wanted: bool,
+    /// The media counters at the last stats tick of this peer connection.
+    last_totals: Option<Totals>,
 }
 
 impl Peer {
@@ -299,6 +302,7 @@ impl Peer {
             we_offered: false,
             gathered: Vec::new(),
             restart_wanted: false,
+            last_totals: None,
         }
     }
 }
@@ -371,6 +375,19 @@ impl CallCore {
         self.counters
     }
 
+    /// Takes this second's media counters of the current peer connection and returns the
+    /// rates since the previous tick; `None` on the first tick of a peer connection (a new
+    /// peer starts from zero) or when there is none.
+    pub fn stats_tick(&mut self, totals: Totals) -> Option<Rates> {
+        let peer = self.peer.as_mut()?;
+        let rates = peer
+            .last_totals
+            .as_ref()
+            .map(|earlier| totals.rates_since(earlier));
+        peer.last_totals = Some(totals);
+        rates
+    }
+
     /// Whether a peer connection exists (someone else is in the room).
     #[must_use]
     pub fn has_peer(&self) -> bool {
@@ -409,7 +426,7 @@ impl CallCore {
                 reason,
             }),
             Input::OperationFailed { what, reason } => {
-                self.fail(CallError::WebRtc(format!("{what}: {reason}")));
+                self.fail(CallError::Negotiation(format!("{what}: {reason}")));
             }
             Input::CandidateRejected { reason } => {
                 self.counters.bad_candidates += 1;

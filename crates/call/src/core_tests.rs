@@ -222,3 +222,50 @@ fn pending_candidates_are_bounded() {
         .count();
     assert_eq!(added, MAX_PENDING_CANDIDATES);
 }
+
+#[test]
+fn stats_rates_are_per_peer_connection() {
+    let mut core = CallCore::new(CoreConfig {
+        room: "r".into(),
+        loopback_only: false,
+        has_stun: false,
+        has_turn: false,
+    });
+    let t0 = Instant::now();
+    let totals = |secs: u64, frames: u64, received: u64, lost: i64| Totals {
+        at: t0 + std::time::Duration::from_secs(secs),
+        bytes_sent: frames * 1_000,
+        bytes_received: 0,
+        frames_sent: frames,
+        frames_decoded: 0,
+        encode_us: frames * 2_000,
+        packets_received: received,
+        packets_lost: lost,
+    };
+    assert_eq!(core.stats_tick(totals(0, 0, 0, 0)), None, "no peer yet");
+    let ready = || {
+        Input::Signal(ServerMessage::Ready {
+            room: "r".into(),
+            offerer: Some(true),
+            ice_servers: None,
+        })
+    };
+    core.handle(ready(), t0);
+    while core.poll().is_some() {}
+    assert_eq!(core.stats_tick(totals(1, 30, 98, 2)), None, "first tick");
+    let rates = core.stats_tick(totals(2, 60, 196, 4)).expect("second tick");
+    assert_eq!(rates.send_fps, 30.0);
+    assert_eq!(rates.send_video_bps, 240_000.0);
+    assert_eq!(rates.encode_ms, 2.0);
+    assert_eq!(rates.loss_percent, 2.0);
+    // The other side leaves and someone joins: the new peer connection's counters start
+    // from zero, so no rate is computed across the two.
+    core.handle(
+        Input::Signal(ServerMessage::PeerLeft { room: "r".into() }),
+        t0,
+    );
+    assert_eq!(core.stats_tick(totals(3, 0, 0, 0)), None, "alone again");
+    core.handle(ready(), t0);
+    while core.poll().is_some() {}
+    assert_eq!(core.stats_tick(totals(3, 5, 0, 0)), None);
+}

@@ -50,7 +50,7 @@ impl Engine {
             .thread_name("duet-rt")
             .enable_all()
             .build()
-            .map_err(|e| CallError::Engine(e.to_string()))?;
+            .map_err(|e| CallError::Engine(std::sync::Arc::new(e)))?;
         let thread = std::thread::Builder::new()
             .name("duet-engine".into())
             .spawn(move || {
@@ -59,7 +59,7 @@ impl Engine {
                 runtime.shutdown_timeout(std::time::Duration::from_secs(2));
                 state
             })
-            .map_err(|e| CallError::Engine(e.to_string()))?;
+            .map_err(|e| CallError::Engine(std::sync::Arc::new(e)))?;
         Ok(Self {
             commands: command_tx,
             events: event_rx,

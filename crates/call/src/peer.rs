@@ -184,7 +184,7 @@ fn media_engine() -> Result<MediaEngine, CallError> {
             },
             RtpCodecKind::Video,
         )
-        .map_err(|e| CallError::WebRtc(format!("registering H.264: {e}")))?;
+        .map_err(CallError::webrtc("registering H.264"))?;
     engine
         .register_codec(
             RTCRtpCodecParameters {
@@ -193,7 +193,7 @@ fn media_engine() -> Result<MediaEngine, CallError> {
             },
             RtpCodecKind::Audio,
         )
-        .map_err(|e| CallError::WebRtc(format!("registering Opus: {e}")))?;
+        .map_err(CallError::webrtc("registering Opus"))?;
     Ok(engine)
 }
 
@@ -327,7 +327,7 @@ pub async fn build(
         webrtc::peer_connection::CongestionFeedback::Twcc,
         &mut engine,
     )
-    .map_err(|e| CallError::WebRtc(format!("setting up congestion control: {e}")))?;
+    .map_err(CallError::webrtc("setting up congestion control"))?;
     let registry = configure_nack(registry, &mut engine)
         // Ask again every 50 ms, at most 5 times (250 ms): enough for a lost retransmission
         // to be asked for again on any link the call survives, and bounded so that on a link
@@ -404,7 +404,7 @@ pub async fn build(
         .with_udp_addrs(addrs)
         .build()
         .await
-        .map_err(|e| CallError::WebRtc(format!("creating the peer connection: {e}")))?;
+        .map_err(CallError::webrtc("creating the peer connection"))?;
     Ok((Arc::new(pc), rx, estimate))
 }
 
@@ -434,7 +434,7 @@ pub fn local_track(kind: RtpCodecKind, id: &str) -> Result<Arc<TrackLocalStaticS
             }],
         ),
     )
-    .map_err(|e| CallError::WebRtc(format!("creating the {id} track: {e}")))?;
+    .map_err(CallError::webrtc(format!("creating the {id} track")))?;
     Ok(Arc::new(track))
 }
 

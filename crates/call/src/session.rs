@@ -153,7 +153,6 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         sig,
         call: None,
         counters: Arc::new(MediaCounters::default()),
-        rates: None,
         started,
         mic_muted: false,
         camera_off: false,
@@ -245,7 +244,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
                 session.timers.remove(&t);
                 core.handle(Input::Timer(t), Instant::now());
             }
-            _ = stats_tick.tick() => session.emit_stats(&io, &core).await,
+            _ = stats_tick.tick() => session.emit_stats(&io, &mut core).await,
         }
     };
     if let Some(call) = session.call.take() {
@@ -263,7 +262,7 @@ async fn join(
 ) -> Result<(SignalSender, signal::client::SignalReceiver), CallError> {
     let (sig, rx) = signal::client::connect(&config.signal_url, timeout)
         .await
-        .map_err(|e| CallError::Signal(e.to_string()))?;
+        .map_err(|e| CallError::SignalConnect(Arc::new(e)))?;
     let join = ClientMessage::Join {
         room: config.room.clone(),
         token: config.token.clone(),
@@ -303,8 +302,6 @@ struct Session {
     sig: SignalSender,
     call: Option<PeerCall>,
     counters: Arc<MediaCounters>,
-    /// The counters at the last stats tick.
-    rates: Option<Totals>,
     started: Instant,
     mic_muted: bool,
     camera_off: bool,
@@ -379,7 +376,6 @@ impl Session {
                 self.counters
                     .audio_processing
                     .store(self.audio_processing, Ordering::Relaxed);
-                self.rates = None;
                 io.remote.clear();
                 match self.new_call(&ice_servers).await {
                     Ok(call) => {
@@ -550,11 +546,11 @@ impl Session {
         let video_sender = pc
             .add_track(video_track.clone() as Arc<dyn TrackLocal>)
             .await
-            .map_err(|e| CallError::WebRtc(format!("adding the video track: {e}")))?;
+            .map_err(CallError::webrtc("adding the video track"))?;
         let audio_sender = pc
             .add_track(audio_track.clone() as Arc<dyn TrackLocal>)
             .await
-            .map_err(|e| CallError::WebRtc(format!("adding the audio track: {e}")))?;
+            .map_err(CallError::webrtc("adding the audio track"))?;
         Ok(PeerCall {
             pc,
             events,
@@ -676,7 +672,7 @@ impl Session {
             warn.clone(),
             io.wake.clone(),
         )
-        .map_err(|e| CallError::Media(format!("starting the video thread: {e}")))?;
+        .map_err(CallError::media("starting the video thread"))?;
         let audio = media_io::spawn_audio_sender(
             rt,
             call.audio_track.clone(),
@@ -691,7 +687,7 @@ impl Session {
                 .unwrap_or_else(|| media::AudioProcessor::new(media::ProcessingConfig::NONE)),
             warn,
         )
-        .map_err(|e| CallError::Media(format!("starting the audio thread: {e}")))?;
+        .map_err(CallError::media("starting the audio thread"))?;
         call.workers.push(video);
         call.workers.push(audio);
         call.video_cmd = Some(vtx);
@@ -793,7 +789,7 @@ impl Session {
         }
     }
 
-    async fn emit_stats(&mut self, io: &SessionIo, core: &CallCore) {
+    async fn emit_stats(&mut self, io: &SessionIo, core: &mut CallCore) {
         let c = &self.counters;
         let now = Instant::now();
         let mut stats = CallStats {
@@ -886,8 +882,7 @@ impl Session {
             packets_received,
             packets_lost,
         };
-        if let Some(earlier) = &self.rates {
-            let r = totals.rates_since(earlier);
+        if let Some(r) = core.stats_tick(totals) {
             stats.send_video_bps = r.send_video_bps;
             stats.recv_video_bps = r.recv_video_bps;
             stats.send_fps = r.send_fps;
@@ -896,7 +891,6 @@ impl Session {
             stats.loss_percent = r.loss_percent;
         }
         stats.loss_percent_total = totals.loss_percent_total();
-        self.rates = Some(totals);
         stats.video_packets_lost = packets_lost;
         stats.frames_sent = frames_sent;
         stats.frames_decoded = frames_decoded;
@@ -973,14 +967,14 @@ async fn negotiated_pt(sender: &Arc<dyn RtpSender>) -> Result<u8, CallError> {
     let params = sender
         .get_parameters()
         .await
-        .map_err(|e| CallError::WebRtc(format!("sender parameters: {e}")))?;
+        .map_err(CallError::webrtc("reading the sender parameters"))?;
     params
         .rtp_parameters
         .codecs
         .first()
         .map(|c| c.payload_type)
         .ok_or_else(|| {
-            CallError::WebRtc(
+            CallError::Negotiation(
                 "no codec was negotiated (does the other side support H.264 and Opus?)".into(),
             )
         })

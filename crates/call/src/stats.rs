@@ -1,6 +1,7 @@
 //! The per-second stats arithmetic, pure: cumulative counters sampled at two instants become
 //! rates (bits and frames per second, encode time per frame, packet loss). The session samples
-//! the counters once a second and hands the numbers to [`Totals::rates_since`].
+//! the counters once a second and hands them to [`crate::core::CallCore::stats_tick`], which
+//! keeps the previous sample of each peer connection and calls [`Totals::rates_since`].
 
 use std::time::Instant;
 

@@ -2,8 +2,8 @@
 //! for WebRTC's `profile-level-id=42e01f;packetization-mode=1`; [`H264Decoder`] turns access units
 //! back into [`VideoFrame`]s and tracks whether it needs a keyframe (for PLI).
 //!
-//! Both are plain single-threaded objects; [`crate::EncodeWorker`] and [`crate::DecodeWorker`]
-//! put them on threads.
+//! Both are plain single-threaded objects: the call's video-send thread owns an encoder, and
+//! [`crate::DecodeWorker`] puts a decoder on a thread of its own.
 
 use openh264::OpenH264API;
 use openh264::Timestamp;

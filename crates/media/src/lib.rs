@@ -15,8 +15,8 @@
 //!   [`AudioProcessor::process_render`] or a [`RenderTap`]; [`echo_sim`] has the synthetic
 //!   speech and echo path its tests use.
 //! - Flow: sources deliver on named OS threads through bounded channels that drop the oldest
-//!   frame (and count it) when the consumer is slow ([`Capture`]); [`EncodeWorker`] and
-//!   [`DecodeWorker`] run the video codecs on their own threads the same way.
+//!   frame (and count it) when the consumer is slow ([`Capture`]); [`DecodeWorker`] runs the
+//!   video decoder on its own thread the same way.
 //!
 //! The crate owns no sockets, no RTP and no UI. The call engine packetizes what
 //! [`H264Encoder`] and [`OpusEncoder`] produce; the app displays [`VideoFrame::to_rgba`].
@@ -50,7 +50,7 @@ pub use h264::{EncodedFrame, H264Config, H264Decoder, H264Encoder, nal_unit_type
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use pattern::{PatternRect, Stamp, TestPattern, read_pattern_stamp, read_pattern_stamp_rgba};
-pub use pipeline::{DecodeWorker, EncodeWorker, EncoderCommand, WorkerStats};
+pub use pipeline::{DecodeWorker, WorkerStats};
 pub use processing::{
     AudioProcessor, PROCESSING_CHUNK_SAMPLES, ProcessingConfig, ProcessingStats, RenderTap,
 };

@@ -1,23 +1,22 @@
-//! Codec threads: [`EncodeWorker`] (frames in → Annex-B access units out) and [`DecodeWorker`]
-//! (access units in → frames out), each on a named OS thread between bounded channels.
+//! The decoder thread: [`DecodeWorker`] (access units in → frames out) on a named OS thread
+//! between bounded channels. (The encoder runs on the call's video-send thread, which owns the
+//! rate and keyframe decisions, so it needs no worker of its own.)
 //!
-//! Dropping policy: the encoder always encodes the newest frame waiting and skips older ones
-//! (counted); if its output is full it skips raw frames rather than dropping encoded ones (that
-//! would break the reference chain). The decoder's output keeps only the newest frames; if its
-//! input is full the access unit is dropped, counted, and the decoder waits for a keyframe.
+//! Dropping policy: the decoder's output keeps only the newest frames; if its input is full
+//! the access unit is dropped, counted, and the decoder waits for a keyframe.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use crate::{EncodedFrame, Error, H264Decoder, H264Encoder, VideoFrame};
+use crate::{Error, H264Decoder, VideoFrame};
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// Counters of a codec worker.
+/// Counters of a [`DecodeWorker`].
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     processed: AtomicU64,
@@ -26,13 +25,13 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
-    /// Frames encoded or access units decoded.
+    /// Access units decoded.
     #[must_use]
     pub fn processed(&self) -> u64 {
         self.processed.load(Ordering::Relaxed)
     }
 
-    /// Frames or access units dropped because a consumer was slow.
+    /// Access units or frames dropped because a consumer was slow.
     #[must_use]
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -47,18 +46,6 @@ impl WorkerStats {
     fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Commands to a running [`EncodeWorker`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum EncoderCommand {
-    /// Make the next frame an IDR (PLI/FIR arrived).
-    RequestKeyframe,
-    /// New target bitrate from congestion control.
-    SetBitrate(u32),
-    /// New nominal frame rate.
-    SetFps(f32),
 }
 
 struct Worker {
@@ -104,122 +91,6 @@ impl Drop for Worker {
         if let Err(error) = self.shutdown() {
             tracing::warn!(worker = self.name, %error, "codec worker ended with an error");
         }
-    }
-}
-
-/// H.264 encoding on the `duet-h264-enc` thread.
-pub struct EncodeWorker {
-    commands: Sender<EncoderCommand>,
-    output: Receiver<EncodedFrame>,
-    stats: Arc<WorkerStats>,
-    worker: Worker,
-}
-
-impl std::fmt::Debug for EncodeWorker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncodeWorker")
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EncodeWorker {
-    /// Encodes frames from `input` (for example `capture.receiver().clone()`) into a channel of
-    /// at most `capacity` access units. Ends when `input` disconnects or on drop.
-    ///
-    /// # Errors
-    /// [`Error::Thread`] if the thread cannot start.
-    pub fn spawn(
-        input: Receiver<VideoFrame>,
-        mut encoder: H264Encoder,
-        capacity: usize,
-    ) -> Result<Self, Error> {
-        let (commands, command_rx) = bounded::<EncoderCommand>(32);
-        let (out_tx, output) = bounded::<EncodedFrame>(capacity.max(1));
-        let stats = Arc::new(WorkerStats::default());
-        let counters = Arc::clone(&stats);
-        let worker = Worker::spawn("duet-h264-enc", move |stop| {
-            while !stop.load(Ordering::Relaxed) {
-                select! {
-                    recv(command_rx) -> cmd => if let Ok(cmd) = cmd {
-                        apply(&mut encoder, cmd)?;
-                    },
-                    recv(input) -> frame => {
-                        let Ok(mut frame) = frame else { return Ok(()) };
-                        while let Ok(newer) = input.try_recv() {
-                            WorkerStats::add(&counters.dropped);
-                            frame = newer;
-                        }
-                        if out_tx.is_full() {
-                            WorkerStats::add(&counters.dropped);
-                            continue;
-                        }
-                        match encoder.encode(&frame) {
-                            Ok(Some(encoded)) => {
-                                WorkerStats::add(&counters.processed);
-                                if out_tx.send(encoded).is_err() {
-                                    return Ok(());
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                WorkerStats::add(&counters.errors);
-                                return Err(e);
-                            }
-                        }
-                    },
-                    default(POLL) => {},
-                }
-            }
-            Ok(())
-        })?;
-        Ok(Self {
-            commands,
-            output,
-            stats,
-            worker,
-        })
-    }
-
-    /// Sends a command; ignored if the worker has ended or 32 commands are already waiting.
-    pub fn command(&self, command: EncoderCommand) {
-        let _ = self.commands.try_send(command);
-    }
-
-    /// Shorthand for [`EncoderCommand::RequestKeyframe`].
-    pub fn request_keyframe(&self) {
-        self.command(EncoderCommand::RequestKeyframe);
-    }
-
-    /// Encoded access units, in order.
-    #[must_use]
-    pub fn output(&self) -> &Receiver<EncodedFrame> {
-        &self.output
-    }
-
-    /// Counters.
-    #[must_use]
-    pub fn stats(&self) -> &Arc<WorkerStats> {
-        &self.stats
-    }
-
-    /// Stops the thread and returns how it ended.
-    ///
-    /// # Errors
-    /// The encoder error that ended the worker, if any.
-    pub fn stop(mut self) -> Result<(), Error> {
-        self.worker.shutdown()
-    }
-}
-
-fn apply(encoder: &mut H264Encoder, command: EncoderCommand) -> Result<(), Error> {
-    match command {
-        EncoderCommand::RequestKeyframe => {
-            encoder.request_keyframe();
-            Ok(())
-        }
-        EncoderCommand::SetBitrate(bps) => encoder.set_bitrate(bps),
-        EncoderCommand::SetFps(fps) => encoder.set_fps(fps),
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use call::{AudioChoice, SpeakerChoice, VideoChoice};
 use duet::settings::{ServerMode, Settings};
 use duet::{AppOptions, DuetApp};
 use egui_kittest::Harness;
@@ -33,9 +34,9 @@ pub fn synthetic_settings(room: &str) -> Settings {
     Settings {
         room: room.to_owned(),
         server_mode: ServerMode::Host,
-        video: "test".into(),
-        audio: "tone".into(),
-        speaker: "null".into(),
+        video: VideoChoice::TestPattern,
+        audio: AudioChoice::Tone(440.0),
+        speaker: SpeakerChoice::Null,
         width: 320,
         height: 240,
         ice_servers: Vec::new(),

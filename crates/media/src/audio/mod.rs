@@ -1,0 +1,60 @@
+//! Audio frames, sources and sinks.
+//!
+//! Everything inside duet is 48 kHz, 20 ms frames ([`SAMPLES_PER_FRAME`] samples per channel),
+//! f32 interleaved, mono or stereo: the unit Opus encodes. Device audio is converted at the edge:
+//! [`Microphone`] resamples whatever the device runs at (rubato) and mixes to the wanted channel
+//! count; [`Speaker`] does the reverse. Synthetic sources ([`Tone`], [`Silence`]) and the
+//! [`NullSink`] stand in where there is no sound card; "no audio device at all" is an ordinary
+//! empty list or a clear [`Error::AudioDeviceNotFound`], never a panic.
+//!
+//! cpal streams live on named threads owned by this module, so every public type is `Send`.
+//!
+//! - [`frame`]: [`AudioFrame`] and channel remixing;
+//! - [`synthetic`]: [`Tone`], [`Silence`], [`NullSink`];
+//! - [`devices`]: listing and finding devices, stream configuration, [`DeviceEvent`];
+//! - [`resample`]: rate conversion at the device edge;
+//! - [`microphone`] and [`speaker`]: the cpal streams.
+
+mod devices;
+mod frame;
+mod microphone;
+mod resample;
+mod speaker;
+mod synthetic;
+
+pub use devices::{
+    AudioDeviceInfo, AudioDeviceKind, DEVICE_STALL_MS, DeviceEvent, MICROPHONE_SILENT_MS,
+    SPEAKER_WARMUP_MS, list_audio_inputs, list_audio_outputs,
+};
+pub use frame::{AudioFrame, CHANNELS_MAX, FRAME_DURATION_US, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME};
+pub use microphone::Microphone;
+pub use speaker::{Speaker, SpeakerStats};
+pub use synthetic::{NullSink, NullSinkStats, Silence, Tone};
+
+use crate::Error;
+use crate::capture::Capture;
+
+/// An audio source: once started, delivers [`AudioFrame`]s from its own thread.
+pub trait AudioSource: Send + 'static {
+    /// A human-readable name for menus and logs.
+    fn name(&self) -> String;
+
+    /// Starts producing 20 ms frames into a channel holding at most `capacity` frames; when the
+    /// consumer is slow the oldest frame is dropped and counted.
+    ///
+    /// # Errors
+    /// Device errors for [`Microphone`]; synthetic sources only fail to spawn their thread.
+    fn start(self, capacity: usize) -> Result<Capture<AudioFrame>, Error>
+    where
+        Self: Sized;
+}
+
+/// Something that plays [`AudioFrame`]s.
+pub trait AudioSink: Send {
+    /// Queues one frame for playout. Sinks never block for long: a device whose queue is full
+    /// drops the frame and counts it.
+    ///
+    /// # Errors
+    /// The device failed (unplugged, server gone).
+    fn play(&mut self, frame: &AudioFrame) -> Result<(), Error>;
+}

@@ -1,0 +1,167 @@
+//! Synthetic audio: the [`Tone`] and [`Silence`] sources, paced by the clock, and the
+//! [`NullSink`], which counts what it is given. They stand in where there is no sound card.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::frame::{FRAME_PERIOD, check_channels};
+use super::{AudioFrame, AudioSink, AudioSource, CHANNELS_MAX, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME};
+use crate::capture::{Capture, FrameSender, spawn_named};
+use crate::{Error, unix_time_us};
+
+/// A sine wave (synthetic microphone).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tone {
+    /// Frequency in Hz.
+    pub freq_hz: f32,
+    /// Peak amplitude, 0..=1.
+    pub amplitude: f32,
+    /// 1 or 2.
+    pub channels: u8,
+}
+
+impl Tone {
+    /// A mono tone at half amplitude.
+    #[must_use]
+    pub fn new(freq_hz: f32) -> Self {
+        Self {
+            freq_hz,
+            amplitude: 0.5,
+            channels: 1,
+        }
+    }
+
+    /// Frame number `index` of the tone (phase-continuous across indices). Pure.
+    #[must_use]
+    pub fn frame(&self, index: u64, capture_time_us: u64) -> AudioFrame {
+        let channels = self.channels.clamp(1, CHANNELS_MAX);
+        let first = index * SAMPLES_PER_FRAME as u64;
+        let freq = f64::from(self.freq_hz);
+        let rate = f64::from(SAMPLE_RATE_HZ);
+        let mut samples = Vec::with_capacity(SAMPLES_PER_FRAME * usize::from(channels));
+        for n in first..first + SAMPLES_PER_FRAME as u64 {
+            // Reduce the phase modulo one cycle in f64 so that long runs stay exact.
+            let cycles = (n as f64 * freq / rate).fract();
+            let value = (f64::from(self.amplitude) * (cycles * std::f64::consts::TAU).sin()) as f32;
+            for _ in 0..channels {
+                samples.push(value);
+            }
+        }
+        AudioFrame {
+            channels,
+            samples,
+            capture_time_us,
+        }
+    }
+}
+
+impl AudioSource for Tone {
+    fn name(&self) -> String {
+        format!("Test tone ({} Hz)", self.freq_hz)
+    }
+
+    fn start(self, capacity: usize) -> Result<Capture<AudioFrame>, Error> {
+        spawn_paced("duet-tone", capacity, move |i| {
+            self.frame(i, unix_time_us())
+        })
+    }
+}
+
+/// Silence (synthetic microphone, or "mute").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Silence {
+    /// 1 or 2.
+    pub channels: u8,
+}
+
+impl AudioSource for Silence {
+    fn name(&self) -> String {
+        "Silence".to_owned()
+    }
+
+    fn start(self, capacity: usize) -> Result<Capture<AudioFrame>, Error> {
+        check_channels(self.channels)?;
+        let channels = self.channels;
+        spawn_paced("duet-silence", capacity, move |_| AudioFrame {
+            channels,
+            samples: vec![0.0; SAMPLES_PER_FRAME * usize::from(channels)],
+            capture_time_us: unix_time_us(),
+        })
+    }
+}
+
+/// Runs `make(i)` every 20 ms on a named thread (absolute schedule, no drift).
+fn spawn_paced(
+    name: &str,
+    capacity: usize,
+    make: impl Fn(u64) -> AudioFrame + Send + 'static,
+) -> Result<Capture<AudioFrame>, Error> {
+    spawn_named(name, capacity, move |tx: FrameSender<AudioFrame>| {
+        let start = Instant::now();
+        let mut index: u64 = 0;
+        loop {
+            let deadline = start + FRAME_PERIOD * u32::try_from(index).unwrap_or(u32::MAX);
+            let now = Instant::now();
+            if deadline > now {
+                std::thread::sleep(deadline - now);
+            }
+            if !tx.push(make(index)) {
+                return Ok(());
+            }
+            index += 1;
+        }
+    })
+}
+
+/// Counters of a [`NullSink`], readable from any thread.
+#[derive(Debug, Default)]
+pub struct NullSinkStats {
+    frames: AtomicU64,
+    samples: AtomicU64,
+}
+
+impl NullSinkStats {
+    /// Frames played.
+    #[must_use]
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Samples per channel played.
+    #[must_use]
+    pub fn samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+}
+
+/// A sink that discards audio and counts it (headless peers, tests).
+#[derive(Debug, Default, Clone)]
+pub struct NullSink {
+    stats: Arc<NullSinkStats>,
+}
+
+impl NullSink {
+    /// A new sink with zeroed counters.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counters (shared: keep a clone to read them after moving the sink away).
+    #[must_use]
+    pub fn stats(&self) -> Arc<NullSinkStats> {
+        Arc::clone(&self.stats)
+    }
+}
+
+impl AudioSink for NullSink {
+    fn play(&mut self, frame: &AudioFrame) -> Result<(), Error> {
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        let per_channel = frame.samples.len() / usize::from(frame.channels.max(1));
+        self.stats
+            .samples
+            .fetch_add(per_channel as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -791,8 +791,14 @@
       this.feed = (input) => {
         if (!this.closed) feed(input);
       };
-      const pc = new RTCPeerConnection({ iceServers: config.iceServers.concat(serverIce || []) });
-      this.pc = pc;
+      this.serverIce = serverIce;
+      this.pc = this.buildPc(offerer);
+      this.watchFirstFrame();
+    }
+
+    /** A new RTCPeerConnection with this call's handlers and local tracks. */
+    buildPc(offerer) {
+      const pc = new RTCPeerConnection({ iceServers: config.iceServers.concat(this.serverIce || []) });
 
       pc.onicecandidate = (event) => {
         const c = event.candidate;
@@ -815,6 +821,8 @@
         ui.remoteVideo.srcObject = remoteStream;
         playRemote();
       };
+      pc.onicegatheringstatechange = () => log('ICE gathering', { state: pc.iceGatheringState });
+      pc.oniceconnectionstatechange = () => log('ICE state', { state: pc.iceConnectionState });
       pc.onconnectionstatechange = () => {
         log('connection state', { state: pc.connectionState });
         this.feed({ 'pc-state': pc.connectionState });
@@ -836,7 +844,7 @@
         if (track) pc.addTrack(track, localStream);
         else if (offerer !== false) pc.addTransceiver(kind, { direction: 'recvonly' });
       }
-      this.watchFirstFrame();
+      return pc;
     }
 
     preferCodecs() {
@@ -874,6 +882,17 @@
 
     async rollback() {
       log('offer collision: rolling back our offer (polite)');
+      if (!this.pc.currentRemoteDescription) {
+        // Nothing was ever negotiated on this connection: answer on a fresh one instead.
+        // Chromium, rolling back a first offer while it gathers candidates, was seen to gather
+        // nothing more on that connection after the answer (about one run in six), so the
+        // call never connected.
+        log('answering on a fresh peer connection');
+        this.detach(this.pc);
+        this.pc.close();
+        this.pc = this.buildPc(false);
+        return undefined;
+      }
       try {
         await this.pc.setLocalDescription({ type: 'rollback' });
       } catch (e) {
@@ -1019,12 +1038,20 @@
       return out;
     }
 
+    /** Stops `pc`'s handlers from reaching the core. */
+    detach(pc) {
+      pc.onicecandidate = null;
+      pc.ontrack = null;
+      pc.onconnectionstatechange = null;
+      pc.onsignalingstatechange = null;
+      pc.onicegatheringstatechange = null;
+      pc.oniceconnectionstatechange = null;
+    }
+
     close() {
       this.closed = true;
       clearTimeout(this.firstFramePoll);
-      this.pc.onicecandidate = null;
-      this.pc.ontrack = null;
-      this.pc.onconnectionstatechange = null;
+      this.detach(this.pc);
       this.pc.close();
     }
   }

@@ -18,10 +18,13 @@ test('both pages offer at once (seed-style): the collision resolves into one cal
   const a = await lib.openPage(browser, signal, 'glare', { params });
   await lib.waitForState(a, 'waiting');
   const b = await lib.openPage(browser, signal, 'glare', { params });
-  await Promise.all([
+  const results = await Promise.allSettled([
     lib.waitForStats(a, lib.callFlowing(30), { what: 'A receives' }),
     lib.waitForStats(b, lib.callFlowing(30), { what: 'B receives' }),
   ]);
+  const failed = results.filter((r) => r.status === 'rejected');
+  // Either side's failure says little without the other's view of the same negotiation.
+  if (failed.length > 0) throw new Error(failed.map((r) => r.reason.message).join('\n\n'));
   const events = async (page) => (await page.evaluate(() => window.duet.events.map((e) => e.what))).join('\n');
   const [ea, eb] = [await events(a), await events(b)];
   // Both offered; exactly one rolled back, the other ignored the colliding offer.

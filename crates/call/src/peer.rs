@@ -197,6 +197,14 @@ fn media_engine() -> Result<MediaEngine, CallError> {
     Ok(engine)
 }
 
+/// How long checks run before a server-reflexive pair may be chosen while no host pair works
+/// (webrtc-rs's default: 500 ms), and before a relayed pair may be chosen while no direct pair
+/// works (default: 2 s). webrtc-rs never switches away from the pair it chose, so the order
+/// host < server-reflexive < relayed stays; see `build` and docs/benchmarks.md.
+pub const SRFLX_MIN_WAIT: Duration = Duration::from_millis(100);
+/// See [`SRFLX_MIN_WAIT`].
+pub const RELAY_MIN_WAIT: Duration = Duration::from_millis(300);
+
 /// How much faster than the estimate the pacer may send: bursts such as a keyframe leave
 /// quickly while the average stays at the estimate (libwebrtc's factor; 1.5 was measured in
 /// the lab too and did worse on a capped link, docs/benchmarks.md).
@@ -364,6 +372,13 @@ pub async fn build(
         })
         .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        // webrtc-rs nominates a relay pair only 2 s after checks start, a server-reflexive one
+        // after 500 ms (and never switches later): most of the 2.8-3.2 s setup through TURN,
+        // and of the 575 ms across cone NATs. A pair is nominated only while no better pair is
+        // valid, so a shorter wait changes nothing where a better path answers first; the
+        // waits leave a better path that long to do so.
+        .with_srflx_acceptance_min_wait(Some(SRFLX_MIN_WAIT))
+        .with_relay_acceptance_min_wait(Some(RELAY_MIN_WAIT))
         // NACK retransmissions of a keyframe's early packets arrive more than 64 packets
         // behind the newest one; the default replay window would reject them.
         .with_srtp_replay_protection_window(1024)

@@ -2,8 +2,23 @@
 //! the selected ICE pair goes through the NATs' public addresses (server- or peer-reflexive),
 //! and each side decodes the other's test pattern in order.
 
-use crate::common::lab::{assert_pictures_arrived, call_between_homes};
+use std::time::Duration;
+
+use crate::common::lab::{
+    Finished, PeerOptions, SERVER_IP, assert_pictures_arrived, call_between_homes, finish, lab,
+    lab_lock, signal_binary, start_bare_peer, summary,
+};
+use crate::common::unique_room;
 use netlab::Nat;
+
+/// Whether `f`'s selected pair goes through the other home's NAT (not through a relay).
+fn direct_through_nat(f: &Finished) -> bool {
+    let remote = f.stat_str("ice_remote_candidate");
+    let local = f.stat_str("ice_local_candidate");
+    (remote.starts_with("srflx ") || remote.starts_with("prflx "))
+        && remote.contains(" 203.0.113.")
+        && !local.starts_with("relay ")
+}
 
 #[test]
 fn cone_nats_connect_through_stun() {
@@ -12,13 +27,47 @@ fn cone_nats_connect_through_stun() {
     };
     for f in [&a, &b] {
         assert_pictures_arrived(f, 60.0);
-        let remote = f.stat_str("ice_remote_candidate");
         assert!(
-            (remote.starts_with("srflx ") || remote.starts_with("prflx "))
-                && remote.contains(" 203.0.113."),
-            "{}: the selected pair does not go through the other home's NAT: local {:?}, remote {remote:?}",
+            direct_through_nat(f),
+            "{}: the selected pair does not go through the other home's NAT: local {:?}, remote {:?}",
             f.name,
             f.stat_str("ice_local_candidate"),
+            f.stat_str("ice_remote_candidate"),
+        );
+    }
+}
+
+/// With `signal`'s TURN on offer too (its relay candidates gathered on both sides), the direct
+/// path through the NATs still wins: relayed pairs are only chosen while no direct pair works
+/// (`call::peer::RELAY_MIN_WAIT`), and webrtc-rs never switches away from its choice.
+#[test]
+fn cone_nats_prefer_the_direct_path_to_signals_turn() {
+    let _one_at_a_time = lab_lock();
+    let Some(lab) = lab("conet") else { return };
+    let host = lab.public_host("srv", SERVER_IP).expect("public host");
+    let signal = signal_binary(&host);
+    let a = lab.home("a", Nat::Cone).expect("home a");
+    let b = lab.home("b", Nat::Cone).expect("home b");
+    let room = unique_room("conet");
+    let options = |tone| PeerOptions {
+        room: &room,
+        tone,
+        seconds: 8,
+        extra: &[],
+    };
+    let pa = start_bare_peer(&a, &signal.signal_url(), "a", &options("tone:440"));
+    let pb = start_bare_peer(&b, &signal.signal_url(), "b", &options("tone:660"));
+    let fa = finish(pa, Duration::from_secs(45));
+    let fb = finish(pb, Duration::from_secs(45));
+    for f in [&fa, &fb] {
+        eprintln!("{}", summary(f));
+        assert_pictures_arrived(f, 60.0);
+        assert!(
+            direct_through_nat(f),
+            "{}: relayed although a direct path exists: local {:?}, remote {:?}",
+            f.name,
+            f.stat_str("ice_local_candidate"),
+            f.stat_str("ice_remote_candidate"),
         );
     }
 }

@@ -444,7 +444,7 @@ pub fn freezes_after(f: &Finished, from_s: f64) -> Vec<f64> {
 pub fn summary(f: &Finished) -> String {
     let s = &f.report["stats"];
     format!(
-        "{}: decoded {} frames (pattern {}), fps after 6 s {:.1}, target {:.0} kbit/s, encoder {:.0} kbit/s, freezes {} ({:.0} ms, longest {:.0} ms), frames lost {}, packets recovered {}, PLIs sent {}, keyframes sent {}, g2g p50/p95 {}/{} ms, rtt {} ms, remote {}",
+        "{}: decoded {} frames (pattern {}), fps after 6 s {:.1}, target {:.0} kbit/s, encoder {:.0} kbit/s, freezes {} ({:.0} ms, longest {:.0} ms), frames lost {}, packets recovered {}, PLIs sent {}, keyframes sent {}, g2g p50/p95 {}/{} ms, rtt {} ms, setup {} ms, remote {}",
         f.name,
         s["frames_decoded"],
         s["pattern_frames"],
@@ -461,6 +461,7 @@ pub fn summary(f: &Finished) -> String {
         s["glass_to_glass_p50_ms"],
         s["glass_to_glass_p95_ms"],
         s["rtt_ms"],
+        s["setup_ms"],
         s["ice_remote_candidate"],
     )
 }

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
+# Chromium, node and the test-pattern files: the browser tests below need them, and so do
+# the network lab's browser tests inside `cargo test`, which may not skip once they are here.
+scripts/browser-deps.sh
+export DUET_REQUIRE_BROWSER=1
 if [ -x scripts/pulse-null-sink.sh ]; then
   # Prints `export ...` lines for the tests to find the sound server.
   eval "$(scripts/pulse-null-sink.sh)"

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod lab_browser;
 mod lab_cone_nat;
 mod lab_link_quality;
 mod lab_network_change;

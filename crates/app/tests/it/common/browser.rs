@@ -1,0 +1,186 @@
+//! Chromium in the network lab: the project's page, opened by `tests/browser/lab-peer.js`
+//! inside a home's namespace, with duet's test pattern as its fake camera. It prints one JSON
+//! line at the end with getStats samples once a second (`history`) and the last one (`final`).
+//!
+//! What it needs (Chromium, node, `npm ci` in tests/browser, the pattern files) is installed by
+//! `scripts/browser-deps.sh`, which `scripts/test.sh` runs before `cargo test` and then sets
+//! `DUET_REQUIRE_BROWSER=1`: from then on a missing piece is a failure, not a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use netlab::Home;
+use serde_json::Value;
+
+use super::lab::{SERVER_IP, SIGNAL_PORT};
+use super::target_dir;
+
+/// The files a lab browser peer needs.
+pub struct BrowserKit {
+    lab_peer_js: PathBuf,
+}
+
+/// The kit, or `None` (after a loud message) where it is not installed, unless
+/// `DUET_REQUIRE_BROWSER=1` makes that a failure.
+pub fn browser_kit(y4m: &[&str]) -> Option<BrowserKit> {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let mut missing = Vec::new();
+    if !browser_dir.join("node_modules/playwright-core").is_dir() {
+        missing.push("tests/browser/node_modules (npm ci)".to_owned());
+    }
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node {
+        missing.push("node".to_owned());
+    }
+    for name in y4m {
+        if !pattern_file(name).exists() {
+            missing.push(format!("target/{name}"));
+        }
+    }
+    if missing.is_empty() {
+        return Some(BrowserKit {
+            lab_peer_js: browser_dir.join("lab-peer.js"),
+        });
+    }
+    let why = format!(
+        "missing {}: run scripts/browser-deps.sh",
+        missing.join(", ")
+    );
+    assert!(
+        std::env::var("DUET_REQUIRE_BROWSER").as_deref() != Ok("1"),
+        "the lab's browser tests are required (DUET_REQUIRE_BROWSER=1): {why}"
+    );
+    eprintln!("*** SKIPPED: no browser for the lab: {why} ***");
+    None
+}
+
+/// `target/NAME`, a Y4M file of duet's test pattern made by `scripts/browser-deps.sh`.
+pub fn pattern_file(name: &str) -> PathBuf {
+    target_dir().join(name)
+}
+
+/// A Chromium page in a home, and where its JSON line goes.
+pub struct BrowserPeer {
+    name: String,
+    child: Child,
+    out: PathBuf,
+}
+
+/// Opens the page `signal` serves on the lab's public host in `home`, in `room`, for
+/// `seconds`, with `y4m` (a [`pattern_file`] name) as the camera. `query` is appended to the
+/// page's URL (for example `&stun=…`).
+pub fn start_browser(
+    kit: &BrowserKit,
+    home: &Home,
+    name: &str,
+    room: &str,
+    seconds: u32,
+    y4m: &str,
+    query: &str,
+) -> BrowserPeer {
+    let out = target_dir().join(format!("lab-{room}-{name}-chromium.json"));
+    let stdout = std::fs::File::create(&out).expect("browser output file");
+    let url = format!("http://{SERVER_IP}:{SIGNAL_PORT}/?room={room}{query}");
+    let child = home
+        .host()
+        .command("node")
+        .arg(&kit.lab_peer_js)
+        .args(["--url", &url, "--seconds", &seconds.to_string()])
+        .arg("--y4m")
+        .arg(pattern_file(y4m))
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("node starts in the lab");
+    BrowserPeer {
+        name: name.to_owned(),
+        child,
+        out,
+    }
+}
+
+/// What a browser peer reported.
+pub struct BrowserRun {
+    pub name: String,
+    pub report: Value,
+}
+
+impl BrowserRun {
+    /// Frames the page decoded (its last sample with an inbound stream).
+    pub fn frames_decoded(&self) -> f64 {
+        self.report["final"]["in"]["framesDecoded"]
+            .as_f64()
+            .unwrap_or(0.0)
+    }
+
+    /// The selected candidate pair, `(local, remote)`, as `"type address:port"`.
+    pub fn pair(&self) -> (String, String) {
+        let pair = &self.report["final"]["pair"];
+        let s = |k: &str| pair[k].as_str().unwrap_or("").to_owned();
+        (s("local"), s("remote"))
+    }
+
+    /// Outbound video bitrates, bit/s, one per second from the first sample whose peer
+    /// connection is `connected`.
+    pub fn send_bitrates_after_connecting(&self) -> Vec<f64> {
+        let history = self.report["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let Some(start) = history
+            .iter()
+            .position(|s| s["connection"].as_str() == Some("connected"))
+        else {
+            return Vec::new();
+        };
+        history[start..]
+            .windows(2)
+            .map(|w| {
+                let bytes = |s: &Value| s["out"]["bytesSent"].as_f64().unwrap_or(0.0);
+                let at = |s: &Value| s["at"].as_f64().unwrap_or(0.0);
+                let seconds = ((at(&w[1]) - at(&w[0])) / 1000.0).max(1e-3);
+                (bytes(&w[1]) - bytes(&w[0])).max(0.0) * 8.0 / seconds
+            })
+            .collect()
+    }
+}
+
+/// Waits for the page's script to end (killing it after `limit`) and reads its JSON line.
+pub fn finish_browser(peer: BrowserPeer, limit: Duration) -> BrowserRun {
+    let BrowserPeer {
+        name,
+        mut child,
+        out,
+    } = peer;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name}: the browser peer did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let report: Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("{name}: no JSON line from lab-peer.js in {}", out.display()));
+    if report["ok"].as_bool() != Some(true) {
+        let mut brief = report.clone();
+        if let Some(o) = brief.as_object_mut() {
+            o.remove("history");
+        }
+        panic!("{name}: the page's call did not work: {brief}");
+    }
+    BrowserRun { name, report }
+}

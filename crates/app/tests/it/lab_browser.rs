@@ -1,0 +1,113 @@
+//! The project's page in Chromium, in one home, calling `duet call` in another, through the
+//! network lab (Chromium runs inside the home's namespace; see `common::browser`).
+
+use std::time::Duration;
+
+use crate::common::browser::{browser_kit, finish_browser, start_browser};
+use crate::common::lab::{
+    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, lab, lab_lock, signal_binary,
+    start_bare_peer, summary,
+};
+use crate::common::unique_room;
+use netlab::Nat;
+
+const SMALL: &str = "duet-pattern-320x240.y4m";
+const LARGE: &str = "duet-pattern-640x360.y4m";
+
+/// Two homes behind symmetric NATs and only the `signal` binary on the public net: the page
+/// takes signal's TURN server from `ready` (as duet does), and the call goes through it.
+#[test]
+fn page_and_duet_connect_through_signals_turn_across_symmetric_nats() {
+    let Some(kit) = browser_kit(&[SMALL]) else {
+        return;
+    };
+    let _one_at_a_time = lab_lock();
+    let Some(lab) = lab("brsym") else { return };
+    let host = lab.public_host("srv", SERVER_IP).expect("public host");
+    let signal = signal_binary(&host);
+    let a = lab.home("a", Nat::Symmetric).expect("home a");
+    let b = lab.home("b", Nat::Symmetric).expect("home b");
+    let room = unique_room("brsym");
+    let page = start_browser(&kit, &a, "a", &room, 14, SMALL, "");
+    let duet = start_bare_peer(
+        &b,
+        &signal.signal_url(),
+        "b",
+        &PeerOptions {
+            room: &room,
+            tone: "tone:660",
+            seconds: 12,
+            extra: &[],
+        },
+    );
+    let fb = finish(duet, Duration::from_secs(45));
+    let fa = finish_browser(page, Duration::from_secs(60));
+    eprintln!("{}", summary(&fb));
+    let (local, remote) = fa.pair();
+    eprintln!(
+        "{}: decoded {} frames, pair {local} -> {remote}",
+        fa.name,
+        fa.frames_decoded()
+    );
+    // duet decodes the browser's pictures in order: its camera plays duet's test pattern.
+    assert_pictures_arrived(&fb, 60.0);
+    assert!(fa.frames_decoded() >= 60.0, "the page decoded too little");
+    let server = SERVER_IP.to_string();
+    let relayed = |c: &str| c.starts_with("relay ") && c.contains(&server);
+    assert!(
+        relayed(&local) || relayed(&remote),
+        "the page's call did not go through signal's TURN: {local} -> {remote}"
+    );
+}
+
+/// Chromium sending to duet adapts upwards: duet gives it transport-wide congestion feedback,
+/// so on an unconstrained link its video passes 1 Mbit/s within 10 s of connecting (at
+/// 640x360, where Chromium allows itself up to 1.7 Mbit/s).
+#[test]
+fn chromium_sending_to_duet_passes_a_megabit_within_10_s() {
+    let Some(kit) = browser_kit(&[LARGE]) else {
+        return;
+    };
+    let _one_at_a_time = lab_lock();
+    let Some(lab) = lab("brbw") else { return };
+    let host = lab.public_host("srv", SERVER_IP).expect("public host");
+    let signal = signal_binary(&host);
+    let a = lab.home("a", Nat::Cone).expect("home a");
+    let b = lab.home("b", Nat::Cone).expect("home b");
+    let room = unique_room("brbw");
+    let page = start_browser(&kit, &a, "a", &room, 16, LARGE, "");
+    let duet = start_bare_peer(
+        &b,
+        &signal.signal_url(),
+        "b",
+        &PeerOptions {
+            room: &room,
+            tone: "tone:660",
+            seconds: 14,
+            extra: &[],
+        },
+    );
+    let fb = finish(duet, Duration::from_secs(45));
+    let fa = finish_browser(page, Duration::from_secs(60));
+    eprintln!("{}", summary(&fb));
+    let rates = fa.send_bitrates_after_connecting();
+    let kbit: Vec<String> = rates.iter().map(|r| format!("{:.0}", r / 1000.0)).collect();
+    let (local, remote) = fa.pair();
+    eprintln!(
+        "{}: pair {local} -> {remote}; video sent per second after connecting, kbit/s: {}",
+        fa.name,
+        kbit.join(" ")
+    );
+    assert!(fb.success, "duet's side failed: {}", fb.output);
+    assert!(
+        fb.stat("frames_decoded") >= 60.0,
+        "duet decoded too little: {}",
+        fb.report["stats"]
+    );
+    let best = rates.iter().take(10).copied().fold(0.0, f64::max);
+    assert!(
+        best > 1_000_000.0,
+        "Chromium never sent duet more than 1 Mbit/s in its first 10 s connected: {} kbit/s",
+        kbit.join(" ")
+    );
+}

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use crate::common::browser::{browser_kit, finish_browser, start_browser};
 use crate::common::lab::{
-    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, lab, lab_lock, signal_binary,
-    start_bare_peer, summary,
+    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, signal_lab, start_bare_peer, summary,
 };
 use crate::common::unique_room;
 use netlab::Nat;
@@ -21,16 +20,14 @@ fn page_and_duet_connect_through_signals_turn_across_symmetric_nats() {
     let Some(kit) = browser_kit(&[SMALL]) else {
         return;
     };
-    let _one_at_a_time = lab_lock();
-    let Some(lab) = lab("brsym") else { return };
-    let host = lab.public_host("srv", SERVER_IP).expect("public host");
-    let signal = signal_binary(&host);
-    let a = lab.home("a", Nat::Symmetric).expect("home a");
-    let b = lab.home("b", Nat::Symmetric).expect("home b");
+    let Some(lab) = signal_lab("brsym", Nat::Symmetric) else {
+        return;
+    };
+    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
     let room = unique_room("brsym");
-    let page = start_browser(&kit, &a, "a", &room, 14, SMALL, "");
+    let page = start_browser(&kit, a, "a", &room, 14, SMALL, "");
     let duet = start_bare_peer(
-        &b,
+        b,
         &signal.signal_url(),
         "b",
         &PeerOptions {
@@ -68,16 +65,14 @@ fn chromium_sending_to_duet_passes_a_megabit_within_10_s() {
     let Some(kit) = browser_kit(&[LARGE]) else {
         return;
     };
-    let _one_at_a_time = lab_lock();
-    let Some(lab) = lab("brbw") else { return };
-    let host = lab.public_host("srv", SERVER_IP).expect("public host");
-    let signal = signal_binary(&host);
-    let a = lab.home("a", Nat::Cone).expect("home a");
-    let b = lab.home("b", Nat::Cone).expect("home b");
+    let Some(lab) = signal_lab("brbw", Nat::Cone) else {
+        return;
+    };
+    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
     let room = unique_room("brbw");
-    let page = start_browser(&kit, &a, "a", &room, 16, LARGE, "");
+    let page = start_browser(&kit, a, "a", &room, 16, LARGE, "");
     let duet = start_bare_peer(
-        &b,
+        b,
         &signal.signal_url(),
         "b",
         &PeerOptions {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::common::lab::{
-    Finished, PeerOptions, SERVER_IP, assert_pictures_arrived, call_between_homes, finish, lab,
-    lab_lock, signal_binary, start_bare_peer, summary,
+    Finished, PeerOptions, assert_pictures_arrived, call_between_homes, finish, signal_lab,
+    start_bare_peer, summary,
 };
 use crate::common::unique_room;
 use netlab::Nat;
@@ -42,12 +42,10 @@ fn cone_nats_connect_through_stun() {
 /// (`call::peer::RELAY_MIN_WAIT`), and webrtc-rs never switches away from its choice.
 #[test]
 fn cone_nats_prefer_the_direct_path_to_signals_turn() {
-    let _one_at_a_time = lab_lock();
-    let Some(lab) = lab("conet") else { return };
-    let host = lab.public_host("srv", SERVER_IP).expect("public host");
-    let signal = signal_binary(&host);
-    let a = lab.home("a", Nat::Cone).expect("home a");
-    let b = lab.home("b", Nat::Cone).expect("home b");
+    let Some(lab) = signal_lab("conet", Nat::Cone) else {
+        return;
+    };
+    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
     let room = unique_room("conet");
     let options = |tone| PeerOptions {
         room: &room,
@@ -55,8 +53,8 @@ fn cone_nats_prefer_the_direct_path_to_signals_turn() {
         seconds: 8,
         extra: &[],
     };
-    let pa = start_bare_peer(&a, &signal.signal_url(), "a", &options("tone:440"));
-    let pb = start_bare_peer(&b, &signal.signal_url(), "b", &options("tone:660"));
+    let pa = start_bare_peer(a, &signal.signal_url(), "a", &options("tone:440"));
+    let pb = start_bare_peer(b, &signal.signal_url(), "b", &options("tone:660"));
     let fa = finish(pa, Duration::from_secs(45));
     let fb = finish(pb, Duration::from_secs(45));
     for f in [&fa, &fb] {

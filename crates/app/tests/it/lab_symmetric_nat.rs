@@ -5,20 +5,17 @@
 use std::time::Duration;
 
 use crate::common::lab::{
-    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, lab, lab_lock, signal_binary,
-    start_bare_peer, summary,
+    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, signal_lab, start_bare_peer, summary,
 };
 use crate::common::unique_room;
 use netlab::Nat;
 
 #[test]
 fn symmetric_nats_connect_through_signals_turn() {
-    let _one_at_a_time = lab_lock();
-    let Some(lab) = lab("sym") else { return };
-    let host = lab.public_host("srv", SERVER_IP).expect("public host");
-    let signal = signal_binary(&host);
-    let a = lab.home("a", Nat::Symmetric).expect("home a");
-    let b = lab.home("b", Nat::Symmetric).expect("home b");
+    let Some(lab) = signal_lab("sym", Nat::Symmetric) else {
+        return;
+    };
+    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
     let room = unique_room("sym");
     let options = |tone| PeerOptions {
         room: &room,
@@ -26,8 +23,8 @@ fn symmetric_nats_connect_through_signals_turn() {
         seconds: 12,
         extra: &[],
     };
-    let pa = start_bare_peer(&a, &signal.signal_url(), "a", &options("tone:440"));
-    let pb = start_bare_peer(&b, &signal.signal_url(), "b", &options("tone:660"));
+    let pa = start_bare_peer(a, &signal.signal_url(), "a", &options("tone:440"));
+    let pb = start_bare_peer(b, &signal.signal_url(), "b", &options("tone:660"));
     let fa = finish(pa, Duration::from_secs(45));
     let fb = finish(pb, Duration::from_secs(45));
     for f in [&fa, &fb] {

@@ -165,6 +165,35 @@ pub fn signal_binary(host: &Host) -> SignalBinary {
     SignalBinary { _child: child }
 }
 
+/// A lab with only the real `signal` binary on the public net and two homes, `a` and `b`,
+/// behind `nat`; holds [`lab_lock`]. Dropped in reverse order: homes, signal, then the lab.
+pub struct SignalLab {
+    pub a: Home,
+    pub b: Home,
+    pub signal: SignalBinary,
+    _host: Host,
+    _lab: Lab,
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+/// See [`SignalLab`]; `None` where the lab is unavailable (see [`lab`]).
+pub fn signal_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
+    let one_at_a_time = lab_lock();
+    let lab = lab(tag)?;
+    let host = lab.public_host("srv", SERVER_IP).expect("public host");
+    let signal = signal_binary(&host);
+    let a = lab.home("a", nat).expect("home a");
+    let b = lab.home("b", nat).expect("home b");
+    Some(SignalLab {
+        a,
+        b,
+        signal,
+        _host: host,
+        _lab: lab,
+        _one_at_a_time: one_at_a_time,
+    })
+}
+
 /// A running `duet call` in a home, and where its report goes.
 pub struct Peer {
     pub name: String,

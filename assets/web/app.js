@@ -604,6 +604,9 @@
         case 'reconnect-signal':
           retryTimer = setTimeout(() => connect(this), value.in_ms);
           return undefined;
+        case 'probe-signal':
+          // A browser's WebSocket cannot ping; its own keepalive has to notice a dead path.
+          return undefined;
         default:
           log('unknown core output', { kind });
           return undefined;

@@ -380,7 +380,8 @@
         case 'peer-resumed':
           // The other side's connection dropped and came back: an offer still waiting for its
           // answer may be lost, so it goes again.
-          return this.resendPendingOffer();
+          this.resendPendingOffer();
+          return this.networkChanged();
         case 'peer-left':
           this.closePeer();
           this.cancelTimers();
@@ -432,6 +433,20 @@
       const offerQueued = queued.some((m) => m.type === 'offer');
       for (const message of queued) this.push({ send: message });
       if (!offerQueued) this.resendPendingOffer();
+      this.networkChanged();
+    }
+
+    /**
+     * A signalling connection that dropped and came back (ours, or the other side's:
+     * `peer-resumed`) while the media path is `disconnected` says that a network changed:
+     * waiting out the rest of the grace period would only delay the ICE restart.
+     */
+    networkChanged() {
+      const peer = this.peer;
+      if (this.armed.has('disconnect-grace') && peer && peer.health === Health.CONNECTED) {
+        this.cancel('disconnect-grace');
+        this.lostConnection();
+      }
     }
 
     resendPendingOffer() {
@@ -546,7 +561,11 @@
           }
         }
       } else if (state === 'disconnected') {
-        if (peer.health === Health.CONNECTED) this.arm('disconnect-grace', DISCONNECT_GRACE_MS);
+        if (peer.health === Health.CONNECTED) {
+          this.arm('disconnect-grace', DISCONNECT_GRACE_MS);
+          // The network change that broke the media path may have broken signalling silently.
+          if (this.signalUp) this.push('probe-signal');
+        }
       } else if (state === 'failed') {
         if (peer.health === Health.CONNECTING) this.fail(`could not connect to the other side: ${this.noPathReason()}`);
         else this.lostConnection();

@@ -202,6 +202,12 @@ pub enum Output {
     },
     /// Forget this timer.
     CancelTimer(Timer),
+    /// Ask the signalling connection for a sign of life now: the media path broke, and a
+    /// network change that breaks it often breaks the signalling path too, silently. A
+    /// connection that does not answer soon is then reported as [`Input::SignalLost`] (and
+    /// restored, so the ICE restart can get through). Carried out where the transport can
+    /// (the native client pings); a no-op elsewhere.
+    ProbeSignal,
     /// Open a new signalling connection after this long and join again with the same session
     /// id; answer with [`Input::SignalRestored`] or [`Input::SignalLost`].
     ReconnectSignal {
@@ -532,6 +538,7 @@ impl CallCore {
                 // The other side's connection dropped and came back: what we sent meanwhile
                 // may be lost. An offer still waiting for its answer goes again.
                 self.resend_pending_offer();
+                self.network_changed();
             }
             ServerMessage::Error { code, message } => {
                 if ends_call(ErrorCode::from_wire(&code)) {
@@ -595,6 +602,22 @@ impl CallCore {
         }
         if !offer_queued {
             self.resend_pending_offer();
+        }
+        self.network_changed();
+    }
+
+    /// A signalling connection that dropped and came back (ours, or the other side's:
+    /// `peer-resumed`) while the media path is `disconnected` says that a network changed:
+    /// waiting out the rest of the grace period would only delay the ICE restart.
+    fn network_changed(&mut self) {
+        let disconnected = self.armed.contains(&Timer::DisconnectGrace)
+            && self
+                .peer
+                .as_ref()
+                .is_some_and(|p| p.health == Health::Connected);
+        if disconnected {
+            self.cancel(Timer::DisconnectGrace);
+            self.lost_connection();
         }
     }
 
@@ -749,6 +772,9 @@ impl CallCore {
             PcState::Disconnected => {
                 if peer.health == Health::Connected {
                     self.arm(Timer::DisconnectGrace, DISCONNECT_GRACE);
+                    if self.signal_up {
+                        self.out.push_back(Output::ProbeSignal);
+                    }
                 }
             }
             PcState::Failed => match peer.health {

@@ -356,6 +356,10 @@ impl Session {
     /// Does one thing the core asked; returns what came of it, if the core needs to know.
     async fn execute(&mut self, output: Output, io: &SessionIo) -> Option<Input> {
         match output {
+            Output::ProbeSignal => {
+                self.sig.probe();
+                None
+            }
             Output::Send(msg) => match self.sig.send(msg).await {
                 Ok(()) => None,
                 Err(e) => Some(Input::SignalLost {

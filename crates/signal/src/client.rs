@@ -5,12 +5,21 @@
 //! directions are bounded channels. Messages the client cannot parse (from a newer server) are
 //! skipped with a debug log, never an error.
 //!
+//! A connection whose path died silently (a home's router got a new address: no FIN, no RST
+//! ever arrives) is noticed: the task pings the server every [`KEEPALIVE_INTERVAL`] and gives
+//! up after [`SILENCE_LIMIT`] without hearing anything, and [`SignalSender::probe`] asks for an
+//! answer within [`PROBE_TIMEOUT`] (the call engine probes when its media path breaks, since the
+//! signalling path has often broken with it). Either ends the connection with
+//! [`SignalEvent::Closed`] and a reason.
+//!
 //! `wss://` URLs are verified against the Mozilla root certificates (webpki-roots) by default;
 //! [`connect_with`] takes a custom rustls configuration instead (a self-signed deployment, or
 //! tests), which [`tls_config_trusting`] builds from certificates.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -91,16 +100,40 @@ pub enum SignalEvent {
     Closed(Option<String>),
 }
 
+/// How often the client pings the server (the server answers every ping with a pong).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Hearing nothing at all from the server for this long ends the connection.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(25);
+/// How long [`SignalSender::probe`] waits for the server to answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// What the caller hands to the connection's task.
+#[derive(Debug)]
+enum Outgoing {
+    Message(ClientMessage),
+    Probe,
+}
+
 /// Sends messages to the server. Cloning shares the connection.
 #[derive(Debug, Clone)]
 pub struct SignalSender {
-    tx: mpsc::Sender<ClientMessage>,
+    tx: mpsc::Sender<Outgoing>,
 }
 
 impl SignalSender {
     /// Queues `msg` for sending; fails only when the connection is closed.
     pub async fn send(&self, msg: ClientMessage) -> Result<(), ClientError> {
-        self.tx.send(msg).await.map_err(|_| ClientError::Closed)
+        self.tx
+            .send(Outgoing::Message(msg))
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Asks the server for a sign of life now: unless something arrives from it within
+    /// [`PROBE_TIMEOUT`], the connection ends ([`SignalEvent::Closed`]). Never waits; a probe
+    /// that finds the queue full is skipped (the queued messages will test the path anyway).
+    pub fn probe(&self) {
+        let _ = self.tx.try_send(Outgoing::Probe);
     }
 
     /// `{"type":"join","room":..}`.
@@ -188,14 +221,22 @@ pub async fn connect_with(
         }
         Ok(Ok(pair)) => pair,
     };
-    let (out_tx, mut out_rx) = mpsc::channel::<ClientMessage>(64);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(64);
     let (ev_tx, ev_rx) = mpsc::channel::<SignalEvent>(64);
     tokio::spawn(async move {
+        let mut liveness = Liveness::new(Instant::now());
         let reason = loop {
             tokio::select! {
                 outgoing = out_rx.recv() => match outgoing {
-                    Some(msg) => {
+                    Some(Outgoing::Message(msg)) => {
                         if let Err(e) = ws.send(Message::Text(msg.to_json().into())).await {
+                            break Some(e.to_string());
+                        }
+                    }
+                    Some(Outgoing::Probe) => {
+                        if liveness.probe(Instant::now())
+                            && let Err(e) = ws.send(Message::Ping(Default::default())).await
+                        {
                             break Some(e.to_string());
                         }
                     }
@@ -205,24 +246,154 @@ pub async fn connect_with(
                         break None;
                     }
                 },
-                incoming = ws.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
-                        Ok(msg) => {
-                            if ev_tx.send(SignalEvent::Message(msg)).await.is_err() {
-                                let _ = ws.close(None).await;
-                                break None;
+                () = tokio::time::sleep_until(liveness.next_check()) => {
+                    match liveness.check(Instant::now()) {
+                        Check::Dead(why) => break Some(why),
+                        Check::Ping => {
+                            if let Err(e) = ws.send(Message::Ping(Default::default())).await {
+                                break Some(e.to_string());
                             }
                         }
-                        Err(e) => debug!(error = %e, "skipping a message this client does not understand"),
-                    },
-                    Some(Ok(Message::Close(frame))) => break frame.map(|f| format!("{} ({})", f.reason, u16::from(f.code))),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break Some(e.to_string()),
-                    None => break None,
-                },
+                        Check::Fine => {}
+                    }
+                }
+                incoming = ws.next() => {
+                    if matches!(incoming, Some(Ok(_))) {
+                        liveness.heard(Instant::now());
+                    }
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
+                            Ok(msg) => {
+                                if ev_tx.send(SignalEvent::Message(msg)).await.is_err() {
+                                    let _ = ws.close(None).await;
+                                    break None;
+                                }
+                            }
+                            Err(e) => debug!(error = %e, "skipping a message this client does not understand"),
+                        },
+                        Some(Ok(Message::Close(frame))) => break frame.map(|f| format!("{} ({})", f.reason, u16::from(f.code))),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => break Some(e.to_string()),
+                        None => break None,
+                    }
+                }
             }
         };
         let _ = ev_tx.send(SignalEvent::Closed(reason)).await;
     });
     Ok((SignalSender { tx: out_tx }, SignalReceiver { rx: ev_rx }))
+}
+
+/// What the connection's timers say.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    Fine,
+    Ping,
+    Dead(String),
+}
+
+/// The client's liveness rules, pure: time is passed in.
+#[derive(Debug)]
+struct Liveness {
+    last_heard: Instant,
+    last_ping: Instant,
+    /// A probe is out: the server must be heard from by then.
+    probe_deadline: Option<Instant>,
+}
+
+impl Liveness {
+    fn new(now: Instant) -> Self {
+        Self {
+            last_heard: now,
+            last_ping: now,
+            probe_deadline: None,
+        }
+    }
+
+    /// Something arrived from the server.
+    fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+        self.probe_deadline = None;
+    }
+
+    /// A probe is asked for; whether to send a ping for it (not when one is already out).
+    fn probe(&mut self, now: Instant) -> bool {
+        if self.probe_deadline.is_some() {
+            return false;
+        }
+        self.probe_deadline = Some(now + PROBE_TIMEOUT);
+        self.last_ping = now;
+        true
+    }
+
+    /// When [`Liveness::check`] should next run.
+    fn next_check(&self) -> Instant {
+        let mut at = (self.last_ping + KEEPALIVE_INTERVAL).min(self.last_heard + SILENCE_LIMIT);
+        if let Some(deadline) = self.probe_deadline {
+            at = at.min(deadline);
+        }
+        at
+    }
+
+    fn check(&mut self, now: Instant) -> Check {
+        if self.probe_deadline.is_some_and(|d| now >= d) {
+            return Check::Dead(format!(
+                "the signal server did not answer within {} ms",
+                PROBE_TIMEOUT.as_millis()
+            ));
+        }
+        if now >= self.last_heard + SILENCE_LIMIT {
+            return Check::Dead(format!(
+                "nothing heard from the signal server for {} s",
+                SILENCE_LIMIT.as_secs()
+            ));
+        }
+        if now >= self.last_ping + KEEPALIVE_INTERVAL {
+            self.last_ping = now;
+            return Check::Ping;
+        }
+        Check::Fine
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_pings_gives_up_on_silence_and_on_an_unanswered_probe() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(t0);
+        assert_eq!(l.next_check(), t0 + KEEPALIVE_INTERVAL);
+        assert_eq!(l.check(t0 + Duration::from_secs(1)), Check::Fine);
+        assert_eq!(l.check(t0 + KEEPALIVE_INTERVAL), Check::Ping);
+        // The server answers: no verdict, the next ping a keepalive later.
+        let answered = t0 + KEEPALIVE_INTERVAL + Duration::from_millis(5);
+        l.heard(answered);
+        assert_eq!(l.next_check(), t0 + KEEPALIVE_INTERVAL * 2);
+        // Silence: pings go on until the limit, then the connection is dead.
+        assert_eq!(l.check(t0 + KEEPALIVE_INTERVAL * 2), Check::Ping);
+        assert_eq!(
+            l.check(answered + SILENCE_LIMIT - Duration::from_millis(1)),
+            Check::Ping
+        );
+        assert!(matches!(l.check(answered + SILENCE_LIMIT), Check::Dead(_)));
+
+        // A probe answered in time changes nothing; one not answered ends the connection.
+        let mut l = Liveness::new(t0);
+        assert!(l.probe(t0));
+        assert!(
+            !l.probe(t0 + Duration::from_millis(10)),
+            "one probe out at a time"
+        );
+        assert_eq!(l.next_check(), t0 + PROBE_TIMEOUT);
+        l.heard(t0 + Duration::from_millis(40));
+        assert_eq!(l.check(t0 + PROBE_TIMEOUT), Check::Fine);
+        assert!(l.probe(t0 + Duration::from_secs(2)));
+        let verdict = l.check(t0 + Duration::from_secs(2) + PROBE_TIMEOUT);
+        assert!(
+            matches!(&verdict, Check::Dead(why) if why.contains("1000 ms")),
+            "{verdict:?}"
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! A call survives a network change: mid-call, home A's router forgets its UDP mappings (the
 //! media path's public port changes; signalling over TCP lives on). The side that offered
-//! restarts ICE, both sides show "reconnecting", and video resumes without a new call.
+//! restarts ICE, shows "reconnecting", and video resumes without a new call.
 //! The second test changes the home's public address, which also breaks the signalling
-//! connection.
+//! connection (silently: no FIN or RST reaches the client).
 
 use std::time::Duration;
 
@@ -28,12 +28,6 @@ fn lost_nat_mappings_mid_call_recover_by_themselves() {
         let freezes = freezes_after(f, CHANGE_AT_S);
         eprintln!("{}: freezes after the change: {freezes:?}", f.name);
         assert_pictures_arrived(f, 200.0);
-        assert!(
-            f.output.contains("reconnecting"),
-            "{}: never showed reconnecting:\n{}",
-            f.name,
-            f.output
-        );
         let fps = fps_after(f, CHANGE_AT_S + 8.0);
         assert!(
             fps >= 15.0,
@@ -48,35 +42,45 @@ fn lost_nat_mappings_mid_call_recover_by_themselves() {
         );
     }
     assert!(restarts >= 1.0, "nobody restarted ICE");
+    // The side that restarted showed it; the other may be back before its own grace period
+    // is over (measured: once the restart is quick, one side in about two runs in three).
+    assert!(
+        a.output.contains("reconnecting") || b.output.contains("reconnecting"),
+        "neither side showed reconnecting:\n{}\n{}",
+        a.output,
+        b.output
+    );
 }
 
 #[test]
-#[ignore = "known unreliable: after a new public address, one run in two recovers only after 9-10 s \
-            and the other hits the 15 s restart timeout (docs/benchmarks.md); run with --ignored"]
 fn a_new_public_address_mid_call_recovers_by_itself() {
-    // Home A's router gets a new public address: every mapping is gone, the signalling
-    // connection (TCP) breaks as well as the media path. The client reconnects to signal and
-    // takes its seat back, the offerer restarts ICE, and video resumes without a new call.
-    let Some((a, b)) = call_between_homes("renumber", Nat::Cone, 32, &[], |a, _| {
+    // Home A's router gets a new public address: every mapping is gone, and the signalling
+    // connection (TCP) breaks silently as well as the media path. When the media path goes
+    // `disconnected`, the client probes signalling, finds it dead, reconnects and takes its
+    // seat back; that (or the other side's `peer-resumed`) tells the offerer the network
+    // changed, and it restarts ICE at once. Measured: video resumes 1.3-1.4 s after the change.
+    let Some((a, b)) = call_between_homes("renumber", Nat::Cone, 20, &[], |a, _| {
         std::thread::sleep(Duration::from_secs_f64(CHANGE_AT_S));
         a.renumber().expect("renumber home a");
     }) else {
         return;
     };
     for f in [&a, &b] {
-        eprintln!("{}\n{}", summary(f), f.output);
-        eprintln!(
-            "{}: freezes after the change: {:?}",
-            f.name,
-            freezes_after(f, CHANGE_AT_S)
-        );
+        eprintln!("{}", summary(f));
+        let freezes = freezes_after(f, CHANGE_AT_S);
+        eprintln!("{}: freezes after the change: {freezes:?}", f.name);
         assert_pictures_arrived(f, 200.0);
-        // Measured: video resumes 9–10 s after the change (the issue's target is 3 s; see
-        // docs/benchmarks.md). The last 8 s of the call must flow.
-        let fps = fps_after(f, 24.0);
+        let fps = fps_after(f, CHANGE_AT_S + 6.0);
         assert!(
             fps >= 15.0,
-            "{}: video did not resume after the new address ({fps:.1} fps)",
+            "{}: video did not resume after the new address ({fps:.1} fps):\n{}",
+            f.name,
+            f.output
+        );
+        let longest = freezes.iter().copied().fold(0.0, f64::max);
+        assert!(
+            longest < 8000.0,
+            "{}: the picture froze for {longest:.0} ms",
             f.name
         );
     }

@@ -65,6 +65,8 @@ struct LinkState {
     loss_up_permille: u32,
     loss_down_permille: u32,
     block_udp: bool,
+    /// UDP is masqueraded to the alternate port range (see [`Home::flush_udp_mappings`]).
+    udp_alternate_ports: bool,
 }
 
 /// A home: a router namespace (interfaces `wan`, on the public bridge, and `lan`) and a host
@@ -274,8 +276,18 @@ impl Home {
 
     /// Forgets the UDP mappings only (`conntrack -D -p udp`): media flows get new public ports
     /// while TCP connections (signalling) live on, as when a router times out idle UDP
-    /// mappings or a carrier NAT rebinds them.
+    /// mappings or a carrier NAT rebinds them. The new ports are sure to differ: UDP moves
+    /// between two port ranges (20000-29999 and 30000-39999) at each call, since masquerade
+    /// would otherwise often pick the very port it had (its choice hashes the flow).
     pub fn flush_udp_mappings(&self) -> Result<(), LabError> {
+        if self.nat.translates() {
+            let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
+            link.udp_alternate_ports = !link.udp_alternate_ports;
+            nft_in(
+                self.router.netns(),
+                &postrouting_rules(self.nat, link.udp_alternate_ports),
+            )?;
+        }
         // conntrack exits 1 when nothing matched; that is not an error here.
         match exec_in(self.router.netns(), "conntrack", &["-D", "-p", "udp"]) {
             Ok(_) | Err(LabError::Command { .. }) => Ok(()),
@@ -374,6 +386,24 @@ fn set_wan_address(router_ns: &str, old: Option<Ipv4Addr>, new: Ipv4Addr) -> Res
 /// hole punching work: without it, a peer's early packet to the home's public port is delivered
 /// locally, conntrack confirms an entry for it, and that entry clashes with the mapping the
 /// home's own later packet to that peer needs, so masquerade picks another port.
+/// Replaces the router's `postrouting` chain: UDP masqueraded to 20000-29999, or to
+/// 30000-39999 when `udp_alternate`, TCP and the rest as [`router_ruleset`] has them.
+fn postrouting_rules(nat: Nat, udp_alternate: bool) -> String {
+    let random = if nat == Nat::Symmetric { " random" } else { "" };
+    let udp = if udp_alternate {
+        "30000-39999"
+    } else {
+        "20000-29999"
+    };
+    format!(
+        "flush chain ip lab postrouting
+         add rule ip lab postrouting oifname \"wan\" meta l4proto udp masquerade to :{udp}{random}
+         add rule ip lab postrouting oifname \"wan\" meta l4proto tcp masquerade to :20000-29999{random}
+         add rule ip lab postrouting oifname \"wan\" masquerade{random}
+"
+    )
+}
+
 fn router_ruleset(nat: Nat) -> String {
     let random = if nat == Nat::Symmetric { " random" } else { "" };
     let (forward_filter, postrouting) = if nat.translates() {

@@ -195,6 +195,19 @@ fn block_udp_flush_and_renumber_change_what_the_public_net_sees() {
         "flushing conntrack remaps the port"
     );
 
+    // Forgetting only the UDP mappings always moves UDP to another port, every time.
+    for _ in 0..3 {
+        let before = observe(&socket, reflector.addr).expect("answer");
+        home.flush_udp_mappings().expect("flush the UDP mappings");
+        let after = observe(&socket, reflector.addr).expect("answer after the flush");
+        assert_eq!(after.ip(), before.ip());
+        assert_ne!(
+            after.port(),
+            before.port(),
+            "flush_udp_mappings remaps the port"
+        );
+    }
+
     let old_ip = home.public_ip();
     let new_ip = home.renumber().expect("renumber");
     assert_ne!(new_ip, old_ip);

@@ -394,10 +394,11 @@ pub async fn build(
     let servers = ice_servers
         .iter()
         .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
+            urls: s.urls.iter().filter(|u| usable_url(u)).cloned().collect(),
             username: s.username.clone(),
             credential: s.credential.clone(),
         })
+        .filter(|s| !s.urls.is_empty())
         .collect();
     let configuration = RTCConfigurationBuilder::new()
         .with_ice_servers(servers)
@@ -421,6 +422,13 @@ pub async fn build(
         .await
         .map_err(CallError::webrtc("creating the peer connection"))?;
     Ok((Arc::new(pc), rx, estimate))
+}
+
+/// Whether webrtc-rs can use an ICE server URL: it gathers over UDP only and skips TURN over
+/// TCP or TLS (`?transport=tcp`, `turns:`) with a warning each time; servers offer those for
+/// browsers (signal's `ready` does), so they are left out quietly here.
+fn usable_url(url: &str) -> bool {
+    !(url.starts_with("turns:") || url.contains("transport=tcp"))
 }
 
 /// A local track for `kind` with a random SSRC.
@@ -462,4 +470,18 @@ fn random_u32() -> u32 {
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish() as u32 | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_and_tls_turn_urls_are_left_to_browsers() {
+        assert!(usable_url("stun:203.0.113.10:3478"));
+        assert!(usable_url("turn:203.0.113.10:3478?transport=udp"));
+        assert!(usable_url("turn:203.0.113.10:3478"));
+        assert!(!usable_url("turn:203.0.113.10:3478?transport=tcp"));
+        assert!(!usable_url("turns:turn.example.com:5349?transport=tcp"));
+    }
 }

@@ -103,6 +103,9 @@ pub enum IceOffer {
         host: Option<String>,
         /// The STUN/TURN port.
         port: u16,
+        /// Whether TURN is served over TCP on that port too (offered as a second URL,
+        /// `?transport=tcp`, for networks that drop UDP).
+        tcp: bool,
     },
     /// An external TURN server such as coturn run with `--use-auth-secret`: these URLs
     /// verbatim (`turn:`, `turns:` or `stun:`), with credentials minted from the shared secret.
@@ -137,7 +140,7 @@ impl IceConfig {
     ) -> Vec<IceServer> {
         let credential = self.secret.credential(now + self.credential_ttl, label);
         match &self.offer {
-            IceOffer::Builtin { host, port } => {
+            IceOffer::Builtin { host, port, tcp } => {
                 let host = host
                     .clone()
                     .or_else(|| request_host.and_then(host_of))
@@ -149,7 +152,9 @@ impl IceConfig {
                         credential: None,
                     },
                     IceServer {
-                        urls: vec![format!("turn:{host}:{port}?transport=udp")],
+                        urls: std::iter::once(format!("turn:{host}:{port}?transport=udp"))
+                            .chain(tcp.then(|| format!("turn:{host}:{port}?transport=tcp")))
+                            .collect(),
                         username: Some(credential.username),
                         credential: Some(credential.password),
                     },
@@ -227,6 +232,7 @@ mod tests {
             offer: IceOffer::Builtin {
                 host: None,
                 port: 3478,
+                tcp: false,
             },
             secret: TurnSecret::new("s"),
             credential_ttl: Duration::from_secs(60),
@@ -241,5 +247,22 @@ mod tests {
         assert_eq!(servers[0].urls, ["stun:[2001:db8::2]:3478"]);
         let servers = ice.ice_servers(now, "x", None, "10.0.0.1");
         assert_eq!(servers[1].urls, ["turn:10.0.0.1:3478?transport=udp"]);
+        // With TURN over TCP served too, one credential covers both URLs.
+        let ice = IceConfig {
+            offer: IceOffer::Builtin {
+                host: None,
+                port: 3478,
+                tcp: true,
+            },
+            ..ice
+        };
+        let servers = ice.ice_servers(now, "x", None, "10.0.0.1");
+        assert_eq!(
+            servers[1].urls,
+            [
+                "turn:10.0.0.1:3478?transport=udp",
+                "turn:10.0.0.1:3478?transport=tcp"
+            ]
+        );
     }
 }

@@ -11,7 +11,8 @@
 //! - [`tls`]: HTTPS/WSS on the same port, certificate reloadable while running.
 //! - [`access`]: browser origin policy and the client address behind a proxy.
 //! - [`ice`]: the `iceServers` on `ready` and ephemeral TURN credentials (coturn's REST scheme).
-//! - [`turn`]: the STUN/TURN server the `signal` binary runs beside the relay (UDP).
+//! - [`turn`]: the STUN/TURN server the `signal` binary runs beside the relay (UDP, and
+//!   TURN over TCP through [`turn_tcp`] for networks that drop UDP).
 //! - [`token`]: room tokens (`hex(HMAC-SHA256(secret, room))`) for servers with a room secret.
 //! - [`metrics`]: the counters behind `GET /metrics`.
 //! - [`refusals`]: refusals logged once per interval with a count, never per client.
@@ -33,6 +34,7 @@ pub mod server;
 pub mod tls;
 pub mod token;
 pub mod turn;
+pub mod turn_tcp;
 pub mod web;
 
 pub use access::OriginPolicy;

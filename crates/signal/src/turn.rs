@@ -23,12 +23,14 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use turn::allocation::AllocationInfo;
 use turn::auth::{AuthHandler, generate_auth_key};
 use turn::relay::RelayAddressGenerator;
 use turn::server::config::{ConnConfig, ServerConfig};
+
+use crate::turn_tcp::TcpFrames;
 use webrtc_util::Conn;
 
 use crate::ice::{TurnSecret, username_is_current};
@@ -175,6 +177,9 @@ pub struct TurnConfig {
     pub max_bytes_per_sec_per_allocation: u64,
     /// Which peers may be relayed to.
     pub peers: PeerPolicy,
+    /// TURN-over-TCP connections open at once (when a TCP listener is given); more are
+    /// closed at accept.
+    pub max_tcp_connections: usize,
 }
 
 impl Default for TurnConfig {
@@ -190,6 +195,7 @@ impl Default for TurnConfig {
             // 5 Mbit/s: a 720p call with headroom.
             max_bytes_per_sec_per_allocation: 5_000_000 / 8,
             peers: PeerPolicy::default(),
+            max_tcp_connections: 512,
         }
     }
 }
@@ -211,6 +217,16 @@ impl std::fmt::Debug for TurnServer {
 impl TurnServer {
     /// Serves STUN and TURN on `socket` (bound by the caller, e.g. `0.0.0.0:3478`).
     pub async fn start(socket: UdpSocket, config: TurnConfig) -> Result<Self, TurnError> {
+        Self::start_with_tcp(socket, None, config).await
+    }
+
+    /// Like [`TurnServer::start`], and also TURN over TCP on `tcp` (usually the same port),
+    /// for clients whose network drops UDP; relays stay UDP. See [`crate::turn_tcp`].
+    pub async fn start_with_tcp(
+        socket: UdpSocket,
+        tcp: Option<TcpListener>,
+        config: TurnConfig,
+    ) -> Result<Self, TurnError> {
         if config.relay_ports.is_empty() || *config.relay_ports.start() == 0 {
             return Err(TurnError::Config(
                 "the relay port range is empty or starts at 0".into(),
@@ -226,10 +242,10 @@ impl TurnServer {
         let (closed_tx, closed_rx) = mpsc::channel::<AllocationInfo>(256);
         let quotas = Arc::new(Mutex::new(Quotas::default()));
         tokio::spawn(forget_closed(quotas.clone(), closed_rx));
-        let gate = Gate {
-            socket: Arc::new(socket),
+        let gate = |wire| Gate {
+            wire,
             peers: peers.clone(),
-            quotas,
+            quotas: quotas.clone(),
             max_per_user: config.max_allocations_per_user,
             max_total: config.max_allocations,
         };
@@ -237,14 +253,27 @@ impl TurnServer {
             bind_ip: config.relay_bind_ip,
             relay_ip: config.relay_ip,
             ports: config.relay_ports.clone(),
-            peers,
+            peers: peers.clone(),
             bytes_per_sec: config.max_bytes_per_sec_per_allocation,
         };
+        let mut conn_configs = vec![ConnConfig {
+            conn: Arc::new(gate(Wire::Udp(Arc::new(socket)))),
+            relay_addr_generator: Box::new(relays.clone()),
+        }];
+        let tcp_addr = match tcp {
+            Some(listener) => {
+                let frames = TcpFrames::start(listener, config.max_tcp_connections)?;
+                let addr = frames.local_addr();
+                conn_configs.push(ConnConfig {
+                    conn: Arc::new(gate(Wire::Tcp(Arc::new(frames)))),
+                    relay_addr_generator: Box::new(relays),
+                });
+                Some(addr)
+            }
+            None => None,
+        };
         let engine = turn::server::Server::new(ServerConfig {
-            conn_configs: vec![ConnConfig {
-                conn: Arc::new(gate),
-                relay_addr_generator: Box::new(relays),
-            }],
+            conn_configs,
             realm: config.realm.clone(),
             auth_handler: Arc::new(RestAuth {
                 secret: config.secret.clone(),
@@ -254,7 +283,14 @@ impl TurnServer {
         })
         .await
         .map_err(|e| TurnError::Engine(e.to_string()))?;
-        tracing::info!(addr = %local_addr, relay_ip = %config.relay_ip, "STUN/TURN listening (UDP)");
+        match tcp_addr {
+            Some(tcp) => {
+                tracing::info!(addr = %local_addr, %tcp, relay_ip = %config.relay_ip, "STUN/TURN listening (UDP and TCP)")
+            }
+            None => {
+                tracing::info!(addr = %local_addr, relay_ip = %config.relay_ip, "STUN/TURN listening (UDP)")
+            }
+        }
         Ok(Self { engine, local_addr })
     }
 
@@ -469,9 +505,44 @@ enum Verdict {
     Answer(Vec<u8>),
 }
 
+/// Where the TURN engine's "datagrams" come from: the UDP socket, or TURN-over-TCP frames.
+enum Wire {
+    Udp(Arc<UdpSocket>),
+    Tcp(Arc<TcpFrames>),
+}
+
+impl Wire {
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        match self {
+            Self::Udp(socket) => socket.recv_from(buf).await,
+            Self::Tcp(frames) => frames
+                .recv_from(buf)
+                .await
+                .ok_or_else(|| std::io::Error::other("the TURN/TCP listener stopped")),
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        match self {
+            Self::Udp(socket) => socket.send_to(buf, to).await,
+            Self::Tcp(frames) => {
+                frames.send_to(buf, to);
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Self::Udp(socket) => socket.local_addr(),
+            Self::Tcp(frames) => Ok(frames.local_addr()),
+        }
+    }
+}
+
 /// The listening socket, screened: policy and quotas before the TURN engine sees a request.
 struct Gate {
-    socket: Arc<UdpSocket>,
+    wire: Wire,
     peers: Arc<PeerPolicy>,
     quotas: Arc<Mutex<Quotas>>,
     max_per_user: usize,
@@ -564,7 +635,7 @@ impl Conn for Gate {
         loop {
             // The engine stops serving on the first error it sees: pass on none of the
             // transient ones (ICMP-induced, interrupted).
-            let (n, from) = match self.socket.recv_from(buf).await {
+            let (n, from) = match self.wire.recv_from(buf).await {
                 Ok(got) => got,
                 Err(e) if is_fatal(&e) => return Err(e.into()),
                 Err(_) => continue,
@@ -573,7 +644,7 @@ impl Conn for Gate {
                 Verdict::Pass => return Ok((n, from)),
                 Verdict::Drop => {}
                 Verdict::Answer(reply) => {
-                    let _ = self.socket.send_to(&reply, from).await;
+                    let _ = self.wire.send_to(&reply, from).await;
                 }
             }
         }
@@ -585,11 +656,11 @@ impl Conn for Gate {
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
         self.watch_answer(buf, target);
-        Ok(self.socket.send_to(buf, target).await?)
+        Ok(self.wire.send_to(buf, target).await?)
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+        Ok(self.wire.local_addr()?)
     }
 
     fn remote_addr(&self) -> Option<SocketAddr> {
@@ -620,6 +691,7 @@ fn is_fatal(e: &std::io::Error) -> bool {
 
 /// Hands out relay sockets from the port range, each wrapped in the peer policy and the
 /// per-allocation rate limit.
+#[derive(Clone)]
 struct Relays {
     bind_ip: IpAddr,
     relay_ip: IpAddr,

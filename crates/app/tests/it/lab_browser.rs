@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use crate::common::browser::{browser_kit, finish_browser, start_browser};
+use crate::common::browser::{BrowserKit, BrowserRun, browser_kit, finish_browser, start_browser};
 use crate::common::lab::{
-    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, signal_lab, start_bare_peer, summary,
+    Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived, finish, signal_lab,
+    start_bare_peer, summary,
 };
 use crate::common::unique_room;
 use netlab::Nat;
@@ -13,22 +14,14 @@ use netlab::Nat;
 const SMALL: &str = "duet-pattern-320x240.y4m";
 const LARGE: &str = "duet-pattern-640x360.y4m";
 
-/// Two homes behind symmetric NATs and only the `signal` binary on the public net: the page
-/// takes signal's TURN server from `ready` (as duet does), and the call goes through it.
-#[test]
-fn page_and_duet_connect_through_signals_turn_across_symmetric_nats() {
-    let Some(kit) = browser_kit(&[SMALL]) else {
-        return;
-    };
-    let Some(lab) = signal_lab("brsym", Nat::Symmetric) else {
-        return;
-    };
-    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
-    let room = unique_room("brsym");
-    let page = start_browser(&kit, a, "a", &room, 14, SMALL, "");
+/// The page in home `a` and `duet call` in home `b` of `lab`, in a fresh room; what each
+/// reported, after printing it.
+fn page_calls_duet(kit: &BrowserKit, lab: &SignalLab, tag: &str) -> (Finished, BrowserRun) {
+    let room = unique_room(tag);
+    let page = start_browser(kit, &lab.a, "a", &room, 14, SMALL, "");
     let duet = start_bare_peer(
-        b,
-        &signal.signal_url(),
+        &lab.b,
+        &lab.signal.signal_url(),
         "b",
         &PeerOptions {
             room: &room,
@@ -49,6 +42,21 @@ fn page_and_duet_connect_through_signals_turn_across_symmetric_nats() {
     // duet decodes the browser's pictures in order: its camera plays duet's test pattern.
     assert_pictures_arrived(&fb, 60.0);
     assert!(fa.frames_decoded() >= 60.0, "the page decoded too little");
+    (fb, fa)
+}
+
+/// Two homes behind symmetric NATs and only the `signal` binary on the public net: the page
+/// takes signal's TURN server from `ready` (as duet does), and the call goes through it.
+#[test]
+fn page_and_duet_connect_through_signals_turn_across_symmetric_nats() {
+    let Some(kit) = browser_kit(&[SMALL]) else {
+        return;
+    };
+    let Some(lab) = signal_lab("brsym", Nat::Symmetric) else {
+        return;
+    };
+    let (_, fa) = page_calls_duet(&kit, &lab, "brsym");
+    let (local, remote) = fa.pair();
     let server = SERVER_IP.to_string();
     let relayed = |c: &str| c.starts_with("relay ") && c.contains(&server);
     assert!(
@@ -104,5 +112,24 @@ fn chromium_sending_to_duet_passes_a_megabit_within_10_s() {
         best > 1_000_000.0,
         "Chromium never sent duet more than 1 Mbit/s in its first 10 s connected: {} kbit/s",
         kbit.join(" ")
+    );
+}
+
+/// UDP blocked at the browser's home (as in many offices): the page reaches signal's TURN over
+/// TCP (`?transport=tcp`, offered on `ready`) and the call goes through the relay.
+#[test]
+fn with_udp_blocked_the_page_reaches_duet_over_turn_tcp() {
+    let Some(kit) = browser_kit(&[SMALL]) else {
+        return;
+    };
+    let Some(lab) = signal_lab("brtcp", Nat::Cone) else {
+        return;
+    };
+    lab.a.block_udp(true).expect("block UDP at home a");
+    let (_, fa) = page_calls_duet(&kit, &lab, "brtcp");
+    let (local, remote) = fa.pair();
+    assert!(
+        local.starts_with("relay ") && local.contains(&SERVER_IP.to_string()),
+        "with UDP blocked the page must relay through signal: {local} -> {remote}"
     );
 }

@@ -8,6 +8,7 @@ mod lab_link_quality;
 mod lab_network_change;
 mod lab_signal_restart;
 mod lab_symmetric_nat;
+mod lab_udp_blocked;
 mod peer_killed;
 mod share_link;
 mod ui;

@@ -120,9 +120,16 @@ struct TurnArgs {
     /// Run no STUN/TURN server and announce no ICE servers.
     #[arg(long, env = "SIGNAL_NO_TURN")]
     no_turn: bool,
-    /// UDP port of the built-in STUN/TURN server (on the host of --listen).
+    /// UDP port of the built-in STUN/TURN server (on the host of --listen); TURN over TCP
+    /// is served on the same TCP port unless --no-turn-tcp.
     #[arg(long, env = "SIGNAL_TURN_PORT", default_value_t = 3478)]
     turn_port: u16,
+    /// Serve TURN over UDP only (no TCP listener, no `?transport=tcp` URL on `ready`).
+    #[arg(long, env = "SIGNAL_NO_TURN_TCP")]
+    no_turn_tcp: bool,
+    /// TURN-over-TCP connections open at once; more are closed at accept.
+    #[arg(long, env = "SIGNAL_TURN_MAX_TCP", default_value_t = 512)]
+    turn_max_tcp: usize,
     /// Ports relay sockets are taken from, FIRST-LAST.
     #[arg(long, env = "SIGNAL_TURN_RELAY_PORTS", default_value = "49152-65535")]
     turn_relay_ports: String,
@@ -266,12 +273,14 @@ fn plan_turn(args: &TurnArgs, listen: SocketAddr) -> anyhow::Result<TurnPlan> {
             allow: args.turn_allow_peer.clone(),
             own: Vec::new(),
         },
+        max_tcp_connections: args.turn_max_tcp.max(1),
     };
     Ok(TurnPlan {
         ice: Some(signal::IceConfig {
             offer: signal::IceOffer::Builtin {
                 host,
                 port: args.turn_port,
+                tcp: !args.no_turn_tcp,
             },
             secret,
             credential_ttl,
@@ -409,7 +418,25 @@ fn main() -> anyhow::Result<()> {
                 let socket = tokio::net::UdpSocket::bind(addr)
                     .await
                     .with_context(|| format!("cannot bind STUN/TURN on udp {addr}"))?;
-                let server = signal::TurnServer::start(socket, turn_config).await?;
+                let udp_port = socket.local_addr()?.port();
+                let tcp = match &config.ice {
+                    Some(signal::IceConfig {
+                        offer: signal::IceOffer::Builtin { tcp: true, .. },
+                        ..
+                    }) => {
+                        // The same port over TCP (with `--turn-port 0`, the one UDP got).
+                        let tcp_addr = SocketAddr::new(addr.ip(), udp_port);
+                        Some(
+                            tokio::net::TcpListener::bind(tcp_addr)
+                                .await
+                                .with_context(|| {
+                                    format!("cannot bind TURN on tcp {tcp_addr} (--no-turn-tcp turns it off)")
+                                })?,
+                        )
+                    }
+                    _ => None,
+                };
+                let server = signal::TurnServer::start_with_tcp(socket, tcp, turn_config).await?;
                 // `--turn-port 0` takes any free port; announce the one taken.
                 if let Some(signal::IceConfig {
                     offer: signal::IceOffer::Builtin { port, .. },

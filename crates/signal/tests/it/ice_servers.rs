@@ -64,7 +64,12 @@ fn assert_valid_credential(entry: &Value) -> (String, String) {
 async fn ready_carries_ice_servers_that_signals_turn_accepts() {
     let turn_server = turn::start(turn::config(&["127.0.0.0/8"])).await;
     let port = turn_server.local_addr().port();
-    let server = TestServer::with_config(ice(IceOffer::Builtin { host: None, port })).await;
+    let server = TestServer::with_config(ice(IceOffer::Builtin {
+        host: None,
+        port,
+        tcp: false,
+    }))
+    .await;
     let (ra, rb, _a, _b) = ready_pair(&server).await;
     for ready in [&ra, &rb] {
         let servers = ready["iceServers"].as_array().unwrap();

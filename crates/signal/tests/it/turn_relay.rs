@@ -10,6 +10,31 @@ use webrtc_util::Conn;
 use crate::common::QUIET;
 use crate::common::turn::{self, TURN_WAIT};
 
+/// Sends `ping` from the client through `relay` to `peer` and `pong` back; asserts that both
+/// arrive whole and that each side sees the other's address.
+async fn round_trip(relay: &impl Conn, peer: &UdpSocket, ping: &[u8], pong: &[u8]) {
+    let relayed = relay.local_addr().unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    timeout(TURN_WAIT, relay.send_to(ping, peer_addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, from) = timeout(TURN_WAIT, peer.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], ping, "to the peer");
+    assert_eq!(from, relayed, "the peer sees the relayed address");
+    peer.send_to(pong, from).await.unwrap();
+    let (n, from) = timeout(TURN_WAIT, relay.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], pong, "back to the client");
+    assert_eq!(from, peer_addr);
+}
+
 #[tokio::test]
 async fn relays_between_a_client_and_a_peer() {
     let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
@@ -24,30 +49,85 @@ async fn relays_between_a_client_and_a_peer() {
         .await
         .unwrap()
         .unwrap();
-    let relayed = relay.local_addr().unwrap();
-
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let peer_addr = peer.local_addr().unwrap();
-    timeout(TURN_WAIT, relay.send_to(b"ping", peer_addr))
-        .await
-        .unwrap()
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let (n, from) = timeout(TURN_WAIT, peer.recv_from(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&buf[..n], b"ping");
-    assert_eq!(from, relayed, "the peer sees the relayed address");
-
-    peer.send_to(b"pong", from).await.unwrap();
-    let (n, from) = timeout(TURN_WAIT, relay.recv_from(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&buf[..n], b"pong");
-    assert_eq!(from, peer_addr);
+    round_trip(&relay, &peer, b"ping", b"pong").await;
     let _ = relay.close().await;
+    let _ = client.close().await;
+    server.close().await;
+}
+
+/// TURN over TCP: a client that can only reach the server over TCP allocates a (UDP) relay
+/// and talks to a UDP peer through it, both ways, with ChannelData after the channel is
+/// bound; the same port keeps serving UDP.
+#[tokio::test]
+async fn relays_for_a_client_over_tcp() {
+    let server = turn::start_with_tcp(turn::config(&["127.0.0.0/8"])).await;
+    let (user, pass) = turn::credential("bob", 600);
+    let client = turn::tcp_client(server.local_addr(), &user, &pass).await;
+    let mapped = timeout(TURN_WAIT, client.send_binding_request())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mapped.ip().to_string(),
+        "127.0.0.1",
+        "STUN over TCP answers"
+    );
+    let relay = timeout(TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Several rounds: the first go as Send/Data indications, later ones as ChannelData of
+    // odd lengths (padded on the stream).
+    for round in 0..6u8 {
+        let ping = vec![round; 5 + usize::from(round)];
+        let pong = vec![0x80 | round; 3 + usize::from(round)];
+        round_trip(&relay, &peer, &ping, &pong).await;
+    }
+    // UDP on the same port still works beside it.
+    let udp = turn::client(server.local_addr(), &user, &pass).await;
+    assert!(
+        timeout(TURN_WAIT, udp.send_binding_request())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let _ = udp.close().await;
+    let _ = relay.close().await;
+    let _ = client.close().await;
+    server.close().await;
+}
+
+/// Bytes that are neither STUN nor ChannelData end a TURN/TCP connection; the listener goes
+/// on serving others.
+#[tokio::test]
+async fn garbage_over_tcp_closes_that_connection_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = turn::start_with_tcp(turn::config(&["127.0.0.0/8"])).await;
+    let mut junk = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    junk.write_all(
+        b"\x16\xfe\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 16];
+    let read = timeout(TURN_WAIT, junk.read(&mut buf)).await.unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the server closes a connection that sends DTLS: {read:?}"
+    );
+    let (user, pass) = turn::credential("carol", 600);
+    let client = turn::tcp_client(server.local_addr(), &user, &pass).await;
+    assert!(
+        timeout(TURN_WAIT, client.send_binding_request())
+            .await
+            .unwrap()
+            .is_ok(),
+        "others are still served"
+    );
     let _ = client.close().await;
     server.close().await;
 }

@@ -26,6 +26,18 @@ pub fn config(allow: &[&str]) -> TurnConfig {
     }
 }
 
+/// signal's TURN server on 127.0.0.1:0 with TURN over TCP on the same port.
+pub async fn start_with_tcp(config: TurnConfig) -> TurnServer {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    TurnServer::start_with_tcp(socket, Some(tcp), config)
+        .await
+        .unwrap()
+}
+
 pub async fn start(config: TurnConfig) -> TurnServer {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     TurnServer::start(socket, config).await.unwrap()
@@ -55,7 +67,7 @@ pub async fn client(server: SocketAddr, username: &str, password: &str) -> Clien
 }
 
 pub async fn client_on(
-    conn: Arc<UdpSocket>,
+    conn: Arc<dyn webrtc_util::Conn + Send + Sync>,
     server: SocketAddr,
     username: &str,
     password: &str,
@@ -75,4 +87,83 @@ pub async fn client_on(
     .unwrap();
     client.listen().await.unwrap();
     client
+}
+
+/// A TURN client over TCP: the `turn` crate's client on a connection that frames what it
+/// sends and receives as RFC 5766 §2.1 wants (STUN and ChannelData by their lengths,
+/// ChannelData padded to 4 bytes), as a browser's `?transport=tcp` client does.
+pub async fn tcp_client(server: SocketAddr, username: &str, password: &str) -> Client {
+    let stream = tokio::net::TcpStream::connect(server).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    let (rd, wr) = stream.into_split();
+    let conn = TcpClientConn {
+        rd: tokio::sync::Mutex::new(rd),
+        wr: tokio::sync::Mutex::new(wr),
+        local,
+        server,
+    };
+    client_on(Arc::new(conn), server, username, password).await
+}
+
+struct TcpClientConn {
+    rd: tokio::sync::Mutex<tokio::net::tcp::OwnedReadHalf>,
+    wr: tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>,
+    local: SocketAddr,
+    server: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl webrtc_util::Conn for TcpClientConn {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Ok(self.recv_from(buf).await?.0)
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        use tokio::io::AsyncReadExt;
+        let mut rd = self.rd.lock().await;
+        let mut head = [0u8; 4];
+        rd.read_exact(&mut head).await?;
+        let (on_stream, used) = signal::turn_tcp::frame_len(head)
+            .ok_or_else(|| webrtc_util::Error::Other("not STUN or ChannelData".into()))?;
+        let mut frame = vec![0u8; on_stream];
+        frame[..4].copy_from_slice(&head);
+        rd.read_exact(&mut frame[4..]).await?;
+        let n = used.min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        Ok((n, self.server))
+    }
+
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        self.send_to(buf, self.server).await
+    }
+
+    async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
+        use tokio::io::AsyncWriteExt;
+        let mut framed = buf.to_vec();
+        if buf.first().is_some_and(|b| b >> 6 == 0b01) {
+            framed.resize(buf.len().next_multiple_of(4), 0);
+        }
+        self.wr.lock().await.write_all(&framed).await?;
+        Ok(buf.len())
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.local)
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        Some(self.server)
+    }
+
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
 }

@@ -140,7 +140,8 @@ cf=packaging/Containerfile
 grep -qE "^FROM .* AS build$" "$cf" && ok "Containerfile: build stage" || bad "Containerfile: no build stage"
 [ "$(grep -c '^FROM ' "$cf")" -ge 2 ] && ok "Containerfile: multi-stage" || bad "Containerfile: not multi-stage"
 grep -qE "^USER (nonroot|[1-9][0-9]*)" "$cf" && ok "Containerfile: non-root user" || bad "Containerfile: runs as root"
-grep -qx "EXPOSE 8080" "$cf" && ok "Containerfile: EXPOSE 8080" || bad "Containerfile: no EXPOSE 8080"
+grep -qE "^EXPOSE 8080( |$)" "$cf" && ok "Containerfile: EXPOSE 8080" || bad "Containerfile: no EXPOSE 8080"
+grep -qE "^EXPOSE .*3478/udp.*3478/tcp" "$cf" && ok "Containerfile: EXPOSE 3478/udp and 3478/tcp (STUN/TURN)" || bad "Containerfile: STUN/TURN ports not exposed"
 grep -q "^target/" .dockerignore && ok ".dockerignore keeps target/ out of the build context" || bad ".dockerignore lacks target/"
 
 if [ "$fail" -ne 0 ]; then

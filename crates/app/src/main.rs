@@ -33,7 +33,7 @@ struct WindowArgs {
     /// Video source for --join: test, camera, camera:N or none (default: the saved setting).
     #[arg(long, requires = "join", value_parser = |s: &str| s.parse::<VideoChoice>())]
     video: Option<VideoChoice>,
-    /// Audio source for --join: tone, tone:HZ, mic, mic:NAME or none.
+    /// Audio source for --join: tone, tone:HZ, warble:HZ, mic, mic:NAME or none.
     #[arg(long, requires = "join", value_parser = |s: &str| s.parse::<AudioChoice>())]
     audio: Option<AudioChoice>,
     /// Audio output for --join: default, device:NAME or null.
@@ -77,7 +77,7 @@ struct CallArgs {
     /// Video source: test, camera, camera:N or none.
     #[arg(long, default_value = "test", value_parser = |s: &str| s.parse::<VideoChoice>())]
     video: VideoChoice,
-    /// Audio source: tone, tone:HZ, mic, mic:NAME or none.
+    /// Audio source: tone, tone:HZ, warble:HZ (a swept tone, for echo tests), mic, mic:NAME or none.
     #[arg(long, default_value = "tone", value_parser = |s: &str| s.parse::<AudioChoice>())]
     audio: AudioChoice,
     /// Audio output: default, device:NAME or null.

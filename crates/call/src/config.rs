@@ -47,6 +47,9 @@ impl fmt::Display for VideoChoice {
 pub enum AudioChoice {
     /// A sine tone at this frequency.
     Tone(f32),
+    /// A tone warbled ±10 % around this frequency (what echo tests send: cancellers leave a
+    /// steady sine alone).
+    Warble(f32),
     /// A microphone by device name; `None` = the default input.
     Microphone(Option<String>),
     /// Nothing is sent.
@@ -61,19 +64,23 @@ impl FromStr for AudioChoice {
             "mic" => Ok(Self::Microphone(None)),
             "none" => Ok(Self::None),
             _ => {
-                if let Some(hz) = s.strip_prefix("tone:") {
-                    return hz
-                        .parse::<f32>()
+                let frequency = |hz: &str| {
+                    hz.parse::<f32>()
                         .ok()
                         .filter(|hz| (20.0..=20_000.0).contains(hz))
-                        .map(Self::Tone)
-                        .ok_or_else(|| format!("bad tone frequency {hz:?} (20–20000 Hz)"));
+                        .ok_or_else(|| format!("bad tone frequency {hz:?} (20–20000 Hz)"))
+                };
+                if let Some(hz) = s.strip_prefix("tone:") {
+                    return frequency(hz).map(Self::Tone);
+                }
+                if let Some(hz) = s.strip_prefix("warble:") {
+                    return frequency(hz).map(Self::Warble);
                 }
                 if let Some(name) = s.strip_prefix("mic:") {
                     return Ok(Self::Microphone(Some(name.to_owned())));
                 }
                 Err(format!(
-                    "unknown audio source {s:?}: use tone, tone:HZ, mic, mic:NAME or none"
+                    "unknown audio source {s:?}: use tone, tone:HZ, warble:HZ, mic, mic:NAME or none"
                 ))
             }
         }
@@ -84,6 +91,7 @@ impl fmt::Display for AudioChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Tone(hz) => write!(f, "tone:{hz}"),
+            Self::Warble(hz) => write!(f, "warble:{hz}"),
             Self::Microphone(None) => f.write_str("mic"),
             Self::Microphone(Some(name)) => write!(f, "mic:{name}"),
             Self::None => f.write_str("none"),
@@ -279,6 +287,7 @@ mod tests {
         }
         let audios = [
             AudioChoice::Tone(523.5),
+            AudioChoice::Warble(1000.0),
             AudioChoice::Microphone(None),
             AudioChoice::Microphone(Some("USB: mic:2".into())),
             AudioChoice::None,

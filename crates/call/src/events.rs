@@ -94,6 +94,9 @@ pub struct CallStats {
     pub echo_erle_db: f64,
     /// Dominant frequency of the received audio over the last second, Hz.
     pub audio_dominant_hz: Option<f64>,
+    /// RMS level of the received audio over the last half second, dBFS (-120: silence or
+    /// nothing received yet).
+    pub audio_received_dbfs: f64,
     /// PLIs sent / keyframe requests received.
     pub plis_sent: u64,
     /// Keyframe requests (PLI/FIR) received from the other side.

@@ -910,6 +910,11 @@ impl Session {
         stats.audio_frames_played = c.audio_played.load(Ordering::Relaxed);
         stats.audio_frames_concealed = c.audio_concealed.load(Ordering::Relaxed);
         stats.audio_dominant_hz = *lock(&c.dominant_hz);
+        stats.audio_received_dbfs = if stats.audio_frames_played == 0 {
+            -120.0
+        } else {
+            c.received_centi_dbfs.load(Ordering::Relaxed) as f64 / 100.0
+        };
         stats.audio_jitter_target_ms =
             c.audio_jitter_target_us.load(Ordering::Relaxed) as f64 / 1000.0;
         stats.audio_jitter_delay_ms =

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod echo_call;
 mod lab_browser;
 mod lab_cone_nat;
 mod lab_link_quality;

@@ -106,6 +106,9 @@ pub async fn receive_audio(
             if analysis.len() >= 48_000 / 2 {
                 *lock(&out_counters.dominant_hz) =
                     media::dominant_frequency_hz(&analysis, 48_000.0);
+                out_counters
+                    .received_centi_dbfs
+                    .store((level_dbfs(&analysis) * 100.0) as i64, Ordering::Relaxed);
                 analysis.clear();
             }
             // The echo canceller's reference is exactly what the speaker is given.
@@ -152,4 +155,30 @@ pub async fn receive_audio(
         }
     }
     drop(playout);
+}
+
+/// RMS level of `samples` in dBFS (a full-scale sine is -3 dBFS), at least -120.
+fn level_dbfs(samples: &[f32]) -> f64 {
+    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    let rms = (energy / samples.len().max(1) as f64).sqrt();
+    (20.0 * rms.max(1e-6).log10()).max(-120.0)
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::level_dbfs;
+
+    #[test]
+    fn levels_in_dbfs() {
+        assert_eq!(level_dbfs(&[0.0; 480]), -120.0);
+        assert!((level_dbfs(&[1.0; 480])).abs() < 1e-9);
+        let sine: Vec<f32> = (0..4800)
+            .map(|i| (std::f32::consts::TAU * 440.0 * i as f32 / 48_000.0).sin() * 0.5)
+            .collect();
+        assert!(
+            (level_dbfs(&sine) - (-9.03)).abs() < 0.05,
+            "{}",
+            level_dbfs(&sine)
+        );
+    }
 }

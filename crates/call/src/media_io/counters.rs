@@ -2,7 +2,7 @@
 //! its latency histogram, and freezes as browsers define them.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::time::Instant;
 
 /// Browsers' definition of a freeze (webrtc-stats `freezeCount`): a gap between two shown
@@ -110,6 +110,9 @@ pub struct MediaCounters {
     pub pattern: Mutex<PatternTrace>,
     pub first_frame_at: Mutex<Option<Instant>>,
     pub dominant_hz: Mutex<Option<f64>>,
+    /// RMS level of the received audio over the last half second, hundredths of a dBFS
+    /// (at least -120 dBFS; meaningless while `audio_played` is 0).
+    pub received_centi_dbfs: AtomicI64,
 }
 
 /// What the receiver saw of the sender's test pattern.

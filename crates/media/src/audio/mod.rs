@@ -10,7 +10,7 @@
 //! cpal streams live on named threads owned by this module, so every public type is `Send`.
 //!
 //! - [`frame`]: [`AudioFrame`] and channel remixing;
-//! - [`synthetic`]: [`Tone`], [`Silence`], [`NullSink`];
+//! - [`synthetic`]: [`Tone`], [`Warble`], [`Silence`], [`NullSink`];
 //! - [`devices`]: listing and finding devices, stream configuration, [`DeviceEvent`];
 //! - [`resample`]: rate conversion at the device edge;
 //! - [`microphone`] and [`speaker`]: the cpal streams.
@@ -29,7 +29,7 @@ pub use devices::{
 pub use frame::{AudioFrame, CHANNELS_MAX, FRAME_DURATION_US, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME};
 pub use microphone::Microphone;
 pub use speaker::{Speaker, SpeakerStats};
-pub use synthetic::{NullSink, NullSinkStats, Silence, Tone};
+pub use synthetic::{NullSink, NullSinkStats, Silence, Tone, Warble};
 
 use crate::Error;
 use crate::capture::Capture;

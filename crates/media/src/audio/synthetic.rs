@@ -68,6 +68,62 @@ impl AudioSource for Tone {
     }
 }
 
+/// A warbled tone (synthetic microphone for echo tests): `freq_hz` swept ±10 % five times a
+/// second, as [`crate::echo_sim::warble_tone`]. Echo cancellers deliberately leave a steady
+/// sine alone; this is cancelled like speech and is still found by its frequency.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Warble {
+    /// Centre frequency in Hz.
+    pub freq_hz: f32,
+    /// Peak amplitude, 0..=1.
+    pub amplitude: f32,
+}
+
+impl Warble {
+    /// A mono warble around `freq_hz` at half amplitude.
+    #[must_use]
+    pub fn new(freq_hz: f32) -> Self {
+        Self {
+            freq_hz,
+            amplitude: 0.5,
+        }
+    }
+
+    /// Frame number `index` (phase-continuous across indices). Pure: the phase of the swept
+    /// sine has a closed form, `f·t − (0.1·f / 2π·5)·cos(2π·5·t)`.
+    #[must_use]
+    pub fn frame(&self, index: u64, capture_time_us: u64) -> AudioFrame {
+        let rate = f64::from(SAMPLE_RATE_HZ);
+        let f = f64::from(self.freq_hz);
+        let depth = 0.1 * f / (std::f64::consts::TAU * 5.0);
+        let first = index * SAMPLES_PER_FRAME as u64;
+        let samples = (first..first + SAMPLES_PER_FRAME as u64)
+            .map(|n| {
+                let t = n as f64 / rate;
+                let cycles = (f * t).fract() - depth * (std::f64::consts::TAU * 5.0 * t).cos();
+                (f64::from(self.amplitude) * (std::f64::consts::TAU * cycles).sin()) as f32
+            })
+            .collect();
+        AudioFrame {
+            channels: 1,
+            samples,
+            capture_time_us,
+        }
+    }
+}
+
+impl AudioSource for Warble {
+    fn name(&self) -> String {
+        format!("Warbled tone ({} Hz)", self.freq_hz)
+    }
+
+    fn start(self, capacity: usize) -> Result<Capture<AudioFrame>, Error> {
+        spawn_paced("duet-warble", capacity, move |i| {
+            self.frame(i, unix_time_us())
+        })
+    }
+}
+
 /// Silence (synthetic microphone, or "mute").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Silence {

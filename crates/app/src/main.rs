@@ -77,7 +77,8 @@ struct CallArgs {
     /// Video source: test, camera, camera:N or none.
     #[arg(long, default_value = "test", value_parser = |s: &str| s.parse::<VideoChoice>())]
     video: VideoChoice,
-    /// Audio source: tone, tone:HZ, warble:HZ (a swept tone, for echo tests), mic, mic:NAME or none.
+    /// Audio source: tone, tone:HZ, warble:HZ (a swept tone, for echo tests), bursts:HZ (timed
+    /// bursts: the other side reports mouth-to-ear latency), mic, mic:NAME or none.
     #[arg(long, default_value = "tone", value_parser = |s: &str| s.parse::<AudioChoice>())]
     audio: AudioChoice,
     /// Audio output: default, device:NAME or null.

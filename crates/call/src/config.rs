@@ -50,6 +50,9 @@ pub enum AudioChoice {
     /// A tone warbled ±10 % around this frequency (what echo tests send: cancellers leave a
     /// steady sine alone).
     Warble(f32),
+    /// Timed bursts of a tone at this frequency, one at the start of every wall-clock second
+    /// (the receiver measures mouth-to-ear latency from them).
+    Bursts(f32),
     /// A microphone by device name; `None` = the default input.
     Microphone(Option<String>),
     /// Nothing is sent.
@@ -76,11 +79,14 @@ impl FromStr for AudioChoice {
                 if let Some(hz) = s.strip_prefix("warble:") {
                     return frequency(hz).map(Self::Warble);
                 }
+                if let Some(hz) = s.strip_prefix("bursts:") {
+                    return frequency(hz).map(Self::Bursts);
+                }
                 if let Some(name) = s.strip_prefix("mic:") {
                     return Ok(Self::Microphone(Some(name.to_owned())));
                 }
                 Err(format!(
-                    "unknown audio source {s:?}: use tone, tone:HZ, warble:HZ, mic, mic:NAME or none"
+                    "unknown audio source {s:?}: use tone, tone:HZ, warble:HZ, bursts:HZ, mic, mic:NAME or none"
                 ))
             }
         }
@@ -92,6 +98,7 @@ impl fmt::Display for AudioChoice {
         match self {
             Self::Tone(hz) => write!(f, "tone:{hz}"),
             Self::Warble(hz) => write!(f, "warble:{hz}"),
+            Self::Bursts(hz) => write!(f, "bursts:{hz}"),
             Self::Microphone(None) => f.write_str("mic"),
             Self::Microphone(Some(name)) => write!(f, "mic:{name}"),
             Self::None => f.write_str("none"),
@@ -288,6 +295,7 @@ mod tests {
         let audios = [
             AudioChoice::Tone(523.5),
             AudioChoice::Warble(1000.0),
+            AudioChoice::Bursts(880.0),
             AudioChoice::Microphone(None),
             AudioChoice::Microphone(Some("USB: mic:2".into())),
             AudioChoice::None,

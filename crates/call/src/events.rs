@@ -97,6 +97,14 @@ pub struct CallStats {
     /// RMS level of the received audio over the last half second, dBFS (-120: silence or
     /// nothing received yet).
     pub audio_received_dbfs: f64,
+    /// Mouth-to-ear latency of the other side's timed tone bursts (`--audio bursts:HZ`), from
+    /// capture to the moment the audio is handed to the speaker, median and 95th percentile
+    /// over the call, ms; `None` without bursts.
+    pub mouth_to_ear_p50_ms: Option<f64>,
+    /// See `mouth_to_ear_p50_ms`.
+    pub mouth_to_ear_p95_ms: Option<f64>,
+    /// Bursts measured.
+    pub mouth_to_ear_bursts: u64,
     /// PLIs sent / keyframe requests received.
     pub plis_sent: u64,
     /// Keyframe requests (PLI/FIR) received from the other side.

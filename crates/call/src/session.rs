@@ -910,6 +910,12 @@ impl Session {
         stats.audio_frames_played = c.audio_played.load(Ordering::Relaxed);
         stats.audio_frames_concealed = c.audio_concealed.load(Ordering::Relaxed);
         stats.audio_dominant_hz = *lock(&c.dominant_hz);
+        {
+            let m2e = lock(&c.mouth_to_ear);
+            stats.mouth_to_ear_p50_ms = m2e.quantile(0.5);
+            stats.mouth_to_ear_p95_ms = m2e.quantile(0.95);
+            stats.mouth_to_ear_bursts = m2e.len();
+        }
         stats.audio_received_dbfs = if stats.audio_frames_played == 0 {
             -120.0
         } else {

@@ -64,6 +64,7 @@ pub async fn receive_audio(
             warn(p);
         }
         let mut analysis: Vec<f32> = Vec::with_capacity(48_000);
+        let mut bursts = BurstDetector::default();
         let mut next = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             next += Duration::from_millis(20);
@@ -102,6 +103,9 @@ pub async fn receive_audio(
             };
             let Some(frame) = frame else { continue };
             out_counters.audio_played.fetch_add(1, Ordering::Relaxed);
+            if let Some(ms) = bursts.on_frame(frame.samples(), media::unix_time_us()) {
+                lock(&out_counters.mouth_to_ear).record(ms);
+            }
             analysis.extend_from_slice(frame.samples());
             if analysis.len() >= 48_000 / 2 {
                 *lock(&out_counters.dominant_hz) =
@@ -167,6 +171,29 @@ fn level_dbfs(samples: &[f32]) -> f64 {
 #[cfg(test)]
 mod level_tests {
     use super::level_dbfs;
+    use crate::media_io::BurstDetector;
+
+    #[test]
+    fn a_burst_after_quiet_gives_its_lateness() {
+        let mut d = BurstDetector::default();
+        let quiet = [0.0f32; 960];
+        let mut burst = [0.0f32; 960];
+        burst[96..].fill(0.4); // starts 2 ms into the frame
+        // Loud right away: no quiet before it, not an onset.
+        assert_eq!(d.on_frame(&burst, 7_050_000), None);
+        for _ in 0..BurstDetector::QUIET_FRAMES {
+            assert_eq!(d.on_frame(&quiet, 0), None);
+        }
+        // Played 45 ms into second 8: sent at 8.000 s, heard at 8.047 s.
+        assert_eq!(d.on_frame(&burst, 8_045_000), Some(47.0));
+        // The rest of the burst is not a new onset.
+        assert_eq!(d.on_frame(&burst, 8_065_000), None);
+        for _ in 0..BurstDetector::QUIET_FRAMES {
+            d.on_frame(&quiet, 0);
+        }
+        // Too late to tell from the next burst: not reported.
+        assert_eq!(d.on_frame(&burst, 8_950_000), None);
+    }
 
     #[test]
     fn levels_in_dbfs() {

@@ -26,6 +26,10 @@ fn open_audio(
 ) -> Result<Option<AudioCapture>, String> {
     match choice {
         AudioChoice::Tone(hz) => Tone::new(*hz).start(4).map(Some).map_err(|e| e.to_string()),
+        AudioChoice::Bursts(hz) => media::Bursts::new(*hz)
+            .start(4)
+            .map(Some)
+            .map_err(|e| e.to_string()),
         AudioChoice::Warble(hz) => media::Warble::new(*hz)
             .start(4)
             .map(Some)

@@ -110,6 +110,8 @@ pub struct MediaCounters {
     pub pattern: Mutex<PatternTrace>,
     pub first_frame_at: Mutex<Option<Instant>>,
     pub dominant_hz: Mutex<Option<f64>>,
+    /// Mouth-to-ear latencies of the received tone bursts (see [`BurstDetector`]), ms.
+    pub mouth_to_ear: Mutex<LatencyHistogram>,
     /// RMS level of the received audio over the last half second, hundredths of a dBFS
     /// (at least -120 dBFS; meaningless while `audio_played` is 0).
     pub received_centi_dbfs: AtomicI64,
@@ -244,5 +246,39 @@ impl LatencyHistogram {
 impl Default for LatencyHistogram {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Finds the start of a timed tone burst ([`media::Bursts`]: one at the start of every
+/// wall-clock second) in played audio, after at least [`BurstDetector::QUIET_FRAMES`] quiet
+/// frames. Sender and receiver share a clock (one host, or the network lab), so how far into
+/// its second a burst starts when it is handed to the speaker is its mouth-to-ear latency.
+#[derive(Debug, Default)]
+pub struct BurstDetector {
+    quiet_frames: u32,
+}
+
+impl BurstDetector {
+    /// Quiet 20 ms frames that must come before an onset (bursts are 100 ms, 900 ms apart).
+    pub const QUIET_FRAMES: u32 = 10;
+    /// A sample above this is a burst (bursts are sent at half scale).
+    pub const THRESHOLD: f32 = 0.05;
+
+    /// `samples` (48 kHz) are played at `played_us` (UNIX µs); the latency in ms if a burst
+    /// starts in them. Latencies of 900 ms or more cannot be told from the next second's
+    /// burst and are not reported.
+    pub fn on_frame(&mut self, samples: &[f32], played_us: u64) -> Option<f64> {
+        let Some(first) = samples.iter().position(|s| s.abs() > Self::THRESHOLD) else {
+            self.quiet_frames = self.quiet_frames.saturating_add(1);
+            return None;
+        };
+        let after_quiet = self.quiet_frames >= Self::QUIET_FRAMES;
+        self.quiet_frames = 0;
+        if !after_quiet {
+            return None;
+        }
+        let onset_us = played_us + first as u64 * 1_000_000 / 48_000;
+        let phase_us = onset_us % 1_000_000;
+        (phase_us < 900_000).then(|| phase_us as f64 / 1000.0)
     }
 }

@@ -5,6 +5,7 @@ mod bad_remote;
 mod common;
 mod glare;
 mod keyframe_request;
+mod mouth_to_ear;
 mod peer_left;
 mod preview;
 mod two_engines;

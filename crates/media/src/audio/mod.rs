@@ -29,7 +29,7 @@ pub use devices::{
 pub use frame::{AudioFrame, CHANNELS_MAX, FRAME_DURATION_US, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME};
 pub use microphone::Microphone;
 pub use speaker::{Speaker, SpeakerStats};
-pub use synthetic::{NullSink, NullSinkStats, Silence, Tone, Warble};
+pub use synthetic::{Bursts, NullSink, NullSinkStats, Silence, Tone, Warble};
 
 use crate::Error;
 use crate::capture::Capture;

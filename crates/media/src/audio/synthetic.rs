@@ -124,6 +124,63 @@ impl AudioSource for Warble {
     }
 }
 
+/// Timed tone bursts (synthetic microphone for latency measurements): `freq_hz` for the first
+/// [`Bursts::BURST_MS`] of every wall-clock second, silence otherwise. A receiver on a machine
+/// with the same clock (one host, or the network lab) reads mouth-to-ear latency as how far
+/// into the second a burst starts when it is played.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bursts {
+    /// Frequency in Hz.
+    pub freq_hz: f32,
+    /// Peak amplitude, 0..=1.
+    pub amplitude: f32,
+}
+
+impl Bursts {
+    /// How long each burst lasts, ms.
+    pub const BURST_MS: u64 = 100;
+
+    /// Bursts of `freq_hz` at half amplitude.
+    #[must_use]
+    pub fn new(freq_hz: f32) -> Self {
+        Self {
+            freq_hz,
+            amplitude: 0.5,
+        }
+    }
+
+    /// The frame whose first sample is captured at `capture_time_us` (UNIX µs). Pure.
+    #[must_use]
+    pub fn frame(&self, capture_time_us: u64) -> AudioFrame {
+        let f = f64::from(self.freq_hz);
+        let samples = (0..SAMPLES_PER_FRAME as u64)
+            .map(|n| {
+                let t_us = capture_time_us + n * 1_000_000 / u64::from(SAMPLE_RATE_HZ);
+                if t_us % 1_000_000 >= Self::BURST_MS * 1000 {
+                    return 0.0;
+                }
+                let t = (t_us % 1_000_000) as f64 / 1e6;
+                (f64::from(self.amplitude) * (std::f64::consts::TAU * f * t).sin()) as f32
+            })
+            .collect();
+        AudioFrame {
+            channels: 1,
+            samples,
+            capture_time_us,
+        }
+    }
+}
+
+impl AudioSource for Bursts {
+    fn name(&self) -> String {
+        format!("Timed tone bursts ({} Hz)", self.freq_hz)
+    }
+
+    fn start(self, capacity: usize) -> Result<Capture<AudioFrame>, Error> {
+        spawn_paced("duet-bursts", capacity, move |_| self.frame(unix_time_us()))
+    }
+}
+
 /// Silence (synthetic microphone, or "mute").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Silence {
@@ -219,5 +276,37 @@ impl AudioSink for NullSink {
             .samples
             .fetch_add(per_channel as u64, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_start_on_the_second_and_last_100_ms() {
+        let b = Bursts::new(1000.0);
+        // A frame starting 10 ms before a second boundary: silent, then the burst.
+        let frame = b.frame(4_990_000);
+        let first_loud = frame.samples().iter().position(|s| s.abs() > 0.01);
+        // 10 ms = 480 samples; the sine's first samples are near 0, the burst shows within 1 ms.
+        assert!(
+            matches!(first_loud, Some(i) if (480..530).contains(&i)),
+            "{first_loud:?}"
+        );
+        assert!(frame.samples()[..480].iter().all(|&s| s == 0.0));
+        // Inside the burst, loud; after it, silent.
+        assert!(b.frame(5_040_000).rms() > 0.3);
+        assert_eq!(b.frame(5_100_000).rms(), 0.0);
+        assert_eq!(b.frame(5_500_000).rms(), 0.0);
+    }
+
+    #[test]
+    fn warble_is_phase_continuous_and_loud() {
+        let w = Warble::new(1000.0);
+        let (a, b) = (w.frame(10, 0), w.frame(11, 0));
+        let jump = (a.samples()[SAMPLES_PER_FRAME - 1] - b.samples()[0]).abs();
+        assert!(jump < 0.15, "no click between frames: {jump}");
+        assert!((a.rms() - 0.354).abs() < 0.02, "{}", a.rms());
     }
 }

@@ -348,7 +348,8 @@ pub fn call_between_homes(
         "a",
         &PeerOptions {
             room: &room,
-            tone: "tone:440",
+            // Timed bursts: each side reports the other's mouth-to-ear latency.
+            tone: "bursts:880",
             seconds,
             extra,
         },
@@ -359,7 +360,7 @@ pub fn call_between_homes(
         "b",
         &PeerOptions {
             room: &room,
-            tone: "tone:660",
+            tone: "bursts:660",
             seconds,
             extra,
         },
@@ -473,7 +474,7 @@ pub fn freezes_after(f: &Finished, from_s: f64) -> Vec<f64> {
 pub fn summary(f: &Finished) -> String {
     let s = &f.report["stats"];
     format!(
-        "{}: decoded {} frames (pattern {}), fps after 6 s {:.1}, target {:.0} kbit/s, encoder {:.0} kbit/s, freezes {} ({:.0} ms, longest {:.0} ms), frames lost {}, packets recovered {}, PLIs sent {}, keyframes sent {}, g2g p50/p95 {}/{} ms, rtt {} ms, setup {} ms, remote {}",
+        "{}: decoded {} frames (pattern {}), fps after 6 s {:.1}, target {:.0} kbit/s, encoder {:.0} kbit/s, freezes {} ({:.0} ms, longest {:.0} ms), frames lost {}, packets recovered {}, PLIs sent {}, keyframes sent {}, g2g p50/p95 {}/{} ms, mouth to ear p50/p95 {}/{} ms ({} bursts, jitter buffer {} ms), rtt {} ms, setup {} ms, remote {}",
         f.name,
         s["frames_decoded"],
         s["pattern_frames"],
@@ -489,6 +490,10 @@ pub fn summary(f: &Finished) -> String {
         s["keyframes_sent"],
         s["glass_to_glass_p50_ms"],
         s["glass_to_glass_p95_ms"],
+        s["mouth_to_ear_p50_ms"],
+        s["mouth_to_ear_p95_ms"],
+        s["mouth_to_ear_bursts"],
+        s["audio_jitter_delay_ms"],
         s["rtt_ms"],
         s["setup_ms"],
         s["ice_remote_candidate"],

@@ -9,6 +9,9 @@
 //! through in two runs of three; `media`'s `echo_through_pulse` checks double-talk at
 //! realistic levels.)
 //!
+//! The second test unplugs A's microphone and speaker mid-call (unloads the sink): A is told,
+//! and the call goes on with video flowing.
+//!
 //! Needs the PulseAudio server `scripts/test.sh` starts (`scripts/pulse-null-sink.sh`); without
 //! one the test is skipped loudly, unless `DUET_REQUIRE_PULSE=1`.
 
@@ -94,11 +97,23 @@ impl EchoRoom {
     }
 }
 
+impl EchoRoom {
+    /// Unloads the sink now: its streams (speaker and monitor) lose their device.
+    fn unplug(&mut self) {
+        if !self.module.is_empty() {
+            pactl(&["unload-module", &self.module]);
+            self.module.clear();
+        }
+    }
+}
+
 impl Drop for EchoRoom {
     fn drop(&mut self) {
-        let _ = Command::new("pactl")
-            .args(["unload-module", &self.module])
-            .output();
+        if !self.module.is_empty() {
+            let _ = Command::new("pactl")
+                .args(["unload-module", &self.module])
+                .output();
+        }
     }
 }
 
@@ -236,5 +251,73 @@ fn echo_through_the_sound_server_is_25_db_lower_with_processing() {
     assert!(
         on.voice_dbfs - on.echo_dbfs >= 15.0,
         "A's own voice must still reach B well above the residual echo: {on:?}"
+    );
+}
+
+#[test]
+fn unplugging_the_sound_device_mid_call_is_a_warning_and_the_call_goes_on() {
+    if !pulse_available() {
+        return;
+    }
+    let _one_at_a_time = lab_lock();
+    let mut room = EchoRoom::new();
+    let server = HostedSignal::start("127.0.0.1:0".parse().expect("address"), Default::default())
+        .expect("signal starts");
+    let url = server.local_url();
+    let name = format!("unplug-{}", std::process::id());
+    let mut a = config(&url, &name);
+    a.video = VideoChoice::TestPattern;
+    a.audio = AudioChoice::Microphone(Some(format!("Monitor of {}", room.description)));
+    a.speaker = SpeakerChoice::Device(Some(room.description.clone()));
+    let mut b = config(&url, &name);
+    b.audio = AudioChoice::Tone(660.0);
+    b.speaker = SpeakerChoice::Null;
+    let ea = Engine::start(a, None).expect("engine a");
+    let eb = Engine::start(b, None).expect("engine b");
+    let mut warnings = Vec::new();
+    let mut states = Vec::new();
+    let mut frames_at_b = 0;
+    let mut unplugged_at: Option<(Instant, u64)> = None;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline {
+        while let Ok(event) = ea.events().try_recv() {
+            match event {
+                Event::Warning(w) => warnings.push(w),
+                Event::State(s) => states.push(s),
+                _ => {}
+            }
+        }
+        if let Ok(Event::Stats(s)) = eb.events().recv_timeout(Duration::from_millis(100)) {
+            frames_at_b = s.pattern_frames;
+        }
+        match unplugged_at {
+            // Unplug once the call is up and A's audio reaches B.
+            None if frames_at_b >= 30 => {
+                room.unplug();
+                unplugged_at = Some((Instant::now(), frames_at_b));
+            }
+            Some((at, frames)) if at.elapsed() >= Duration::from_secs(5) => {
+                assert!(
+                    frames_at_b >= frames + 60,
+                    "video stopped after the unplug: {frames} then {frames_at_b} frames at B"
+                );
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(unplugged_at.is_some(), "the call never came up: {states:?}");
+    let told = warnings
+        .iter()
+        .any(|w| w.contains("microphone") && w.contains("stopped working"));
+    assert!(
+        told,
+        "A was not told its microphone went away: {warnings:?}"
+    );
+    assert!(
+        !states
+            .iter()
+            .any(|s| matches!(s, CallState::Failed(_) | CallState::Ended)),
+        "the call must go on: {states:?}"
     );
 }

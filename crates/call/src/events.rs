@@ -97,6 +97,9 @@ pub struct CallStats {
     /// RMS level of the received audio over the last half second, dBFS (-120: silence or
     /// nothing received yet).
     pub audio_received_dbfs: f64,
+    /// Whether this side's video source (camera or test pattern) is open: "camera off"
+    /// releases it.
+    pub video_source_open: bool,
     /// Mouth-to-ear latency of the other side's timed tone bursts (`--audio bursts:HZ`), from
     /// capture to the moment the audio is handed to the speaker, median and 95th percentile
     /// over the call, ms; `None` without bursts.

@@ -910,6 +910,7 @@ impl Session {
         stats.audio_frames_played = c.audio_played.load(Ordering::Relaxed);
         stats.audio_frames_concealed = c.audio_concealed.load(Ordering::Relaxed);
         stats.audio_dominant_hz = *lock(&c.dominant_hz);
+        stats.video_source_open = c.video_source_open.load(Ordering::Relaxed);
         {
             let m2e = lock(&c.mouth_to_ear);
             stats.mouth_to_ear_p50_ms = m2e.quantile(0.5);

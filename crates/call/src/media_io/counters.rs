@@ -110,6 +110,9 @@ pub struct MediaCounters {
     pub pattern: Mutex<PatternTrace>,
     pub first_frame_at: Mutex<Option<Instant>>,
     pub dominant_hz: Mutex<Option<f64>>,
+    /// Whether the video source (camera, test pattern) is open now: not while the camera is
+    /// off.
+    pub video_source_open: AtomicBool,
     /// Mouth-to-ear latencies of the received tone bursts (see [`BurstDetector`]), ms.
     pub mouth_to_ear: Mutex<LatencyHistogram>,
     /// RMS level of the received audio over the last half second, hundredths of a dBFS

@@ -122,13 +122,17 @@ pub fn spawn_video_sender(
                 return;
             }
         };
-        let mut capture = match open_video(&choice, &cfg) {
+        let open = |choice: &VideoChoice| match open_video(choice, &cfg) {
             Ok(c) => c,
             Err(e) => {
                 warn(e);
                 None
             }
         };
+        // "Camera off" releases the source (a camera's light goes off, its decoding stops);
+        // `released` tells that apart from a source that failed or was never chosen.
+        let mut released = counters.camera_off.load(Ordering::Relaxed);
+        let mut capture = if released { None } else { open(&choice) };
         let black_interval = Duration::from_millis(200);
         let mut last_capture_us: Option<u64> = None;
         let mut next_black = Instant::now();
@@ -183,19 +187,27 @@ pub fn spawn_video_sender(
                 Ok(VideoCmd::Switch(new)) => {
                     drop(capture.take());
                     choice = new;
-                    capture = match open_video(&choice, &cfg) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            warn(e);
-                            None
-                        }
-                    };
+                    if !released {
+                        capture = open(&choice);
+                    }
                     encoder.request_keyframe();
                 }
                 Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => break,
             }
             let camera_off = counters.camera_off.load(Ordering::Relaxed);
+            if camera_off && !released {
+                // Stopping waits for the source's thread (at most media::STOP_TIMEOUT).
+                drop(capture.take());
+                released = true;
+            } else if !camera_off && released {
+                capture = open(&choice);
+                released = false;
+                encoder.request_keyframe();
+            }
+            counters
+                .video_source_open
+                .store(capture.is_some(), Ordering::Relaxed);
             let frame = match (&capture, camera_off) {
                 (Some(c), false) => match c.recv_timeout(Duration::from_millis(100)) {
                     Some(f) => {

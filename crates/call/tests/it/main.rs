@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_remote;
+mod camera_off;
 mod common;
 mod glare;
 mod keyframe_request;

@@ -72,7 +72,8 @@ pub struct CameraInfo {
     pub name: String,
     /// Platform description (device path and so on).
     pub description: String,
-    /// Modes it reported (empty if the camera could not be opened to ask, e.g. busy).
+    /// Modes it reported (empty if the camera could not be opened to ask, e.g. busy). Nodes
+    /// that open but have no usable mode (V4L metadata and infrared nodes) are not listed.
     pub modes: Vec<CameraMode>,
 }
 
@@ -89,10 +90,7 @@ pub fn list_cameras() -> Result<Vec<CameraInfo>, Error> {
         .into_iter()
         .filter_map(|info| {
             let index = info.index().as_index().ok()?;
-            let modes = query_modes(index).unwrap_or_else(|error| {
-                tracing::debug!(index, %error, "could not read camera modes");
-                Vec::new()
-            });
+            let modes = listed_modes(index, query_modes(index))?;
             Some(CameraInfo {
                 index,
                 name: info.human_name(),
@@ -101,6 +99,23 @@ pub fn list_cameras() -> Result<Vec<CameraInfo>, Error> {
             })
         })
         .collect())
+}
+
+/// What the list shows of a device: its modes; an empty list if it could not be opened to
+/// ask (busy in another program: it is still a camera); `None` (hidden) if it opened and has
+/// no mode duet can use, as V4L's metadata and infrared nodes beside a webcam.
+fn listed_modes(index: u32, queried: Result<Vec<CameraMode>, Error>) -> Option<Vec<CameraMode>> {
+    match queried {
+        Ok(modes) if modes.is_empty() => {
+            tracing::debug!(index, "hiding a camera node with no usable mode");
+            None
+        }
+        Ok(modes) => Some(modes),
+        Err(error) => {
+            tracing::debug!(index, %error, "could not read camera modes");
+            Some(Vec::new())
+        }
+    }
 }
 
 fn camera_error(index: u32, e: impl std::fmt::Display) -> Error {
@@ -357,6 +372,24 @@ fn crop_rgb(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_without_usable_modes_are_hidden_but_busy_cameras_are_not() {
+        let mode = CameraMode {
+            width: 640,
+            height: 480,
+            fps: 30,
+            format: CameraPixelFormat::Mjpeg,
+        };
+        assert_eq!(listed_modes(0, Ok(vec![mode])), Some(vec![mode]));
+        assert_eq!(listed_modes(1, Ok(Vec::new())), None, "a metadata node");
+        let busy = Err(camera_error(2, "Device or resource busy"));
+        assert_eq!(
+            listed_modes(2, busy),
+            Some(Vec::new()),
+            "busy is still a camera"
+        );
+    }
 
     #[test]
     fn nearest_mode_prefers_resolution_then_fps() {

@@ -2,13 +2,9 @@
 //! the selected ICE pair goes through the NATs' public addresses (server- or peer-reflexive),
 //! and each side decodes the other's test pattern in order.
 
-use std::time::Duration;
-
 use crate::common::lab::{
-    Finished, PeerOptions, assert_pictures_arrived, call_between_homes, finish, signal_lab,
-    start_bare_peer, summary,
+    Finished, assert_pictures_arrived, call_between_homes, signal_lab, summary,
 };
-use crate::common::unique_room;
 use netlab::Nat;
 
 /// Whether `f`'s selected pair goes through the other home's NAT (not through a relay).
@@ -45,18 +41,7 @@ fn cone_nats_prefer_the_direct_path_to_signals_turn() {
     let Some(lab) = signal_lab("conet", Nat::Cone) else {
         return;
     };
-    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
-    let room = unique_room("conet");
-    let options = |tone| PeerOptions {
-        room: &room,
-        tone,
-        seconds: 8,
-        extra: &[],
-    };
-    let pa = start_bare_peer(a, &signal.signal_url(), "a", &options("tone:440"));
-    let pb = start_bare_peer(b, &signal.signal_url(), "b", &options("tone:660"));
-    let fa = finish(pa, Duration::from_secs(45));
-    let fb = finish(pb, Duration::from_secs(45));
+    let (fa, fb) = lab.call("conet", 8);
     for f in [&fa, &fb] {
         eprintln!("{}", summary(f));
         assert_pictures_arrived(f, 60.0);

@@ -2,12 +2,7 @@
 //! binary on the public net (its built-in TURN, handed out with `ready`) and no ICE servers
 //! configured on either side, the call connects through the relay.
 
-use std::time::Duration;
-
-use crate::common::lab::{
-    PeerOptions, SERVER_IP, assert_pictures_arrived, finish, signal_lab, start_bare_peer, summary,
-};
-use crate::common::unique_room;
+use crate::common::lab::{SERVER_IP, assert_pictures_arrived, signal_lab, summary};
 use netlab::Nat;
 
 #[test]
@@ -15,18 +10,7 @@ fn symmetric_nats_connect_through_signals_turn() {
     let Some(lab) = signal_lab("sym", Nat::Symmetric) else {
         return;
     };
-    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
-    let room = unique_room("sym");
-    let options = |tone| PeerOptions {
-        room: &room,
-        tone,
-        seconds: 12,
-        extra: &[],
-    };
-    let pa = start_bare_peer(a, &signal.signal_url(), "a", &options("tone:440"));
-    let pb = start_bare_peer(b, &signal.signal_url(), "b", &options("tone:660"));
-    let fa = finish(pa, Duration::from_secs(45));
-    let fb = finish(pb, Duration::from_secs(45));
+    let (fa, fb) = lab.call("sym", 12);
     for f in [&fa, &fb] {
         eprintln!("{}", summary(f));
         assert_pictures_arrived(f, 60.0);

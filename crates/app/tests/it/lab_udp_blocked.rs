@@ -2,10 +2,7 @@
 //! over UDP only) and says so within the connect timeout, naming UDP as the reason, instead of
 //! hanging at "connecting". (A browser there gets through over TURN/TCP: `lab_browser.rs`.)
 
-use std::time::Duration;
-
-use crate::common::lab::{PeerOptions, finish, signal_lab, start_bare_peer};
-use crate::common::unique_room;
+use crate::common::lab::signal_lab;
 use netlab::Nat;
 
 #[test]
@@ -13,19 +10,8 @@ fn duet_behind_a_udp_block_says_udp_is_blocked() {
     let Some(lab) = signal_lab("udpblk", Nat::Cone) else {
         return;
     };
-    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
-    a.block_udp(true).expect("block UDP at home a");
-    let room = unique_room("udpblk");
-    let options = |tone| PeerOptions {
-        room: &room,
-        tone,
-        seconds: 25,
-        extra: &[],
-    };
-    let pa = start_bare_peer(a, &signal.signal_url(), "a", &options("tone:440"));
-    let pb = start_bare_peer(b, &signal.signal_url(), "b", &options("tone:660"));
-    let fa = finish(pa, Duration::from_secs(45));
-    let _fb = finish(pb, Duration::from_secs(45));
+    lab.a.block_udp(true).expect("block UDP at home a");
+    let (fa, _fb) = lab.call("udpblk", 25);
     assert!(
         !fa.success,
         "a call without UDP cannot connect:\n{}",

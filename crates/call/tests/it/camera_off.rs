@@ -5,23 +5,20 @@ use crate::common;
 
 use std::time::Duration;
 
-use call::{Command, Engine};
+use call::Command;
 
 #[test]
 fn camera_off_closes_the_source_and_camera_on_reopens_it() {
     let server = common::hosted_signal();
     let url = server.local_url();
-    let a = Engine::start(common::config(&url, "camoff", 440.0), None).expect("engine a");
-    let b = Engine::start(common::config(&url, "camoff", 550.0), None).expect("engine b");
-    let (mut sa, mut sb) = (common::Seen::default(), common::Seen::default());
-    assert!(common::watch_both(
-        &a,
-        &mut sa,
-        &b,
-        &mut sb,
+    let (a, mut sa, b, mut sb, up) = common::two_engines(
+        &url,
+        "camoff",
+        550.0,
         Duration::from_secs(20),
-        common::media_flowing(10, 1)
-    ));
+        common::media_flowing(10, 1),
+    );
+    assert!(up, "the call never came up");
     assert!(
         common::watch(&a, &mut sa, Duration::from_secs(3), |s| s
             .stats

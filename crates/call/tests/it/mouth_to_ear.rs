@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use call::{AudioChoice, Engine};
+use call::AudioChoice;
 
 #[test]
 fn timed_bursts_measure_mouth_to_ear_latency() {
@@ -14,17 +14,13 @@ fn timed_bursts_measure_mouth_to_ear_latency() {
     let url = server.local_url();
     let mut a = common::config(&url, "m2e", 440.0);
     a.audio = AudioChoice::Bursts(880.0);
-    let a = Engine::start(a, None).expect("engine a");
-    let b = Engine::start(common::config(&url, "m2e", 550.0), None).expect("engine b");
-    let (mut sa, mut sb) = (common::Seen::default(), common::Seen::default());
-    assert!(common::watch_both(
-        &a,
-        &mut sa,
-        &b,
-        &mut sb,
+    let (_a, sa, b, mut sb, up) = common::two_engines_with(
+        a,
+        common::config(&url, "m2e", 550.0),
         Duration::from_secs(20),
-        common::media_flowing(10, 10)
-    ));
+        common::media_flowing(10, 10),
+    );
+    assert!(up, "the call never came up");
     // Six more seconds: six bursts, each found once.
     let before = sb.stats.mouth_to_ear_bursts;
     let found = common::watch(&b, &mut sb, Duration::from_secs(15), |s| {

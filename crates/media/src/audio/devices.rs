@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cpal::traits::{DeviceTrait, HostTrait};
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
 use super::AudioSource;
@@ -327,6 +327,26 @@ pub(super) fn stream_config(
     config.buffer_size =
         cpal::BufferSize::Fixed((config.sample_rate * direction.period_ms() / 1000).max(64));
     Ok((config, supported.sample_format()))
+}
+
+/// Builds a stream with `config` (its fixed period) or, where the backend refuses a fixed
+/// buffer size, with the device default, and starts it. `build` is cpal's
+/// `build_{input,output}_stream_raw` with the callbacks bound.
+pub(super) fn start_stream<E: std::fmt::Display>(
+    name: &str,
+    config: cpal::StreamConfig,
+    mut build: impl FnMut(cpal::StreamConfig) -> Result<cpal::Stream, E>,
+) -> Result<cpal::Stream, Error> {
+    let stream = match build(config) {
+        Ok(stream) => stream,
+        Err(_) => build(cpal::StreamConfig {
+            buffer_size: cpal::BufferSize::Default,
+            ..config
+        })
+        .map_err(|e| device_error(name, e))?,
+    };
+    stream.play().map_err(|e| device_error(name, e))?;
+    Ok(stream)
 }
 
 /// Something a caller should know about an audio device while it runs: the device failed,

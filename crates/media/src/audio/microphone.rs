@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use super::devices::{
     DEVICE_STALL_MS, DeviceEvent, Direction, MICROPHONE_SILENT_MS, PRESENCE_CHECK_PERIOD,
-    device_error, device_present, find_device, read_any, stream_config,
+    device_error, device_present, find_device, read_any, start_stream, stream_config,
 };
 use super::frame::{check_channels, remix};
 use super::resample::StreamResampler;
@@ -140,16 +140,7 @@ fn open_microphone(mic: &Microphone) -> Result<OpenMicrophone, Error> {
             Some(Duration::from_secs(5)),
         )
     };
-    // Some backends refuse a fixed buffer size; fall back to the device default.
-    let stream = match build(config) {
-        Ok(stream) => stream,
-        Err(_) => build(cpal::StreamConfig {
-            buffer_size: cpal::BufferSize::Default,
-            ..config
-        })
-        .map_err(|e| device_error(&name, e))?,
-    };
-    stream.play().map_err(|e| device_error(&name, e))?;
+    let stream = start_stream(&name, config, build)?;
     tracing::debug!(device = %name, rate = config.sample_rate, channels = config.channels, %format, "microphone open");
     Ok(OpenMicrophone {
         name,

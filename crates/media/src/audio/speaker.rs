@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use super::devices::{
     DEVICE_STALL_MS, DeviceEvent, Direction, PRESENCE_CHECK_PERIOD, SPEAKER_WARMUP_MS,
-    device_error, device_present, find_device, stream_config, write_any,
+    device_error, device_present, find_device, start_stream, stream_config, write_any,
 };
 use super::frame::remix;
 use super::resample::StreamResampler;
@@ -325,15 +325,7 @@ fn open_speaker(
             Some(Duration::from_secs(5)),
         )
     };
-    let stream = match build(config) {
-        Ok(stream) => stream,
-        Err(_) => build(cpal::StreamConfig {
-            buffer_size: cpal::BufferSize::Default,
-            ..config
-        })
-        .map_err(|e| device_error(&name, e))?,
-    };
-    stream.play().map_err(|e| device_error(&name, e))?;
+    let stream = start_stream(&name, config, build)?;
     tracing::debug!(device = %name, rate = config.sample_rate, channels = config.channels, %format, "speaker open");
     Ok((
         stream,

@@ -1,4 +1,5 @@
-//! Synthetic audio: the [`Tone`] and [`Silence`] sources, paced by the clock, and the
+//! Synthetic audio: the [`Tone`], [`Warble`], [`Bursts`] and [`Silence`] sources, paced by the
+//! clock, and the
 //! [`NullSink`], which counts what it is given. They stand in where there is no sound card.
 
 use std::sync::Arc;
@@ -97,18 +98,11 @@ impl Warble {
         let f = f64::from(self.freq_hz);
         let depth = 0.1 * f / (std::f64::consts::TAU * 5.0);
         let first = index * SAMPLES_PER_FRAME as u64;
-        let samples = (first..first + SAMPLES_PER_FRAME as u64)
-            .map(|n| {
-                let t = n as f64 / rate;
-                let cycles = (f * t).fract() - depth * (std::f64::consts::TAU * 5.0 * t).cos();
-                (f64::from(self.amplitude) * (std::f64::consts::TAU * cycles).sin()) as f32
-            })
-            .collect();
-        AudioFrame {
-            channels: 1,
-            samples,
-            capture_time_us,
-        }
+        mono_frame(capture_time_us, |n| {
+            let t = (first + n) as f64 / rate;
+            let cycles = (f * t).fract() - depth * (std::f64::consts::TAU * 5.0 * t).cos();
+            (f64::from(self.amplitude) * (std::f64::consts::TAU * cycles).sin()) as f32
+        })
     }
 }
 
@@ -153,21 +147,14 @@ impl Bursts {
     #[must_use]
     pub fn frame(&self, capture_time_us: u64) -> AudioFrame {
         let f = f64::from(self.freq_hz);
-        let samples = (0..SAMPLES_PER_FRAME as u64)
-            .map(|n| {
-                let t_us = capture_time_us + n * 1_000_000 / u64::from(SAMPLE_RATE_HZ);
-                if t_us % 1_000_000 >= Self::BURST_MS * 1000 {
-                    return 0.0;
-                }
-                let t = (t_us % 1_000_000) as f64 / 1e6;
-                (f64::from(self.amplitude) * (std::f64::consts::TAU * f * t).sin()) as f32
-            })
-            .collect();
-        AudioFrame {
-            channels: 1,
-            samples,
-            capture_time_us,
-        }
+        mono_frame(capture_time_us, |n| {
+            let t_us = capture_time_us + n * 1_000_000 / u64::from(SAMPLE_RATE_HZ);
+            if t_us % 1_000_000 >= Self::BURST_MS * 1000 {
+                return 0.0;
+            }
+            let t = (t_us % 1_000_000) as f64 / 1e6;
+            (f64::from(self.amplitude) * (std::f64::consts::TAU * f * t).sin()) as f32
+        })
     }
 }
 
@@ -178,6 +165,15 @@ impl AudioSource for Bursts {
 
     fn start(self, capacity: usize) -> Result<Capture<AudioFrame>, Error> {
         spawn_paced("duet-bursts", capacity, move |_| self.frame(unix_time_us()))
+    }
+}
+
+/// A mono frame whose sample `n` (0..960) is `sample(n)`.
+fn mono_frame(capture_time_us: u64, sample: impl FnMut(u64) -> f32) -> AudioFrame {
+    AudioFrame {
+        channels: 1,
+        samples: (0..SAMPLES_PER_FRAME as u64).map(sample).collect(),
+        capture_time_us,
     }
 }
 

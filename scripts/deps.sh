@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages duet needs, only those missing. Idempotent.
-#   scripts/deps.sh build   — what building needs (C toolchain bits for openh264, opus, nokhwa, cpal)
+#   scripts/deps.sh build   — what building needs (C toolchain bits for openh264, opus, nokhwa, cpal; libvpx for VP8)
 #   scripts/deps.sh test    — build + what the test suite runs (PulseAudio null sink, Xvfb, Chromium, Node)
 # Uses sudo when not root. Set DUET_SKIP_APT=1 to skip (e.g. on a non-Debian system).
 set -euo pipefail
 
 profile="${1:-build}"
-build_pkgs=(pkg-config cmake nasm clang libclang-dev libasound2-dev)
+build_pkgs=(pkg-config cmake nasm clang libclang-dev libasound2-dev libvpx-dev)
 # xvfb/xauth + Mesa (GL/EGL) + xkbcommon-x11: the desktop app's real-window test
 # (crates/app/tests/window.rs) opens a window on a virtual X display.
 # iproute2/nftables/conntrack + coturn: the network lab (crates/netlab, docs/lab.md) builds

@@ -117,6 +117,9 @@ struct CallArgs {
     /// Echo cancellation, noise suppression and gain control on the microphone.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     audio_processing: String,
+    /// Video codecs to offer and accept, preferred first: h264, vp8, or both (h264,vp8).
+    #[arg(long, default_value = "h264,vp8", value_parser = |s: &str| call::config::parse_video_codecs(s))]
+    video_codecs: ::std::vec::Vec<media::VideoCodec>,
 }
 
 fn main() -> ExitCode {
@@ -170,6 +173,7 @@ fn run_call(args: CallArgs) -> ExitCode {
     config.video_bitrate_bps = args.bitrate_kbps.saturating_mul(1000);
     config.loopback_only = args.loopback;
     config.audio_processing = args.audio_processing == "on";
+    config.video_codecs = args.video_codecs;
     if !args.ice_servers.is_empty() {
         config.ice_servers = vec![IceServer {
             urls: args.ice_servers,

@@ -1,5 +1,6 @@
-//! Rebuilding H.264 access units from RTP packets that arrive out of order, twice, or late
-//! (after a NACK retransmission). Pure: packets and time come in as arguments, frames come out.
+//! Rebuilding video frames (H.264 access units, VP8 frames) from RTP packets that arrive out of
+//! order, twice, or late (after a NACK retransmission). Pure: packets and time come in as
+//! arguments, frames come out. Only the depacketizer depends on the codec.
 //!
 //! Packets are kept by (unwrapped) sequence number. A frame is every packet from the one after
 //! the previous frame's marker bit up to the next marker bit; it is handed out, in sequence
@@ -15,8 +16,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use media::VideoCodec;
 use rtc::rtp;
 use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
 /// Most packets held at once (about 1.5 s of 2.5 Mbit/s video): older ones are given up.
@@ -26,10 +29,10 @@ pub const MAX_FRAME_BYTES: usize = 4 << 20;
 /// The wait for a missing packet before the frame is declared lost, until the owner sets one.
 pub const DEFAULT_WAIT: Duration = Duration::from_millis(150);
 
-/// One complete access unit, ready for the decoder.
+/// One complete frame, ready for the decoder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessUnit {
-    /// Annex-B bytes.
+    /// H.264: Annex-B bytes. VP8: the frame without its RTP payload descriptors.
     pub data: Vec<u8>,
     /// RTP timestamp (90 kHz).
     pub timestamp: u32,
@@ -60,6 +63,7 @@ struct Pkt {
 /// See the module documentation.
 #[derive(Debug)]
 pub struct FrameAssembler {
+    codec: VideoCodec,
     packets: BTreeMap<u64, Pkt>,
     /// Sequence number (unwrapped) of the first packet of the next frame to hand out; `None`
     /// until the first packet.
@@ -73,17 +77,13 @@ pub struct FrameAssembler {
     stats: AssemblerStats,
 }
 
-impl Default for FrameAssembler {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl FrameAssembler {
-    /// An empty assembler waiting [`DEFAULT_WAIT`] for missing packets.
+    /// An empty assembler for `codec`'s RTP payloads, waiting [`DEFAULT_WAIT`] for missing
+    /// packets.
     #[must_use]
-    pub fn new() -> Self {
+    pub fn new(codec: VideoCodec) -> Self {
         Self {
+            codec,
             packets: BTreeMap::new(),
             next: None,
             highest: None,
@@ -222,7 +222,10 @@ impl FrameAssembler {
 
     /// Removes the packets `start..=end` and depacketizes them into an access unit.
     fn take_frame(&mut self, start: u64, end: u64) -> Option<AccessUnit> {
-        let mut depacketizer = H264Packet::default();
+        let mut depacketizer: Box<dyn Depacketizer> = match self.codec {
+            VideoCodec::H264 => Box::new(H264Packet::default()),
+            VideoCodec::Vp8 => Box::new(Vp8Packet::default()),
+        };
         let mut data = Vec::new();
         let mut ok = true;
         let mut timestamp = 0;
@@ -334,7 +337,7 @@ mod tests {
     #[test]
     fn in_order_frames_come_out_at_once() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         let mut out = Vec::new();
         for f in 0..5 {
             for p in frame(f) {
@@ -353,7 +356,7 @@ mod tests {
     #[test]
     fn reordered_packets_lose_nothing() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         let [a0, a1] = frame(0);
         let [b0, b1] = frame(1);
         let [c0, c1] = frame(2);
@@ -375,7 +378,7 @@ mod tests {
     #[test]
     fn a_retransmission_within_the_wait_fills_the_hole() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         a.set_wait(Duration::from_millis(100));
         for f in 0..4 {
             for p in frame(f) {
@@ -398,7 +401,7 @@ mod tests {
     #[test]
     fn a_packet_that_never_comes_loses_only_its_frame() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         a.set_wait(Duration::from_millis(100));
         for f in 0..4 {
             for p in frame(f) {
@@ -426,7 +429,7 @@ mod tests {
     #[test]
     fn padding_between_frames_fills_its_number_only() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         let [a0, a1] = frame(0);
         a.push(&a0, t);
         a.push(&a1, t);
@@ -442,7 +445,7 @@ mod tests {
     #[test]
     fn duplicates_are_ignored() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         let [p0, p1] = frame(0);
         a.push(&p0, t);
         a.push(&p0, t);
@@ -455,7 +458,7 @@ mod tests {
     #[test]
     fn sequence_numbers_wrap() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         let mut out = Vec::new();
         for (i, seq) in [65534u16, 65535, 0, 1].into_iter().enumerate() {
             let ts = 3000 * (i as u32 / 2);
@@ -469,7 +472,7 @@ mod tests {
     #[test]
     fn a_flood_of_holes_stays_bounded() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         // Every other packet missing, forever: memory stays bounded and frames are given up.
         for i in 0..10_000u16 {
             a.push(&pkt(i * 2, u32::from(i) * 3000, true, &SLICE), t);
@@ -484,7 +487,7 @@ mod tests {
     #[test]
     fn garbage_payload_is_a_lost_frame_not_a_panic() {
         let t = Instant::now();
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::H264);
         // NAL type 28 (FU-A) with an empty body is not depacketizable.
         a.push(&pkt(10, 0, true, &[0x1c]), t);
         assert!(drain(&mut a, t).is_empty());
@@ -492,6 +495,29 @@ mod tests {
         a.push(&pkt(12, 3000, true, &SLICE), t);
         let out = drain(&mut a, t);
         assert_eq!(out.len(), 1);
+        assert!(out[0].after_loss);
+    }
+
+    #[test]
+    fn vp8_frames_lose_their_payload_descriptors() {
+        let t = Instant::now();
+        let mut a = FrameAssembler::new(VideoCodec::Vp8);
+        // VP8 payload descriptor: X=0, S=1 (start of partition) on the first packet, 0 after.
+        let first = [0x10, 0x9d, 0x01, 0x2a, 0xaa];
+        let second = [0x00, 0xbb, 0xcc, 0xdd];
+        a.push(&pkt(20, 9000, false, &first), t);
+        a.push(&pkt(21, 9000, true, &second), t);
+        let out = drain(&mut a, t);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data, [0x9d, 0x01, 0x2a, 0xaa, 0xbb, 0xcc, 0xdd]);
+        assert_eq!(out[0].timestamp, 9000);
+        // A descriptor with nothing after it is not depacketizable: a lost frame, and the
+        // next one is marked.
+        a.push(&pkt(22, 12000, true, &[0x10, 0x00]), t);
+        a.push(&pkt(23, 15000, true, &[0x10, 0x01, 0x02, 0x03]), t);
+        let out = drain(&mut a, t);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].data, [0x01, 0x02, 0x03]);
         assert!(out[0].after_loss);
     }
 }

@@ -214,6 +214,9 @@ pub struct CallConfig {
     /// Gather only 127.0.0.1 candidates and ignore non-loopback remote candidates (tests, and
     /// calls between two programs on one machine).
     pub loopback_only: bool,
+    /// The video codecs offered and accepted, preferred first (default: H.264, then VP8).
+    /// Never empty when valid; see [`parse_video_codecs`].
+    pub video_codecs: Vec<media::VideoCodec>,
 }
 
 impl CallConfig {
@@ -234,8 +237,29 @@ impl CallConfig {
             ice_servers: default_ice_servers(),
             audio_processing: true,
             loopback_only: false,
+            video_codecs: media::VideoCodec::ALL.to_vec(),
         }
     }
+}
+
+/// Parses a codec list such as `h264,vp8` or `vp8` (case-insensitive, no repeats).
+///
+/// # Errors
+/// A message naming the codec duet does not speak, a repeat, or an empty list.
+pub fn parse_video_codecs(s: &str) -> Result<Vec<media::VideoCodec>, String> {
+    let mut codecs = Vec::new();
+    for name in s.split(',').map(str::trim) {
+        let codec = media::VideoCodec::from_name(&name.replace(['.', '-'], ""))
+            .ok_or_else(|| format!("unknown video codec {name:?} (duet speaks h264 and vp8)"))?;
+        if codecs.contains(&codec) {
+            return Err(format!("video codec {name:?} is listed twice"));
+        }
+        codecs.push(codec);
+    }
+    if codecs.is_empty() {
+        return Err("no video codec given".into());
+    }
+    Ok(codecs)
 }
 
 /// Parses `WxH`.
@@ -266,6 +290,18 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn video_codec_lists_parse_strictly() {
+        use media::VideoCodec::{H264, Vp8};
+        assert_eq!(parse_video_codecs("h264,vp8"), Ok(vec![H264, Vp8]));
+        assert_eq!(parse_video_codecs("VP8"), Ok(vec![Vp8]));
+        assert_eq!(parse_video_codecs("vp8, H.264"), Ok(vec![Vp8, H264]));
+        for bad in ["", "vp9", "h264,h264", "vp8,", "av1,vp8"] {
+            assert!(parse_video_codecs(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(CallConfig::new("ws://x", "r").video_codecs, vec![H264, Vp8]);
+    }
 
     #[test]
     fn parses_choices() {

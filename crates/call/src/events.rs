@@ -64,8 +64,12 @@ pub struct CallStats {
     pub loss_percent_total: f64,
     /// Inbound video jitter, milliseconds.
     pub jitter_ms: f64,
-    /// Negotiated codecs.
+    /// The codecs in use, for people: "video H.264 out, VP8 in; audio Opus".
     pub codecs: String,
+    /// The video codec being sent ("H.264", "VP8"), once the call sends.
+    pub video_codec_sent: Option<String>,
+    /// The video codec being received and decoded, once remote video arrived.
+    pub video_codec_received: Option<String>,
     /// Mean encode time per frame, milliseconds.
     pub encode_ms: f64,
     /// Mean decode time per frame, milliseconds (decode worker, includes colour handling).

@@ -25,6 +25,7 @@ pub mod peer;
 pub mod session;
 pub mod stats;
 pub mod verify;
+pub mod video_track;
 
 pub use config::{AudioChoice, CallConfig, IceServer, SpeakerChoice, VideoChoice};
 pub use engine::Engine;

@@ -103,9 +103,79 @@ pub fn session_id(sdp: &str) -> Option<u64> {
         .and_then(|id| id.parse().ok())
 }
 
+/// The video codec a session description prefers among `ours` (the codecs this side offers):
+/// the first payload type on its `m=video` line whose `a=rtpmap` names one of them. An offer lists its
+/// preference first, and an answer the codec its side will send; duet sends the same one, so
+/// both directions use one codec. `None` when there is no video section or no common codec.
+#[must_use]
+pub fn preferred_video_codec(sdp: &str, ours: &[media::VideoCodec]) -> Option<media::VideoCodec> {
+    let mut lines = sdp.lines().map(str::trim_end);
+    let order: Vec<&str> = loop {
+        let line = lines.next()?;
+        if let Some(rest) = line.strip_prefix("m=video ") {
+            // m=video <port> <proto> <fmt> <fmt> ...
+            break rest.split_whitespace().skip(2).collect();
+        }
+    };
+    let mut names = std::collections::HashMap::new();
+    for line in lines {
+        if line.starts_with("m=") {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("a=rtpmap:")
+            && let Some((pt, encoding)) = rest.split_once(' ')
+        {
+            let name = encoding.split('/').next().unwrap_or_default();
+            names.insert(pt, name);
+        }
+    }
+    order
+        .iter()
+        .filter_map(|pt| names.get(pt))
+        .filter_map(|name| media::VideoCodec::from_name(name))
+        .find(|codec| ours.contains(codec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FIREFOX_OFFER: &str = "v=0\r\no=mozilla 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 109 0\r\na=rtpmap:109 opus/48000/2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 120 124 121 125 126 127 97 98\r\n\
+        a=rtpmap:120 VP8/90000\r\na=rtpmap:124 rtx/90000\r\na=rtpmap:121 VP9/90000\r\n\
+        a=rtpmap:126 H264/90000\r\na=rtpmap:97 H264/90000\r\n";
+
+    #[test]
+    fn the_first_video_codec_duet_speaks_wins() {
+        use media::VideoCodec::{H264, Vp8};
+        const ALL: [media::VideoCodec; 2] = media::VideoCodec::ALL;
+        assert_eq!(preferred_video_codec(FIREFOX_OFFER, &ALL), Some(Vp8));
+        // Only what this side offers counts: an H.264-only duet picks H.264 from the same
+        // offer, a VP8-only one VP8 from an H.264-first offer.
+        assert_eq!(preferred_video_codec(FIREFOX_OFFER, &[H264]), Some(H264));
+        let h264_first =
+            FIREFOX_OFFER.replace("SAVPF 120 124 121 125 126", "SAVPF 126 120 124 121 125");
+        assert_eq!(preferred_video_codec(&h264_first, &ALL), Some(H264));
+        assert_eq!(preferred_video_codec(&h264_first, &[Vp8]), Some(Vp8));
+        // VP9 first (not spoken) is skipped; a codec name is matched case-insensitively.
+        let vp9_first =
+            "m=video 9 RTP/SAVPF 121 120\na=rtpmap:121 VP9/90000\na=rtpmap:120 vp8/90000\n";
+        assert_eq!(preferred_video_codec(vp9_first, &ALL), Some(Vp8));
+        // The audio section's rtpmaps do not count, nor do a later section's.
+        let audio_only = "m=audio 9 RTP/SAVPF 96\na=rtpmap:96 VP8/90000\nm=video 9 RTP/SAVPF 97\nm=application 9 x 96\na=rtpmap:97 H264/90000\n";
+        assert_eq!(preferred_video_codec(audio_only, &ALL), None);
+        assert_eq!(
+            preferred_video_codec("m=video 9 RTP/SAVPF 121\na=rtpmap:121 VP9/90000", &ALL),
+            None
+        );
+        assert_eq!(preferred_video_codec("", &ALL), None);
+        assert_eq!(preferred_video_codec("m=video", &ALL), None);
+        assert_eq!(
+            preferred_video_codec("m=video 9 RTP/SAVPF 120\na=rtpmap:120", &ALL),
+            None
+        );
+    }
 
     const A: &str = "v=0\r\no=- 100 2 IN IP4 127.0.0.1\r\n";
     const B: &str = "v=0\r\no=- 200 2 IN IP4 127.0.0.1\r\n";

@@ -16,7 +16,9 @@ use rtc::interceptor::{
     PacerBuilder, Packet as IPacket, PacketReport, Slot, StreamInfo, TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -40,9 +42,12 @@ use webrtc::peer_connection::{
 
 use crate::config::IceServer;
 use crate::error::CallError;
+use crate::video_track::VideoTrack;
 
 /// RTP payload type offered for H.264.
 pub const H264_PT: u8 = 102;
+/// RTP payload type offered for VP8.
+pub const VP8_PT: u8 = 96;
 /// RTP payload type offered for Opus.
 pub const OPUS_PT: u8 = 111;
 /// The H.264 format WebRTC peers (browsers included) agree on.
@@ -151,16 +156,31 @@ impl Interceptor for RtcpToApp {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
-fn h264_codec() -> RTCRtpCodec {
+/// The RTP description of a video codec duet sends and receives.
+#[must_use]
+pub fn video_rtp_codec(codec: media::VideoCodec) -> RTCRtpCodec {
+    let (mime_type, fmtp) = match codec {
+        media::VideoCodec::H264 => (MIME_TYPE_H264, H264_FMTP),
+        media::VideoCodec::Vp8 => (MIME_TYPE_VP8, ""),
+    };
     RTCRtpCodec {
-        mime_type: MIME_TYPE_H264.to_owned(),
+        mime_type: mime_type.to_owned(),
         clock_rate: 90_000,
         channels: 0,
-        sdp_fmtp_line: H264_FMTP.to_owned(),
+        sdp_fmtp_line: fmtp.to_owned(),
         rtcp_feedback: vec![RTCPFeedback {
             typ: "ccm".to_owned(),
             parameter: "fir".to_owned(),
         }],
+    }
+}
+
+/// The payload type duet offers for a video codec.
+#[must_use]
+pub fn video_payload_type(codec: media::VideoCodec) -> u8 {
+    match codec {
+        media::VideoCodec::H264 => H264_PT,
+        media::VideoCodec::Vp8 => VP8_PT,
     }
 }
 
@@ -174,17 +194,21 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-fn media_engine() -> Result<MediaEngine, CallError> {
+fn media_engine(video_codecs: &[media::VideoCodec]) -> Result<MediaEngine, CallError> {
     let mut engine = MediaEngine::default();
-    engine
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: h264_codec(),
-                payload_type: H264_PT,
-            },
-            RtpCodecKind::Video,
-        )
-        .map_err(CallError::webrtc("registering H.264"))?;
+    // Offered in this order (by default H.264 first, which duet ↔ duet keeps, then VP8 for the
+    // browsers without it).
+    for &codec in video_codecs {
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: video_rtp_codec(codec),
+                    payload_type: video_payload_type(codec),
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(CallError::webrtc(format!("registering {codec}")))?;
+    }
     engine
         .register_codec(
             RTCRtpCodecParameters {
@@ -313,6 +337,7 @@ pub async fn build(
     ice_servers: &[IceServer],
     loopback_only: bool,
     bitrate: BitrateRange,
+    video_codecs: &[media::VideoCodec],
 ) -> Result<
     (
         Arc<dyn PeerConnection>,
@@ -321,7 +346,7 @@ pub async fn build(
     ),
     CallError,
 > {
-    let mut engine = media_engine()?;
+    let mut engine = media_engine(video_codecs)?;
     let estimate = Arc::new(BandwidthEstimate::default());
     estimate.set(bitrate.initial_bps);
     let gcc = PublishingGcc {
@@ -431,33 +456,44 @@ fn usable_url(url: &str) -> bool {
     !(url.starts_with("turns:") || url.contains("transport=tcp"))
 }
 
-/// A local track for `kind` with a random SSRC.
-pub fn local_track(kind: RtpCodecKind, id: &str) -> Result<Arc<TrackLocalStaticSample>, CallError> {
-    let codec = match kind {
-        RtpCodecKind::Video => h264_codec(),
-        _ => opus_codec(),
-    };
+/// The local video track, with a random SSRC, sending `codec` until the other side's
+/// description says otherwise (see [`crate::video_track`]).
+pub fn video_track(codec: media::VideoCodec) -> Result<Arc<VideoTrack>, CallError> {
     // Track ids must be unique across both peers: webrtc-rs routes RTP and RTCP by track id,
     // and a remote track named like one of ours would receive our feedback.
-    let track_id = format!("duet-{id}-{:08x}", random_u32());
+    let track_id = format!("duet-video-{:08x}", random_u32());
+    VideoTrack::new(
+        "duet",
+        &track_id,
+        random_u32(),
+        codec,
+        video_rtp_codec(codec),
+    )
+    .map(Arc::new)
+    .map_err(CallError::webrtc("creating the video track"))
+}
+
+/// The local audio track (Opus) with a random SSRC.
+pub fn audio_track() -> Result<Arc<TrackLocalStaticSample>, CallError> {
+    let track_id = format!("duet-audio-{:08x}", random_u32());
     let track = TrackLocalStaticSample::new(
         Instant::now(),
         MediaStreamTrack::new(
             "duet".to_owned(),
             track_id,
-            id.to_owned(),
-            kind,
+            "audio".to_owned(),
+            RtpCodecKind::Audio,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(random_u32()),
                     ..Default::default()
                 },
-                codec,
+                codec: opus_codec(),
                 ..Default::default()
             }],
         ),
     )
-    .map_err(CallError::webrtc(format!("creating the {id} track")))?;
+    .map_err(CallError::webrtc("creating the audio track"))?;
     Ok(Arc::new(track))
 }
 

@@ -32,6 +32,7 @@ use crate::events::{CallState, CallStats, Command, Event, FrameSlot};
 use crate::media_io::{self, AudioCmd, MediaCounters, VideoCmd, VideoSendConfig, Waker, Worker};
 use crate::peer::{self, PeerEvent};
 use crate::stats::Totals;
+use crate::video_track::VideoTrack;
 
 /// How long an important event (a state change, a warning) may wait for room in a full event
 /// channel before it is dropped; stats are dropped at once instead.
@@ -70,7 +71,7 @@ impl SessionIo {
 struct PeerCall {
     pc: Arc<dyn PeerConnection>,
     events: mpsc::Receiver<PeerEvent>,
-    video_track: Arc<TrackLocalStaticSample>,
+    video_track: Arc<VideoTrack>,
     audio_track: Arc<TrackLocalStaticSample>,
     video_sender: Arc<dyn RtpSender>,
     audio_sender: Arc<dyn RtpSender>,
@@ -441,6 +442,12 @@ impl Session {
             }
             Output::SetRemote(desc) => {
                 let call = self.call.as_ref()?;
+                tracing::trace!(kind = ?desc.kind, sdp = %desc.sdp, "remote description");
+                if let Some(warning) =
+                    follow_video_codec(call, &desc.sdp, &self.config.video_codecs).await
+                {
+                    io.emit(Event::Warning(warning));
+                }
                 let kind = desc.kind;
                 let parsed = match kind {
                     SdpKind::Offer => RTCSessionDescription::offer(desc.sdp),
@@ -542,10 +549,20 @@ impl Session {
             username: s.username.clone().unwrap_or_default(),
             credential: s.credential.clone().unwrap_or_default(),
         }));
-        let (pc, events, estimate) =
-            peer::build(&servers, self.config.loopback_only, self.bitrate_range()).await?;
-        let video_track = peer::local_track(RtpCodecKind::Video, "video")?;
-        let audio_track = peer::local_track(RtpCodecKind::Audio, "audio")?;
+        let codecs = if self.config.video_codecs.is_empty() {
+            media::VideoCodec::ALL.to_vec()
+        } else {
+            self.config.video_codecs.clone()
+        };
+        let (pc, events, estimate) = peer::build(
+            &servers,
+            self.config.loopback_only,
+            self.bitrate_range(),
+            &codecs,
+        )
+        .await?;
+        let video_track = peer::video_track(codecs[0])?;
+        let audio_track = peer::audio_track()?;
         let processor = media::AudioProcessor::new(media::ProcessingConfig::default());
         let video_sender = pc
             .add_track(video_track.clone() as Arc<dyn TrackLocal>)
@@ -555,6 +572,8 @@ impl Session {
             .add_track(audio_track.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(CallError::webrtc("adding the audio track"))?;
+        // webrtc-rs offers only the track's own codec; offer every configured one, in order.
+        offer_video_codecs(&pc, &video_sender, &codecs).await?;
         Ok(PeerCall {
             pc,
             events,
@@ -650,16 +669,15 @@ impl Session {
             return Ok(());
         };
         call.connected = true;
-        let video_pt = negotiated_pt(&call.video_sender).await?;
-        let audio_pt = negotiated_pt(&call.audio_sender).await?;
-        let video_ssrc = call.video_track.ssrcs().await.first().copied().unwrap_or(0);
+        let video_codec = call.video_track.codec();
+        let video_pt = negotiated_pt(&call.video_sender, Some(video_codec.mime_type())).await?;
+        let audio_pt = negotiated_pt(&call.audio_sender, None).await?;
         let audio_ssrc = call.audio_track.ssrcs().await.first().copied().unwrap_or(0);
         let (vtx, vrx) = crossbeam_channel::bounded(4);
         let (atx, arx) = crossbeam_channel::bounded(4);
         let video = media_io::spawn_video_sender(
             rt.clone(),
             call.video_track.clone(),
-            video_ssrc,
             video_pt,
             config.video.clone(),
             VideoSendConfig {
@@ -697,12 +715,12 @@ impl Session {
         call.video_cmd = Some(vtx);
         call.audio_cmd = Some(atx);
         call.tasks.push(tokio::spawn(media_io::drain_sender_rtcp(
-            call.video_track.clone(),
+            call.video_track.clone() as Arc<dyn TrackLocal>,
             call.counters.clone(),
             true,
         )));
         call.tasks.push(tokio::spawn(media_io::drain_sender_rtcp(
-            call.audio_track.clone(),
+            call.audio_track.clone() as Arc<dyn TrackLocal>,
             call.counters.clone(),
             false,
         )));
@@ -867,7 +885,15 @@ impl Session {
                 }
             }
             if call.connected {
-                stats.codecs = "H264 42e01f / opus 48000".into();
+                let sent = call.video_track.codec();
+                let received = call.counters.recv_codec();
+                stats.video_codec_sent = Some(sent.to_string());
+                stats.video_codec_received = received.map(|c| c.to_string());
+                stats.codecs = match received {
+                    Some(r) if r == sent => format!("video {sent}; audio Opus"),
+                    Some(r) => format!("video {sent} out, {r} in; audio Opus"),
+                    None => format!("video {sent} out; audio Opus"),
+                };
             }
             if let (Some(local), Some(remote)) = (
                 call.pc.local_description().await,
@@ -979,19 +1005,110 @@ impl Session {
     }
 }
 
-async fn negotiated_pt(sender: &Arc<dyn RtpSender>) -> Result<u8, CallError> {
+/// The payload type negotiated for `mime_type` (any codec when `None`).
+async fn negotiated_pt(
+    sender: &Arc<dyn RtpSender>,
+    mime_type: Option<&str>,
+) -> Result<u8, CallError> {
     let params = sender
         .get_parameters()
         .await
         .map_err(CallError::webrtc("reading the sender parameters"))?;
-    params
-        .rtp_parameters
-        .codecs
-        .first()
+    let codecs = &params.rtp_parameters.codecs;
+    mime_type
+        .and_then(|mime| {
+            codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+        })
+        .or_else(|| codecs.first())
         .map(|c| c.payload_type)
         .ok_or_else(|| {
             CallError::Negotiation(
-                "no codec was negotiated (does the other side support H.264 and Opus?)".into(),
+                "no codec was negotiated (does the other side support H.264 or VP8, and Opus?)"
+                    .into(),
             )
         })
+}
+
+/// Makes the video transceiver offer `codecs` (in this order) rather than only the codec its
+/// track was made with.
+async fn offer_video_codecs(
+    pc: &Arc<dyn PeerConnection>,
+    video_sender: &Arc<dyn RtpSender>,
+    codecs: &[media::VideoCodec],
+) -> Result<(), CallError> {
+    let preferences: Vec<_> = codecs
+        .iter()
+        .map(
+            |&codec| rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
+                rtp_codec: peer::video_rtp_codec(codec),
+                payload_type: peer::video_payload_type(codec),
+            },
+        )
+        .collect();
+    for transceiver in pc.get_transceivers().await {
+        let sender = transceiver
+            .sender()
+            .await
+            .map_err(CallError::webrtc("reading a transceiver"))?;
+        if sender.is_some_and(|s| s.id() == video_sender.id()) {
+            return transceiver
+                .set_codec_preferences(preferences)
+                .await
+                .map_err(CallError::webrtc("setting the video codecs"));
+        }
+    }
+    Err(CallError::Negotiation(
+        "the video track has no transceiver".into(),
+    ))
+}
+
+/// Before a remote description is applied: send the video codec it prefers (see
+/// [`negotiation::preferred_video_codec`]). Only while nothing is being sent yet: webrtc-rs
+/// binds a sender to its codec when it starts. Returns a warning for people when the other
+/// side has video but none of our codecs.
+async fn follow_video_codec(
+    call: &PeerCall,
+    sdp: &str,
+    ours: &[media::VideoCodec],
+) -> Option<String> {
+    let ours = if ours.is_empty() {
+        &media::VideoCodec::ALL[..]
+    } else {
+        ours
+    };
+    let Some(codec) = crate::negotiation::preferred_video_codec(sdp, ours) else {
+        let has_video = sdp
+            .lines()
+            .any(|l| l.starts_with("m=video ") && !l.starts_with("m=video 0 "));
+        let names: Vec<String> = ours.iter().map(ToString::to_string).collect();
+        return has_video.then(|| {
+            format!(
+                "no video codec in common: the other side does not offer {}",
+                names.join(" or ")
+            )
+        });
+    };
+    if call.connected || call.video_track.codec() == codec {
+        return None;
+    }
+    if let Err(e) = call
+        .video_track
+        .set_codec(codec, peer::video_rtp_codec(codec))
+    {
+        tracing::warn!(error = %e, %codec, "cannot switch the video track's codec");
+        return None;
+    }
+    // webrtc-rs copies the track's description into the sender: hand it the changed one.
+    if let Err(e) = call
+        .video_sender
+        .replace_track(call.video_track.clone() as Arc<dyn TrackLocal>)
+        .await
+    {
+        tracing::warn!(error = %e, %codec, "cannot hand the video codec to the sender");
+        return None;
+    }
+    tracing::debug!(%codec, "video codec chosen from the remote description");
+    None
 }

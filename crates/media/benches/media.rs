@@ -1,5 +1,6 @@
-//! Per-frame costs of the media hot paths, single-threaded: H.264 encode and decode of the test
-//! pattern at 640×480 and 1280×720 (1.5 Mbit/s, 30 fps), Opus encode/decode of a 20 ms frame,
+//! Per-frame costs of the media hot paths, single-threaded: H.264 (openh264) and VP8 (libvpx)
+//! encode and decode of the test pattern at 640×480 and 1280×720 (1.5 Mbit/s, 30 fps), in the
+//! same run, Opus encode/decode of a 20 ms frame,
 //! I420↔RGBA conversion, and the audio processor (echo cancellation, noise suppression, gain
 //! control, high-pass) per 10 ms chunk on the synthetic echo path of the tests. Results and
 //! targets: docs/benchmarks.md (media section, "Audio processing (issue 15)").
@@ -9,8 +10,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use media::echo_sim::{EchoPath, speech_like};
 use media::{
-    AudioProcessor, H264Config, H264Decoder, H264Encoder, OpusDecoder, OpusEncoder,
-    PROCESSING_CHUNK_SAMPLES, ProcessingConfig, TestPattern, Tone, VideoFrame,
+    AudioProcessor, EncoderConfig, OpusDecoder, OpusEncoder, PROCESSING_CHUNK_SAMPLES,
+    ProcessingConfig, TestPattern, Tone, VideoCodec, VideoDecoder, VideoEncoder, VideoFrame,
 };
 
 const SIZES: [(u32, u32); 2] = [(640, 480), (1280, 720)];
@@ -28,14 +29,36 @@ fn frames(width: u32, height: u32) -> Vec<VideoFrame> {
         .collect()
 }
 
-fn encoder() -> H264Encoder {
-    H264Encoder::new(H264Config::default()).expect("encoder")
-}
-
-fn h264(c: &mut Criterion) {
+fn video(c: &mut Criterion) {
     for (w, h) in SIZES {
         let frames = frames(w, h);
-        let mut group = c.benchmark_group(format!("h264_{w}x{h}"));
+        for codec in VideoCodec::ALL {
+            codec_pair(c, codec, w, h, &frames);
+        }
+        let mut group = c.benchmark_group(format!("convert_{w}x{h}"));
+        group.sample_size(30);
+        let frame = &frames[0];
+        let mut rgba = vec![0u8; (w * h * 4) as usize];
+        group.bench_function("i420_to_rgba", |b| {
+            b.iter(|| frame.write_rgba(black_box(&mut rgba)).expect("convert"));
+        });
+        let rgba = frame.to_rgba().expect("rgba");
+        group.bench_function("rgba_to_i420", |b| {
+            b.iter(|| VideoFrame::from_rgba(w, h, black_box(&rgba), 0).expect("convert"));
+        });
+        group.finish();
+    }
+}
+
+/// Encode and decode of `codec` at `w`×`h`, benchmark group `h264_WxH` or `vp8_WxH`.
+fn codec_pair(c: &mut Criterion, codec: VideoCodec, w: u32, h: u32, frames: &[VideoFrame]) {
+    let encoder = || VideoEncoder::new(codec, EncoderConfig::default()).expect("encoder");
+    let name = match codec {
+        VideoCodec::H264 => "h264",
+        VideoCodec::Vp8 => "vp8",
+    };
+    {
+        let mut group = c.benchmark_group(format!("{name}_{w}x{h}"));
         group.sample_size(30);
 
         let mut enc = encoder();
@@ -59,28 +82,18 @@ fn h264(c: &mut Criterion) {
                 enc.encode(&frame).expect("encode").map(|e| e.data)
             })
             .collect();
-        let mut dec = H264Decoder::new().expect("decoder");
+        let mut dec = VideoDecoder::new(codec).expect("decoder");
         let mut i = 0;
         group.bench_function("decode", |b| {
             b.iter(|| {
                 if i == stream.len() {
-                    dec = H264Decoder::new().expect("decoder");
+                    dec = VideoDecoder::new(codec).expect("decoder");
                     i = 0;
                 }
                 let out = dec.decode(&stream[i]).expect("decode");
                 i += 1;
                 black_box(out)
             });
-        });
-
-        let frame = &frames[0];
-        let mut rgba = vec![0u8; (w * h * 4) as usize];
-        group.bench_function("i420_to_rgba", |b| {
-            b.iter(|| frame.write_rgba(black_box(&mut rgba)).expect("convert"));
-        });
-        let rgba = frame.to_rgba().expect("rgba");
-        group.bench_function("rgba_to_i420", |b| {
-            b.iter(|| VideoFrame::from_rgba(w, h, black_box(&rgba), 0).expect("convert"));
         });
         group.finish();
     }
@@ -165,5 +178,5 @@ fn processor(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, h264, opus, processor);
+criterion_group!(benches, video, opus, processor);
 criterion_main!(benches);

@@ -11,11 +11,12 @@ pub enum Error {
     /// Audio samples did not form a 20 ms frame of 1 or 2 channels.
     #[error("invalid audio frame: {0}")]
     InvalidAudio(String),
-    /// The H.264 encoder rejected its configuration or a frame.
-    #[error("H.264 encoder: {0}")]
+    /// A video encoder rejected its configuration or a frame (the message names the codec
+    /// where it matters).
+    #[error("video encoder: {0}")]
     Encoder(String),
-    /// The H.264 bitstream could not be decoded (corrupt or missing references).
-    #[error("H.264 decoder: {0}")]
+    /// A video bitstream could not be decoded (corrupt or missing references).
+    #[error("video decoder: {0}")]
     Decoder(String),
     /// The Opus codec reported an error (corrupt packet, bad setting).
     #[error("Opus: {0}")]

@@ -9,54 +9,17 @@ use openh264::OpenH264API;
 use openh264::Timestamp;
 use openh264::decoder::{Decoder, DecoderConfig};
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level,
-    Profile, RateControlMode, SpsPpsStrategy, UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig as OpenH264Config, FrameRate, FrameType,
+    IntraFramePeriod, Level, Profile, RateControlMode, SpsPpsStrategy, UsageType,
 };
 use openh264::formats::{YUVSlices, YUVSource};
 
-use crate::{Error, VideoFrame};
+use crate::{EncodedFrame, EncoderConfig, Error, VideoFrame};
 
 /// NAL unit type of an IDR slice.
 const NAL_IDR: u8 = 5;
 /// NAL unit type of a non-IDR slice.
 const NAL_SLICE: u8 = 1;
-
-/// Encoder settings. All can be changed during a call.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct H264Config {
-    /// Target bitrate in bits per second.
-    pub bitrate_bps: u32,
-    /// Nominal frame rate (rate control uses it with the frames' capture times).
-    pub fps: f32,
-    /// Periodic keyframe interval in frames; 0 = keyframes only on request (and at start).
-    pub keyframe_interval: u32,
-}
-
-impl Default for H264Config {
-    fn default() -> Self {
-        Self {
-            bitrate_bps: 1_500_000,
-            fps: 30.0,
-            keyframe_interval: 0,
-        }
-    }
-}
-
-/// One encoded picture: an Annex-B access unit (start codes included; SPS and PPS precede every
-/// IDR).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedFrame {
-    /// Annex-B bytes, ready for RTP packetization (mode 1: single NAL or FU-A).
-    pub data: Vec<u8>,
-    /// True for an IDR picture (decodable on its own).
-    pub keyframe: bool,
-    /// The source frame's capture time (UNIX µs).
-    pub capture_time_us: u64,
-    /// Picture width.
-    pub width: u32,
-    /// Picture height.
-    pub height: u32,
-}
 
 /// NAL unit types (the low 5 bits of each NAL header) of an Annex-B buffer, in order.
 #[must_use]
@@ -78,7 +41,7 @@ pub fn nal_unit_types(annex_b: &[u8]) -> Vec<u8> {
 /// bitrate rate control with frame skipping.
 pub struct H264Encoder {
     inner: Option<Encoder>,
-    config: H264Config,
+    config: EncoderConfig,
     dimensions: Option<(u32, u32)>,
     keyframe_pending: bool,
     skipped: u64,
@@ -103,8 +66,8 @@ impl H264Encoder {
     ///
     /// # Errors
     /// [`Error::Encoder`] for a zero bitrate or frame rate.
-    pub fn new(config: H264Config) -> Result<Self, Error> {
-        validate(&config)?;
+    pub fn new(config: EncoderConfig) -> Result<Self, Error> {
+        config.validate()?;
         Ok(Self {
             inner: None,
             config,
@@ -116,7 +79,7 @@ impl H264Encoder {
 
     /// Current settings.
     #[must_use]
-    pub fn config(&self) -> H264Config {
+    pub fn config(&self) -> EncoderConfig {
         self.config
     }
 
@@ -136,10 +99,11 @@ impl H264Encoder {
     /// # Errors
     /// [`Error::Encoder`] for 0 or if openh264 rejects the value.
     pub fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<(), Error> {
-        validate(&H264Config {
+        EncoderConfig {
             bitrate_bps,
             ..self.config
-        })?;
+        }
+        .validate()?;
         if let Some(encoder) = self.inner.as_mut() {
             raw::set_bitrate(encoder, self.config.bitrate_bps, bitrate_bps)?;
         }
@@ -152,7 +116,7 @@ impl H264Encoder {
     /// # Errors
     /// [`Error::Encoder`] for a non-positive rate or if openh264 rejects it.
     pub fn set_fps(&mut self, fps: f32) -> Result<(), Error> {
-        validate(&H264Config { fps, ..self.config })?;
+        EncoderConfig { fps, ..self.config }.validate()?;
         if let Some(encoder) = self.inner.as_mut() {
             raw::set_fps(encoder, fps)?;
         }
@@ -161,7 +125,7 @@ impl H264Encoder {
     }
 
     fn build(&self) -> Result<Encoder, Error> {
-        let config = EncoderConfig::new()
+        let config = OpenH264Config::new()
             .profile(Profile::Baseline)
             .level(Level::Level_3_1)
             .usage_type(UsageType::CameraVideoRealTime)
@@ -234,22 +198,6 @@ impl H264Encoder {
             height: dims.1,
         }))
     }
-}
-
-fn validate(config: &H264Config) -> Result<(), Error> {
-    if config.bitrate_bps < 10_000 || config.bitrate_bps > 50_000_000 {
-        return Err(Error::Encoder(format!(
-            "bitrate {} bps outside 10 kbps..50 Mbps",
-            config.bitrate_bps
-        )));
-    }
-    if !(config.fps.is_finite() && config.fps >= 1.0 && config.fps <= 240.0) {
-        return Err(Error::Encoder(format!(
-            "frame rate {} outside 1..240",
-            config.fps
-        )));
-    }
-    Ok(())
 }
 
 /// The two runtime settings the safe openh264 wrapper does not expose.

@@ -3,8 +3,10 @@
 //!
 //! - Video: [`VideoFrame`] (I420 plus a wall-clock capture time), the [`VideoSource`] trait with
 //!   [`TestPattern`] (synthetic, carries a machine-readable frame counter and timestamp, see
-//!   [`read_pattern_stamp`]) and [`Camera`] (nokhwa), and the H.264 codec pair
-//!   [`H264Encoder`] / [`H264Decoder`] (openh264, constrained baseline).
+//!   [`read_pattern_stamp`]) and [`Camera`] (nokhwa), and the codecs behind one interface,
+//!   [`VideoEncoder`] / [`VideoDecoder`] for a [`VideoCodec`]: H.264 ([`H264Encoder`] /
+//!   [`H264Decoder`], openh264, constrained baseline) and VP8 ([`Vp8Encoder`] /
+//!   [`Vp8Decoder`], the system libvpx).
 //! - Audio: [`AudioFrame`] (48 kHz, 20 ms, f32 interleaved), the [`AudioSource`] trait with
 //!   [`Tone`], [`Silence`] and [`Microphone`] (cpal, resampled with rubato), the [`AudioSink`]
 //!   trait with [`Speaker`] (cpal) and [`NullSink`], the Opus codec pair [`OpusEncoder`] /
@@ -19,7 +21,7 @@
 //!   video decoder on its own thread the same way.
 //!
 //! The crate owns no sockets, no RTP and no UI. The call engine packetizes what
-//! [`H264Encoder`] and [`OpusEncoder`] produce; the app displays [`VideoFrame::to_rgba`].
+//! [`VideoEncoder`] and [`OpusEncoder`] produce; the app displays [`VideoFrame::to_rgba`].
 
 mod analysis;
 mod audio;
@@ -34,6 +36,8 @@ mod opus_codec;
 mod pattern;
 mod pipeline;
 mod processing;
+mod video_codec;
+mod vp8;
 
 pub use analysis::{dominant_frequency_hz, goertzel_power};
 pub use audio::{
@@ -46,7 +50,7 @@ pub use camera::{Camera, CameraInfo, CameraMode, CameraPixelFormat, list_cameras
 pub use capture::{AudioCapture, Capture, CaptureStats, STOP_TIMEOUT, VideoCapture, VideoSource};
 pub use error::Error;
 pub use frame::{VideoFrame, unix_time_us};
-pub use h264::{EncodedFrame, H264Config, H264Decoder, H264Encoder, nal_unit_types};
+pub use h264::{H264Decoder, H264Encoder, nal_unit_types};
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use pattern::{PatternRect, Stamp, TestPattern, read_pattern_stamp, read_pattern_stamp_rgba};
@@ -54,3 +58,5 @@ pub use pipeline::{DecodeWorker, WorkerStats};
 pub use processing::{
     AudioProcessor, PROCESSING_CHUNK_SAMPLES, ProcessingConfig, ProcessingStats, RenderTap,
 };
+pub use video_codec::{EncodedFrame, EncoderConfig, VideoCodec, VideoDecoder, VideoEncoder};
+pub use vp8::{Vp8Decoder, Vp8Encoder, vp8_is_keyframe};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use crate::{Error, H264Decoder, VideoFrame};
+use crate::{Error, VideoCodec, VideoDecoder, VideoFrame};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -94,7 +94,7 @@ impl Drop for Worker {
     }
 }
 
-/// H.264 decoding on the `duet-h264-dec` thread.
+/// Video decoding (any [`VideoCodec`]) on the `duet-video-dec` thread.
 pub struct DecodeWorker {
     input: Sender<Vec<u8>>,
     output: Receiver<VideoFrame>,
@@ -113,14 +113,14 @@ impl std::fmt::Debug for DecodeWorker {
 }
 
 impl DecodeWorker {
-    /// Starts a decoder thread with room for `capacity` access units in and `capacity` frames
-    /// out.
+    /// Starts a `codec` decoder thread with room for `capacity` access units in and
+    /// `capacity` frames out.
     ///
     /// # Errors
-    /// [`Error::Decoder`] if openh264 fails to initialise, [`Error::Thread`] if the thread
+    /// [`Error::Decoder`] if the codec fails to initialise, [`Error::Thread`] if the thread
     /// cannot start.
-    pub fn spawn(capacity: usize) -> Result<Self, Error> {
-        let mut decoder = H264Decoder::new()?;
+    pub fn spawn(codec: VideoCodec, capacity: usize) -> Result<Self, Error> {
+        let mut decoder = VideoDecoder::new(codec)?;
         let capacity = capacity.max(1);
         let (input, input_rx) = bounded::<Vec<u8>>(capacity);
         let (out_tx, output) = bounded::<VideoFrame>(capacity);
@@ -133,7 +133,7 @@ impl DecodeWorker {
             Arc::clone(&loss),
             Arc::clone(&stats),
         );
-        let worker = Worker::spawn("duet-h264-dec", move |stop| {
+        let worker = Worker::spawn("duet-video-dec", move |stop| {
             while !stop.load(Ordering::Relaxed) {
                 let au = match input_rx.recv_timeout(POLL) {
                     Ok(au) => au,
@@ -158,7 +158,7 @@ impl DecodeWorker {
                     Ok(None) => {}
                     Err(error) => {
                         WorkerStats::add(&counters.errors);
-                        tracing::debug!(%error, "H.264 decode error; waiting for a keyframe");
+                        tracing::debug!(%error, %codec, "decode error; waiting for a keyframe");
                     }
                 }
                 nk.store(decoder.needs_keyframe(), Ordering::Relaxed);

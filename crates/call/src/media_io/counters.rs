@@ -65,6 +65,9 @@ pub struct MediaCounters {
     pub plis_sent: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub keyframes_sent: AtomicU64,
+    /// The codec of the remote video being decoded: 0 none yet, 1 + its index in
+    /// [`media::VideoCodec::ALL`].
+    pub recv_codec: AtomicU64,
     /// The rate the video sender allows itself (audio and overhead included), bits/s: the
     /// congestion controller's estimate, ramped (see [`ramp_toward`]).
     pub target_bps: AtomicU64,
@@ -118,6 +121,25 @@ pub struct MediaCounters {
     /// RMS level of the received audio over the last half second, hundredths of a dBFS
     /// (at least -120 dBFS; meaningless while `audio_played` is 0).
     pub received_centi_dbfs: AtomicI64,
+}
+
+impl MediaCounters {
+    /// Notes the codec of the remote video.
+    pub fn set_recv_codec(&self, codec: media::VideoCodec) {
+        let index = media::VideoCodec::ALL
+            .iter()
+            .position(|c| *c == codec)
+            .unwrap_or(0);
+        self.recv_codec
+            .store(index as u64 + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The codec of the remote video, once it arrived.
+    pub fn recv_codec(&self) -> Option<media::VideoCodec> {
+        let n = self.recv_codec.load(std::sync::atomic::Ordering::Relaxed) as usize;
+        n.checked_sub(1)
+            .and_then(|i| media::VideoCodec::ALL.get(i).copied())
+    }
 }
 
 /// What the receiver saw of the sender's test pattern.

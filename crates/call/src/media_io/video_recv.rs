@@ -29,10 +29,21 @@ pub async fn receive_video(
     wake: Waker,
     ready_at: Arc<Mutex<Option<Instant>>>,
 ) {
-    let decoder = match DecodeWorker::spawn(4) {
+    let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let remote_codec = track.codec(ssrc).await;
+    tracing::debug!(ssrc, codec = ?remote_codec.as_ref().map(|c| format!("{} {}", c.mime_type, c.sdp_fmtp_line)), "remote video track");
+    let Some(codec) = remote_codec
+        .as_ref()
+        .and_then(|c| media::VideoCodec::from_name(&c.mime_type))
+    else {
+        tracing::warn!(codec = ?remote_codec.map(|c| c.mime_type), "remote video in a codec duet does not decode");
+        return;
+    };
+    counters.set_recv_codec(codec);
+    let decoder = match DecodeWorker::spawn(codec, 4) {
         Ok(d) => d,
         Err(e) => {
-            tracing::warn!(error = %e, "the H.264 decoder cannot start");
+            tracing::warn!(error = %e, %codec, "the video decoder cannot start");
             return;
         }
     };
@@ -71,13 +82,7 @@ pub async fn receive_video(
         }
     });
     let _ = ready_at; // setup time is computed from `first_frame_at` by the session
-    let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    let codec = track
-        .codec(ssrc)
-        .await
-        .map(|c| format!("{} {}", c.mime_type, c.sdp_fmtp_line));
-    tracing::debug!(ssrc, ?codec, "remote video track");
-    let mut assembler = FrameAssembler::new();
+    let mut assembler = FrameAssembler::new(codec);
     let mut last_pli: Option<Instant> = None;
     let send_pli = async |counters: &MediaCounters, last_pli: &mut Option<Instant>| {
         if last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {

@@ -1,6 +1,6 @@
 //! The video sender (`duet-video-send`) and the self-view preview (`duet-preview`): source →
-//! H.264 encoder (rate following the estimate, keyframes on request) → RTP track; and the
-//! sender side of keyframe requests (PLI/FIR).
+//! encoder for the negotiated codec (rate following the estimate, keyframes on request) → RTP
+//! track; and the sender side of keyframe requests (PLI/FIR).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,19 +9,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use media::{
-    Camera, H264Config, H264Encoder, TestPattern, VideoCapture, VideoFrame, VideoSource,
+    Camera, EncoderConfig, TestPattern, VideoCapture, VideoEncoder, VideoFrame, VideoSource,
     unix_time_us,
 };
 use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
 use super::*;
 use crate::config::VideoChoice;
 use crate::events::FrameSlot;
 use crate::peer::BandwidthEstimate;
+use crate::video_track::VideoTrack;
 
 /// Minimum time between two keyframes the sender makes on request (or twice the round trip,
 /// if longer).
@@ -95,8 +95,7 @@ pub fn spawn_preview(
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_video_sender(
     rt: tokio::runtime::Handle,
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
+    track: Arc<VideoTrack>,
     payload_type: u8,
     mut choice: VideoChoice,
     cfg: VideoSendConfig,
@@ -110,15 +109,16 @@ pub fn spawn_video_sender(
     Worker::spawn("duet-video-send", move |stop| {
         let mut bitrate_bps =
             video_bitrate_for(estimate.bps(), cfg.audio_bps, cfg.bitrate_bps).max(1);
-        let h264 = H264Config {
+        let settings = EncoderConfig {
             bitrate_bps,
             fps: cfg.fps as f32,
             keyframe_interval: 0,
         };
-        let mut encoder = match H264Encoder::new(h264) {
+        let codec = track.codec();
+        let mut encoder = match VideoEncoder::new(codec, settings) {
             Ok(e) => e,
             Err(e) => {
-                warn(format!("the H.264 encoder cannot start: {e}"));
+                warn(format!("the {codec} encoder cannot start: {e}"));
                 return;
             }
         };
@@ -284,7 +284,7 @@ pub fn spawn_video_sender(
                 duration: sample_duration(delta_us, 90_000),
                 ..Sample::new(Instant::now())
             };
-            if let Err(e) = rt.block_on(track.write_sample(ssrc, payload_type, &sample, &[])) {
+            if let Err(e) = rt.block_on(track.write_sample(payload_type, &sample)) {
                 tracing::debug!(error = %e, "video write failed");
                 continue;
             }
@@ -308,7 +308,7 @@ pub fn spawn_video_sender(
 
 /// Drains RTCP arriving for a local track; PLI/FIR on the video track request a keyframe.
 pub async fn drain_sender_rtcp(
-    track: Arc<TrackLocalStaticSample>,
+    track: Arc<dyn TrackLocal>,
     counters: Arc<MediaCounters>,
     video: bool,
 ) {

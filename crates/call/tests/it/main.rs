@@ -11,3 +11,4 @@ mod peer_left;
 mod preview;
 mod two_engines;
 mod verification;
+mod video_codecs;

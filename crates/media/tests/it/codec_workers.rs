@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use media::{DecodeWorker, H264Config, H264Encoder, TestPattern, VideoSource, read_pattern_stamp};
+use media::{
+    DecodeWorker, EncoderConfig, H264Encoder, TestPattern, VideoSource, read_pattern_stamp,
+};
 
 /// The next access unit the encoder makes from `capture`'s frames.
 fn next_au(capture: &media::VideoCapture, encoder: &mut H264Encoder) -> media::EncodedFrame {
@@ -22,8 +24,8 @@ fn next_au(capture: &media::VideoCapture, encoder: &mut H264Encoder) -> media::E
 #[test]
 fn capture_encode_decode_on_threads() {
     let capture = TestPattern::new(320, 240, 60).start(4).expect("source");
-    let mut encoder = H264Encoder::new(H264Config::default()).expect("encoder");
-    let dec = DecodeWorker::spawn(8).expect("decode worker");
+    let mut encoder = H264Encoder::new(EncoderConfig::default()).expect("encoder");
+    let dec = DecodeWorker::spawn(media::VideoCodec::H264, 8).expect("decode worker");
     assert!(dec.needs_keyframe(), "nothing decoded yet");
 
     let mut counters = Vec::new();

@@ -21,3 +21,4 @@ mod processing_bad_input;
 mod processing_passthrough;
 mod pulse_loopback;
 mod video_frame;
+mod vp8_codec;

@@ -4,7 +4,7 @@
 
 pub mod pulse;
 
-use media::{H264Config, H264Encoder, TestPattern, VideoFrame};
+use media::{EncoderConfig, H264Encoder, TestPattern, VideoFrame};
 
 /// A fixed, plausible wall-clock origin so stamps are deterministic (2025-12-06).
 pub const T0_US: u64 = 1_765_000_000_000_000;
@@ -23,7 +23,7 @@ pub fn pattern_frame(pattern: &TestPattern, n: u32) -> VideoFrame {
 
 /// An encoder at `bitrate_bps` and 30 fps.
 pub fn encoder(bitrate_bps: u32) -> H264Encoder {
-    H264Encoder::new(H264Config {
+    H264Encoder::new(EncoderConfig {
         bitrate_bps,
         fps: 30.0,
         keyframe_interval: 0,

@@ -1,0 +1,282 @@
+//! The local video track: one RTP stream (one SSRC, one sequence) whose codec is chosen when
+//! the other side's description arrives.
+//!
+//! webrtc-rs fixes a [`TrackLocalStaticSample`]'s packetizer, and the codec its sender binds the
+//! congestion-control, NACK and report interceptors with, when the track is made. But duet
+//! offers H.264 and VP8 before it knows which one the other side will pick (a Firefox without
+//! its H.264 plugin answers VP8), and answers with whatever the offer prefers. So this track
+//! keeps its own description and packetizer: [`VideoTrack::set_codec`] changes both, and the
+//! session hands the changed description to the sender (`replace_track` with this same track:
+//! webrtc-rs then copies the description and keeps the binding) before the description that
+//! starts the sender is applied. RTP writing, RTCP and binding are
+//! [`TrackLocalStaticRTP`]'s.
+//!
+//! [`TrackLocalStaticSample`]: webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use media::VideoCodec;
+use rtc::media::Sample;
+use rtc::media_stream::{
+    MediaStreamId, MediaStreamTrack, MediaStreamTrackId, MediaStreamTrackState,
+    MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings,
+};
+use rtc::rtp::packetizer::{Packetizer, new_packetizer};
+use rtc::rtp::sequence::{Sequencer, new_random_sequencer};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RtpStreamId, SSRC};
+use rtc::{rtcp, rtp};
+use webrtc::media_stream::Track;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalContext, TrackLocalEvent};
+use webrtc::runtime::Receiver;
+
+/// The payload size the packetizer aims at (webrtc-rs's own track uses the same).
+const MTU: usize = 1200;
+
+struct State {
+    codec: VideoCodec,
+    description: MediaStreamTrack,
+    packetizer: Box<dyn Packetizer + Send + Sync>,
+}
+
+/// See the module documentation.
+pub struct VideoTrack {
+    rtp: TrackLocalStaticRTP,
+    ssrc: SSRC,
+    sequencer: Box<dyn Sequencer>,
+    created: Instant,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for VideoTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoTrack")
+            .field("ssrc", &self.ssrc)
+            .field("codec", &self.codec())
+            .finish_non_exhaustive()
+    }
+}
+
+fn description(
+    stream_id: &str,
+    track_id: &str,
+    ssrc: SSRC,
+    codec: RTCRtpCodec,
+) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        stream_id.to_owned(),
+        track_id.to_owned(),
+        "video".to_owned(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
+}
+
+impl VideoTrack {
+    /// A track sending `codec` (until [`VideoTrack::set_codec`]) on `ssrc`; `rtp_codec` gives
+    /// the RTP description of a codec (clock rate, fmtp, feedback).
+    ///
+    /// # Errors
+    /// webrtc-rs's error if it has no packetizer for the codec.
+    pub fn new(
+        stream_id: &str,
+        track_id: &str,
+        ssrc: SSRC,
+        codec: VideoCodec,
+        rtp_codec: RTCRtpCodec,
+    ) -> webrtc::error::Result<Self> {
+        let created = Instant::now();
+        let sequencer: Box<dyn Sequencer> = Box::new(new_random_sequencer());
+        let packetizer = packetizer(created, ssrc, &rtp_codec, &sequencer)?;
+        let desc = description(stream_id, track_id, ssrc, rtp_codec);
+        Ok(Self {
+            rtp: TrackLocalStaticRTP::new(desc.clone()),
+            ssrc,
+            sequencer,
+            created,
+            state: Mutex::new(State {
+                codec,
+                description: desc,
+                packetizer,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The codec this track packetizes for.
+    #[must_use]
+    pub fn codec(&self) -> VideoCodec {
+        self.lock().codec
+    }
+
+    /// The SSRC of the one stream.
+    #[must_use]
+    pub fn ssrc(&self) -> SSRC {
+        self.ssrc
+    }
+
+    /// Switches to `codec` (its RTP description `rtp_codec`): the packetizer and the
+    /// description change; the SSRC and the sequence numbers go on.
+    ///
+    /// # Errors
+    /// webrtc-rs's error if it has no packetizer for the codec.
+    pub fn set_codec(
+        &self,
+        codec: VideoCodec,
+        rtp_codec: RTCRtpCodec,
+    ) -> webrtc::error::Result<()> {
+        let mut state = self.lock();
+        if state.codec == codec {
+            return Ok(());
+        }
+        state.packetizer = packetizer(self.created, self.ssrc, &rtp_codec, &self.sequencer)?;
+        state.description = description(
+            state.description.stream_id(),
+            state.description.track_id(),
+            self.ssrc,
+            rtp_codec,
+        );
+        state.codec = codec;
+        Ok(())
+    }
+
+    /// Packetizes one encoded frame and sends its packets with `payload_type`.
+    ///
+    /// # Errors
+    /// webrtc-rs's error if a packet cannot be written (the track is not bound yet, the
+    /// connection closed).
+    pub async fn write_sample(
+        &self,
+        payload_type: u8,
+        sample: &Sample,
+    ) -> webrtc::error::Result<()> {
+        let packets = {
+            let mut state = self.lock();
+            let ticks = (sample.duration.as_secs_f64() * 90_000.0) as u32;
+            state
+                .packetizer
+                .packetize(sample.timestamp, &sample.data, ticks)?
+        };
+        for mut packet in packets {
+            packet.header.payload_type = payload_type;
+            self.rtp.write_rtp(packet).await?;
+        }
+        Ok(())
+    }
+}
+
+fn packetizer(
+    now: Instant,
+    ssrc: SSRC,
+    codec: &RTCRtpCodec,
+    sequencer: &Box<dyn Sequencer>,
+) -> webrtc::error::Result<Box<dyn Packetizer + Send + Sync>> {
+    Ok(Box::new(new_packetizer(
+        now,
+        MTU,
+        0, // set per packet when writing
+        ssrc,
+        codec.payloader()?,
+        sequencer.clone(),
+        codec.clock_rate,
+    )))
+}
+
+#[async_trait::async_trait]
+impl Track for VideoTrack {
+    async fn stream_id(&self) -> MediaStreamId {
+        self.rtp.stream_id().await
+    }
+    async fn track_id(&self) -> MediaStreamTrackId {
+        self.rtp.track_id().await
+    }
+    async fn label(&self) -> String {
+        self.rtp.label().await
+    }
+    async fn kind(&self) -> RtpCodecKind {
+        RtpCodecKind::Video
+    }
+    async fn rid(&self, ssrc: SSRC) -> Option<RtpStreamId> {
+        self.rtp.rid(ssrc).await
+    }
+    async fn codec(&self, ssrc: SSRC) -> Option<RTCRtpCodec> {
+        self.lock().description.codec(ssrc).cloned()
+    }
+    async fn ssrcs(&self) -> Vec<SSRC> {
+        vec![self.ssrc]
+    }
+    async fn enabled(&self) -> bool {
+        self.rtp.enabled().await
+    }
+    async fn set_enabled(&self, enabled: bool) {
+        self.rtp.set_enabled(enabled).await;
+    }
+    async fn muted(&self) -> bool {
+        self.rtp.muted().await
+    }
+    async fn set_muted(&self, muted: bool) {
+        self.rtp.set_muted(muted).await;
+    }
+    async fn ready_state(&self) -> MediaStreamTrackState {
+        self.rtp.ready_state().await
+    }
+    async fn stop(&self) {
+        self.rtp.stop().await;
+    }
+    async fn get_capabilities(&self) -> MediaTrackCapabilities {
+        self.rtp.get_capabilities().await
+    }
+    async fn get_constraints(&self) -> MediaTrackConstraints {
+        self.rtp.get_constraints().await
+    }
+    async fn get_settings(&self) -> MediaTrackSettings {
+        self.rtp.get_settings().await
+    }
+    async fn apply_constraints(&self, constraints: Option<MediaTrackConstraints>) {
+        self.rtp.apply_constraints(constraints).await;
+    }
+    async fn codings(&self) -> Vec<RTCRtpEncodingParameters> {
+        self.lock().description.codings().to_vec()
+    }
+    async fn add_coding(&self, _coding: RTCRtpEncodingParameters) {
+        // One stream only: simulcast layers are not sent.
+    }
+}
+
+#[async_trait::async_trait]
+impl TrackLocal for VideoTrack {
+    async fn track(&self) -> MediaStreamTrack {
+        self.lock().description.clone()
+    }
+    async fn bind(&self, ctx: TrackLocalContext, evt_rx: Receiver<TrackLocalEvent>) {
+        self.rtp.bind(ctx, evt_rx).await;
+    }
+    async fn unbind(&self) {
+        self.rtp.unbind().await;
+    }
+    async fn write_rtp(&self, packet: rtp::Packet) -> webrtc::error::Result<()> {
+        self.rtp.write_rtp(packet).await
+    }
+    async fn write_rtcp(&self, packets: Vec<Box<dyn rtcp::Packet>>) -> webrtc::error::Result<()> {
+        self.rtp.write_rtcp(packets).await
+    }
+    async fn poll(&self) -> Option<TrackLocalEvent> {
+        self.rtp.poll().await
+    }
+}

@@ -98,7 +98,7 @@ impl VideoTrack {
     ) -> webrtc::error::Result<Self> {
         let created = Instant::now();
         let sequencer: Box<dyn Sequencer> = Box::new(new_random_sequencer());
-        let packetizer = packetizer(created, ssrc, &rtp_codec, &sequencer)?;
+        let packetizer = packetizer(created, ssrc, &rtp_codec, sequencer.clone())?;
         let desc = description(stream_id, track_id, ssrc, rtp_codec);
         Ok(Self {
             rtp: TrackLocalStaticRTP::new(desc.clone()),
@@ -145,7 +145,7 @@ impl VideoTrack {
         if state.codec == codec {
             return Ok(());
         }
-        state.packetizer = packetizer(self.created, self.ssrc, &rtp_codec, &self.sequencer)?;
+        state.packetizer = packetizer(self.created, self.ssrc, &rtp_codec, self.sequencer.clone())?;
         state.description = description(
             state.description.stream_id(),
             state.description.track_id(),
@@ -185,7 +185,7 @@ fn packetizer(
     now: Instant,
     ssrc: SSRC,
     codec: &RTCRtpCodec,
-    sequencer: &Box<dyn Sequencer>,
+    sequencer: Box<dyn Sequencer>,
 ) -> webrtc::error::Result<Box<dyn Packetizer + Send + Sync>> {
     Ok(Box::new(new_packetizer(
         now,
@@ -193,7 +193,7 @@ fn packetizer(
         0, // set per packet when writing
         ssrc,
         codec.payloader()?,
-        sequencer.clone(),
+        sequencer,
         codec.clock_rate,
     )))
 }

@@ -108,8 +108,8 @@ pub struct EncodedFrame {
 /// An encoder for any [`VideoCodec`].
 #[derive(Debug)]
 pub enum VideoEncoder {
-    /// openh264.
-    H264(H264Encoder),
+    /// openh264 (boxed: its wrapper holds a large parameter struct inline).
+    H264(Box<H264Encoder>),
     /// libvpx VP8.
     Vp8(Vp8Encoder),
 }
@@ -121,7 +121,7 @@ impl VideoEncoder {
     /// [`Error::Encoder`] for settings out of range.
     pub fn new(codec: VideoCodec, config: EncoderConfig) -> Result<Self, Error> {
         Ok(match codec {
-            VideoCodec::H264 => VideoEncoder::H264(H264Encoder::new(config)?),
+            VideoCodec::H264 => VideoEncoder::H264(Box::new(H264Encoder::new(config)?)),
             VideoCodec::Vp8 => VideoEncoder::Vp8(Vp8Encoder::new(config)?),
         })
     }

@@ -37,6 +37,8 @@
     // again with it and takes its seat back (the other side is not told it left).
     session: Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join(''),
     ignoreOfferer: params.get('negotiation') === 'seed',
+    // `?codec=vp8` (or h264): send and receive only that video codec, for trying a codec.
+    videoCodec: (params.get('codec') || '').trim().toLowerCase(),
   };
 
   const VIDEO_CONSTRAINTS = {
@@ -772,17 +774,24 @@
     return fmtp['profile-level-id'] === '42e01f' ? 0 : 1;
   }
 
-  /** Codecs of `kind` ordered H.264 42e01f (packetization-mode 1) first, or Opus first. */
+  /** Codecs of `kind` ordered H.264 42e01f (packetization-mode 1) first, or Opus first; with
+   * `?codec=NAME`, only that video codec. */
   function preferredCodecs(kind) {
     const caps = window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities(kind);
     if (!caps) return null;
-    return caps.codecs
+    const ranked = caps.codecs
       // No RTX/RED/FEC entries: duet's native peer negotiates none of them, and a browser offer
       // carrying an RTX SSRC group leaves webrtc-rs waiting on the wrong stream.
       .filter((codec) => !/\/(rtx|red|ulpfec|flexfec-03)$/i.test(codec.mimeType))
       .map((codec, i) => ({ codec, i, rank: rankCodec(kind, codec) }))
       .sort((a, b) => a.rank - b.rank || a.i - b.i)
       .map((c) => c.codec);
+    if (kind !== 'video' || !config.videoCodec) return ranked;
+    const wanted = `video/${config.videoCodec}`;
+    const only = ranked.filter((codec) => codec.mimeType.toLowerCase() === wanted);
+    // A codec this browser lacks keeps every codec (and says so) rather than leaving no video.
+    if (!only.length) log('this browser has no such video codec; using all', { codec: config.videoCodec });
+    return only.length ? only : ranked;
   }
 
   /** One RTCPeerConnection, driven by the session's core: it does what it is told and reports. */

@@ -1,7 +1,9 @@
 // Browser ↔ native: a Chromium page calls a headless `duet call` peer through `signal`, with the
-// browser as offerer and as answerer. The browser's getStats shows ≥ 60 decoded H.264 frames and
-// Opus packets; the native side decodes ≥ 60 frames of the browser's picture — the duet test
+// browser as offerer and as answerer. The browser's getStats shows ≥ 60 decoded frames and Opus
+// packets; the native side decodes ≥ 60 frames of the browser's picture — the duet test
 // pattern, fed to Chromium's fake camera as a Y4M file — with increasing embedded counters.
+// By default the call is H.264 both ways; with the page forced to VP8 (`?codec=vp8`, which
+// calls setCodecPreferences with VP8 only) it is VP8 both ways, as for a browser without H.264.
 'use strict';
 
 const test = require('node:test');
@@ -30,7 +32,8 @@ function nativePeer(signal, room, seconds) {
     DUET_BIN,
     ['call', room, '--signal', url, '--loopback', '--video', 'test', '--audio', 'tone:440', '--speaker', 'null',
       '--size', '320x240', '--duration', String(seconds), '--stats-every', '0', '--stats-json', report],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // DUET_NATIVE_LOG=call=debug shows the native side's log in a failure's message.
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.DUET_NATIVE_LOG || 'warn,webrtc=error,rtc=error' } },
   );
   let output = '';
   const waiters = [];
@@ -66,9 +69,23 @@ function nativePeer(signal, room, seconds) {
   return { proc, done, waitFor };
 }
 
-for (const browserFirst of [true, false]) {
+const CASES = [
+  { browserFirst: true, codec: null },
+  { browserFirst: false, codec: null },
+  { browserFirst: true, codec: 'vp8' },
+  // Known gap: duet offers H.264 then VP8, the VP8-only page answers VP8, and webrtc-rs never
+  // opens the remote video track on duet's side ("Failed to get track_remote … for RtpPacket"):
+  // the page decodes duet's VP8, duet decodes nothing. duet ↔ duet in the same roles works
+  // (crates/call/tests/it/video_codecs.rs). Run as a todo so it reports without failing.
+  { browserFirst: false, codec: 'vp8', todo: 'webrtc-rs opens no remote track for the browser\'s VP8 when duet offered H.264 first' },
+];
+
+for (const { browserFirst, codec, todo } of CASES) {
   const role = browserFirst ? 'offerer' : 'answerer';
-  test(`browser as ${role} ↔ native duet call: video and audio both ways`, { timeout: 120000 }, async (t) => {
+  const mime = codec === 'vp8' ? 'video/VP8' : 'video/H264';
+  const nativeName = codec === 'vp8' ? 'VP8' : 'H.264';
+  const forced = codec ? `, page forced to ${nativeName}` : '';
+  test(`browser as ${role} ↔ native duet call${forced}: video and audio both ways in ${nativeName}`, { timeout: 120000, todo }, async (t) => {
     assert.ok(fs.existsSync(DUET_BIN), `duet binary not found at ${DUET_BIN}: cargo build -p duet`);
     ensurePattern();
     const signal = await lib.startSignal();
@@ -79,19 +96,20 @@ for (const browserFirst of [true, false]) {
       await lib.closeBrowser(browser);
       await signal.stop();
     });
-    const room = `native-${role}`;
+    const room = `native-${role}${codec ? `-${codec}` : ''}`;
+    const params = codec ? { codec } : {};
     let page;
     if (browserFirst) {
-      page = await lib.openPage(browser, signal, room);
+      page = await lib.openPage(browser, signal, room, { params });
       await lib.waitForState(page, 'waiting');
       native = nativePeer(signal, room, 14);
     } else {
       native = nativePeer(signal, room, 14);
       await native.waitFor(`waiting for someone to join ${room}`);
-      page = await lib.openPage(browser, signal, room);
+      page = await lib.openPage(browser, signal, room, { params });
     }
     const s = await lib.waitForStats(page, lib.callFlowing(60), { what: 'the page receives the native video and audio', timeoutMs: 40000 });
-    assert.equal(s.video.codec && s.video.codec.mimeType, 'video/H264', 'the page decodes H.264 from duet');
+    assert.equal(s.video.codec && s.video.codec.mimeType, mime, `the page decodes ${nativeName} from duet`);
     assert.equal(s.audio.codec && s.audio.codec.mimeType.toLowerCase(), 'audio/opus');
     const st = await lib.duetState(page);
     assert.equal(st.offerer, browserFirst, `the browser is the ${role}`);
@@ -101,16 +119,18 @@ for (const browserFirst of [true, false]) {
     assert.ok(json, `duet call wrote no report; output:\n${output}`);
     assert.equal(code, 0, `duet call failed: ${json.failure}\n${output}`);
     const n = json.stats;
-    assert.ok(n.frames_decoded >= 60, `native decoded ${n.frames_decoded} frames`);
+    assert.ok(n.frames_decoded >= 60, `native decoded ${n.frames_decoded} frames; its output:\n${output}`);
     assert.ok(n.pattern_frames >= 60, `native read the pattern in ${n.pattern_frames} frames`);
     // The fake camera loops a 15 s file; the call is shorter than that, so counters only grow.
     assert.equal(n.pattern_out_of_order, 0, 'the browser frames arrive with increasing counters');
     assert.ok(n.pattern_last > n.pattern_first, `counters ${n.pattern_first}..${n.pattern_last}`);
     assert.ok(n.audio_frames_played >= 50, `native played ${n.audio_frames_played} audio frames`);
+    assert.equal(n.video_codec_sent, nativeName, 'duet sends the codec the page chose');
+    assert.equal(n.video_codec_received, nativeName, 'duet decodes the codec the page sends');
     // Both show the same verification code (derived from the two DTLS fingerprints).
     const nativeCode = [...(json.history || [])].reverse().map((h) => h.verification_code).find(Boolean);
     assert.match(String(st.verification), /^\d{3} \d{3}$/, 'the page shows a verification code');
     assert.equal(nativeCode, st.verification, 'the page and duet show the same code');
-    t.diagnostic(`native setup ${n.setup_ms} ms; browser setup ${JSON.stringify(st.timings)}`);
+    t.diagnostic(`${n.codecs}: native setup ${n.setup_ms} ms; browser setup ${JSON.stringify(st.timings)}`);
   });
 }

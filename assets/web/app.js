@@ -872,6 +872,31 @@
       }
     }
 
+    /**
+     * With `?codec=`, send that codec too. setCodecPreferences only says what this page will
+     * receive; when answering, Chromium sends the first codec of the *offer* it can encode
+     * (codecs may differ per direction), so the send side is pinned on the sender's encoding.
+     */
+    async pinSendCodec() {
+      if (!config.videoCodec) return;
+      const wanted = `video/${config.videoCodec}`;
+      for (const sender of this.pc.getSenders()) {
+        if (!sender.track || sender.track.kind !== 'video') continue;
+        const caps = (RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities('video')) || { codecs: [] };
+        const codec = caps.codecs.find((c) => c.mimeType.toLowerCase() === wanted);
+        const params = sender.getParameters();
+        if (!codec || !params.encodings || !params.encodings.length) continue;
+        params.encodings.forEach((e) => {
+          e.codec = codec;
+        });
+        try {
+          await sender.setParameters(params);
+        } catch (e) {
+          log('cannot pin the send codec', { codec: config.videoCodec, message: e.message });
+        }
+      }
+    }
+
     /** `what` failed with `e`: the core's input for it, unless this call was closed meanwhile. */
     failed(what, e) {
       return this.closed ? undefined : { 'operation-failed': { what, reason: e.message || String(e) } };
@@ -919,6 +944,7 @@
       } catch (e) {
         return this.closed ? undefined : { 'remote-rejected': { kind: desc.type, reason: e.message || String(e) } };
       }
+      if (desc.type === 'answer') await this.pinSendCodec();
       return this.closed ? undefined : { 'remote-applied': { kind: desc.type } };
     }
 
@@ -935,6 +961,7 @@
       } catch (e) {
         return this.failed('creating an answer', e);
       }
+      await this.pinSendCodec();
       if (this.closed) return undefined;
       return { 'local-answer': { type: 'answer', sdp: pc.localDescription.sdp } };
     }

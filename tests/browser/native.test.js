@@ -73,19 +73,15 @@ const CASES = [
   { browserFirst: true, codec: null },
   { browserFirst: false, codec: null },
   { browserFirst: true, codec: 'vp8' },
-  // Known gap: duet offers H.264 then VP8, the VP8-only page answers VP8, and webrtc-rs never
-  // opens the remote video track on duet's side ("Failed to get track_remote … for RtpPacket"):
-  // the page decodes duet's VP8, duet decodes nothing. duet ↔ duet in the same roles works
-  // (crates/call/tests/it/video_codecs.rs). Run as a todo so it reports without failing.
-  { browserFirst: false, codec: 'vp8', todo: 'webrtc-rs opens no remote track for the browser\'s VP8 when duet offered H.264 first' },
+  { browserFirst: false, codec: 'vp8' },
 ];
 
-for (const { browserFirst, codec, todo } of CASES) {
+for (const { browserFirst, codec } of CASES) {
   const role = browserFirst ? 'offerer' : 'answerer';
   const mime = codec === 'vp8' ? 'video/VP8' : 'video/H264';
   const nativeName = codec === 'vp8' ? 'VP8' : 'H.264';
   const forced = codec ? `, page forced to ${nativeName}` : '';
-  test(`browser as ${role} ↔ native duet call${forced}: video and audio both ways in ${nativeName}`, { timeout: 120000, todo }, async (t) => {
+  test(`browser as ${role} ↔ native duet call${forced}: video and audio both ways in ${nativeName}`, { timeout: 120000 }, async (t) => {
     assert.ok(fs.existsSync(DUET_BIN), `duet binary not found at ${DUET_BIN}: cargo build -p duet`);
     ensurePattern();
     const signal = await lib.startSignal();
@@ -111,6 +107,7 @@ for (const { browserFirst, codec, todo } of CASES) {
     const s = await lib.waitForStats(page, lib.callFlowing(60), { what: 'the page receives the native video and audio', timeoutMs: 40000 });
     assert.equal(s.video.codec && s.video.codec.mimeType, mime, `the page decodes ${nativeName} from duet`);
     assert.equal(s.audio.codec && s.audio.codec.mimeType.toLowerCase(), 'audio/opus');
+    assert.equal(s.sentVideo && s.sentVideo.codec && s.sentVideo.codec.mimeType, mime, `the page sends ${nativeName}`);
     const st = await lib.duetState(page);
     assert.equal(st.offerer, browserFirst, `the browser is the ${role}`);
     // Let the native side run to its end and read its report.
@@ -119,7 +116,7 @@ for (const { browserFirst, codec, todo } of CASES) {
     assert.ok(json, `duet call wrote no report; output:\n${output}`);
     assert.equal(code, 0, `duet call failed: ${json.failure}\n${output}`);
     const n = json.stats;
-    assert.ok(n.frames_decoded >= 60, `native decoded ${n.frames_decoded} frames; its output:\n${output}`);
+    assert.ok(n.frames_decoded >= 60, `native decoded ${n.frames_decoded} frames; page console:\n${page.duetConsole.slice(-30).join("\n")}\nits output:\n${output}`);
     assert.ok(n.pattern_frames >= 60, `native read the pattern in ${n.pattern_frames} frames`);
     // The fake camera loops a 15 s file; the call is shorter than that, so counters only grow.
     assert.equal(n.pattern_out_of_order, 0, 'the browser frames arrive with increasing counters');

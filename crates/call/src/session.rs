@@ -414,6 +414,7 @@ impl Session {
                         .set_local_description(offer.clone())
                         .await
                         .map_err(|e| ("applying our offer", e.to_string()))?;
+                    tracing::trace!(sdp = %offer.sdp, "local offer");
                     Ok::<_, (&str, String)>(offer)
                 }
                 .await;

@@ -58,7 +58,7 @@ impl std::fmt::Debug for H264Encoder {
 }
 
 fn encoder_error(e: impl std::fmt::Display) -> Error {
-    Error::Encoder(e.to_string())
+    Error::Encoder(format!("H.264: {e}"))
 }
 
 impl H264Encoder {
@@ -156,7 +156,7 @@ impl H264Encoder {
             self.keyframe_pending = true;
         }
         let Some(encoder) = self.inner.as_mut() else {
-            return Err(Error::Encoder("encoder not initialised".into()));
+            return Err(Error::Encoder("H.264: encoder not initialised".into()));
         };
         if self.keyframe_pending {
             encoder.force_intra_frame();
@@ -177,7 +177,9 @@ impl H264Encoder {
                 return Ok(None);
             }
             FrameType::Invalid => {
-                return Err(Error::Encoder("openh264 returned an invalid frame".into()));
+                return Err(Error::Encoder(
+                    "H.264: openh264 returned an invalid frame".into(),
+                ));
             }
             FrameType::IDR => true,
             FrameType::I | FrameType::P | FrameType::IPMixed => false,
@@ -219,7 +221,7 @@ mod raw {
     ) -> Result<(), Error> {
         let mut info = SBitrateInfo {
             iLayer: layer,
-            iBitrate: i32::try_from(bps).map_err(|e| Error::Encoder(e.to_string()))?,
+            iBitrate: i32::try_from(bps).map_err(|e| Error::Encoder(format!("H.264: {e}")))?,
         };
         // SAFETY: the encoder is initialised (it has encoded a frame); ENCODER_OPTION_BITRATE and
         // ENCODER_OPTION_MAX_BITRATE take a pointer to an SBitrateInfo that lives for the call.
@@ -229,7 +231,7 @@ mod raw {
             Ok(())
         } else {
             Err(Error::Encoder(format!(
-                "openh264 rejected bitrate {bps} (code {rc})"
+                "H.264: openh264 rejected bitrate {bps} (code {rc})"
             )))
         }
     }
@@ -262,7 +264,7 @@ mod raw {
             Ok(())
         } else {
             Err(Error::Encoder(format!(
-                "openh264 rejected frame rate {fps} (code {rc})"
+                "H.264: openh264 rejected frame rate {fps} (code {rc})"
             )))
         }
     }
@@ -293,7 +295,7 @@ impl H264Decoder {
     /// [`Error::Decoder`] if openh264 fails to initialise.
     pub fn new() -> Result<Self, Error> {
         let inner = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
-            .map_err(|e| Error::Decoder(e.to_string()))?;
+            .map_err(|e| Error::Decoder(format!("H.264: {e}")))?;
         Ok(Self {
             inner,
             needs_keyframe: true,
@@ -333,14 +335,14 @@ impl H264Decoder {
         if types.is_empty() {
             self.errors += 1;
             return Err(Error::Decoder(format!(
-                "{} bytes without an Annex-B start code",
+                "H.264: {} bytes without an Annex-B start code",
                 access_unit.len()
             )));
         }
         if types.iter().any(|t| *t == 0 || *t > 23) {
             self.errors += 1;
             self.needs_keyframe = true;
-            return Err(Error::Decoder("invalid NAL unit type".into()));
+            return Err(Error::Decoder("H.264: invalid NAL unit type".into()));
         }
         let has_idr = types.contains(&NAL_IDR);
         if self.needs_keyframe && !has_idr && types.contains(&NAL_SLICE) {
@@ -362,7 +364,7 @@ impl H264Decoder {
                 .map(Some)
             }
             Ok(None) => Ok(None),
-            Err(e) => Err(Error::Decoder(e.to_string())),
+            Err(e) => Err(Error::Decoder(format!("H.264: {e}"))),
         };
         match result {
             Ok(Some(frame)) => {

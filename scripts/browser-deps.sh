@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What the browser tests need, installed when missing (idempotent): Debian's chromium, nodejs +
+# What the browser tests need, installed when missing (idempotent): Debian's chromium and
+# firefox-esr (driven headless over WebDriver BiDi in the network lab), nodejs +
 # npm only when no node is on PATH, iproute2 for `ip`; the npm modules of tests/browser
 # (`npm ci`); the `signal` and `duet` binaries; and the test pattern as Y4M files for the
 # browser's fake camera (320x240 for 15 s, 640x360 for 5 s), so the native side can read the
@@ -19,6 +20,7 @@ if [ "${DUET_SKIP_APT:-0}" != "1" ] && command -v dpkg-query >/dev/null 2>&1; th
   installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
   required=()
   installed chromium || required+=(chromium)
+  installed firefox-esr || required+=(firefox-esr)
   command -v ip >/dev/null 2>&1 || required+=(iproute2)
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     required+=(nodejs npm)

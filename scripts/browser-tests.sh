@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the web client's tests in real browsers (tests/browser, `node --test`):
-#   1. scripts/browser-deps.sh installs what is missing (chromium, node, npm modules) and
-#      builds the `signal` and `duet` binaries and the test-pattern files the tests use
-#      (SIGNAL_BIN, DUET_BIN override the binaries). (Firefox is not installed here: its test
-#      cannot gather ICE candidates on loopback and skips; install firefox-esr by hand.)
+#   1. scripts/browser-deps.sh installs what is missing (chromium, firefox-esr, node, npm
+#      modules) and builds the `signal` and `duet` binaries and the test-pattern files the tests
+#      use (SIGNAL_BIN, DUET_BIN override the binaries). Firefox gathers no ICE candidate on
+#      loopback, so its tests run in the network lab (crates/app/tests/it/lab_browser.rs).
 #   2. runs the tests inside a private network namespace whose only interface is loopback (when
 #      the system allows one), so no browser can gather or use another address.
 # Exits non-zero when a test fails. Set DUET_SKIP_APT=1 to skip the package step.

@@ -20,7 +20,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 cargo test --workspace --all-targets "$@"
 
-# --- browser tests (web client in real Chromium; Firefox where it can be driven) ---
+# --- browser tests (web client in real Chromium on loopback; Firefox is in the lab tests) ---
 # Installs chromium/firefox-esr/node when missing, builds `signal`, runs tests/browser.
 scripts/browser-tests.sh
 # --- end browser tests ---

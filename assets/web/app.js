@@ -940,7 +940,7 @@
 
     async setRemote(desc) {
       try {
-        await this.pc.setRemoteDescription({ type: desc.type, sdp: desc.sdp });
+        await this.pc.setRemoteDescription({ type: desc.type, sdp: DuetNegotiation.tidyFormats(desc.sdp) });
       } catch (e) {
         return this.closed ? undefined : { 'remote-rejected': { kind: desc.type, reason: e.message || String(e) } };
       }

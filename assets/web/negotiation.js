@@ -722,8 +722,33 @@
     return a && b ? verificationCode(a, b) : null;
   }
 
+  /**
+   * A remote description with the per-format lines (`a=rtpmap:`, `a=fmtp:`, `a=rtcp-fb:`) of
+   * payload types its section's `m=` line does not list taken out. Firefox 153, after
+   * `setCodecPreferences`, keeps `a=rtcp-fb:` lines for the formats it dropped, and Chromium
+   * then refuses the whole offer ("Failed to parse codecs correctly"). Wildcard lines
+   * (`a=rtcp-fb:*`) and everything else stay as they are; line endings are kept.
+   */
+  function tidyFormats(sdp) {
+    if (typeof sdp !== 'string') return sdp;
+    const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+    let formats = null; // the current m= section's payload types; null before the first
+    const kept = [];
+    for (const line of sdp.split(/\r?\n/)) {
+      if (line.startsWith('m=')) {
+        formats = new Set(line.split(' ').slice(3));
+      } else if (formats) {
+        const m = /^a=(rtpmap|fmtp|rtcp-fb):(\S+)/.exec(line);
+        if (m && m[2] !== '*' && !formats.has(m[2])) continue;
+      }
+      kept.push(line);
+    }
+    return kept.join(eol);
+  }
+
   return {
     CallCore,
+    tidyFormats,
     sdpFingerprint,
     verificationCode,
     callCode,

@@ -67,6 +67,14 @@ class BidiPage {
     return this._url;
   }
 
+  /** Runs `fn` in every document this tab loads from now on, before the page's scripts. */
+  async addInitScript(fn) {
+    await this.firefox.send('script.addPreloadScript', {
+      functionDeclaration: fn.toString(),
+      contexts: [this.context],
+    });
+  }
+
   async goto(url) {
     this._url = url;
     await this.firefox.send('browsingContext.navigate', { context: this.context, url, wait: 'complete' });
@@ -110,15 +118,30 @@ class BidiPage {
 }
 
 /**
- * Launches headless Firefox with a fresh profile and connects over WebDriver BiDi.
- * Throws with Firefox's own output when it cannot be driven.
+ * Prefs for Firefox inside a network-lab home (a namespace with a veth): ICE on the home's
+ * interface (Firefox never gathers on `lo`), and camera and microphone on the lab's plain-http
+ * origin, which is not a secure context.
  */
-async function launchFirefox({ timeoutMs = 30000 } = {}) {
+const LAB_PREFS = {
+  'media.peerconnection.ice.loopback': null,
+  'media.peerconnection.ice.force_interface': null,
+  'media.devices.insecure.enabled': true,
+  'media.getusermedia.insecure.enabled': true,
+};
+
+/**
+ * Launches headless Firefox with a fresh profile and connects over WebDriver BiDi. `prefs`
+ * are merged over FIREFOX_PREFS (a `null` value drops one). Throws with Firefox's own output
+ * when it cannot be driven.
+ */
+async function launchFirefox({ timeoutMs = 30000, prefs = {} } = {}) {
   const WebSocket = require('ws');
   const bin = findFirefox();
   if (!bin) throw new Error(`no Firefox found (tried ${FIREFOX_CANDIDATES.join(', ')})`);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'duet-firefox-'));
-  const userJs = Object.entries(FIREFOX_PREFS)
+  const merged = { ...FIREFOX_PREFS, ...prefs };
+  const userJs = Object.entries(merged)
+    .filter(([, v]) => v !== null)
     .map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`)
     .join('\n');
   fs.writeFileSync(path.join(profile, 'user.js'), `${userJs}\n`);
@@ -198,4 +221,4 @@ async function launchFirefox({ timeoutMs = 30000 } = {}) {
   return firefox;
 }
 
-module.exports = { launchFirefox, findFirefox, FIREFOX_PREFS };
+module.exports = { launchFirefox, findFirefox, FIREFOX_PREFS, LAB_PREFS };

@@ -1,5 +1,5 @@
-// One Chromium peer for the network-lab benchmark (`call-bench lab`): run inside a home's
-// namespace with `ip netns exec NS node tests/browser/lab-peer.js …`, it opens the page that
+// One browser peer for the network lab (`call-bench lab`, the app's lab tests): run inside a
+// home's namespace with `ip netns exec NS node tests/browser/lab-peer.js …`, it opens the page that
 // `signal` serves on the lab's public host, joins the room, lets the call run for `--seconds`,
 // and prints one JSON line with getStats numbers once a second (`history`) and at the end
 // (`final`).
@@ -9,10 +9,15 @@
 // RTCPeerConnection the page makes and this script reads the raw getStats report.
 //
 // Usage: node lab-peer.js --url http://203.0.113.10:8080/?room=R&stun=203.0.113.10:3478
-//          --seconds 24 --y4m target/duet-pattern-320x240.y4m
+//          --seconds 24 --y4m target/duet-pattern-320x240.y4m [--browser chromium|firefox]
+//
+// Chromium (the default) is driven through playwright-core, with `--y4m` as its camera.
+// Firefox (Debian's firefox-esr) is driven over WebDriver BiDi (firefox.js) with its own fake
+// camera and microphone (it cannot play a Y4M file), ICE on the home's interface.
 'use strict';
 
 const lib = require('./lib');
+const { launchFirefox, LAB_PREFS } = require('./firefox');
 
 function parseArgs(argv) {
   const out = { seconds: 24 };
@@ -42,7 +47,12 @@ function keepPeerConnections() {
 async function sample() {
   const pcs = window.__labPcs || [];
   const pc = pcs[pcs.length - 1];
-  const out = { at: Date.now(), state: window.duet ? window.duet.state : null, connection: pc ? pc.connectionState : null };
+  const out = {
+    at: Date.now(),
+    state: window.duet ? window.duet.state : null,
+    offerer: window.duet ? window.duet.offerer : null,
+    connection: pc ? pc.connectionState : null,
+  };
   if (!pc) return out;
   let report;
   try {
@@ -85,9 +95,12 @@ async function sample() {
         frameHeight: s.frameHeight || 0,
         qualityLimitationReason: s.qualityLimitationReason || '',
         encoderImplementation: s.encoderImplementation || '',
+        codec: s.codecId && byId.get(s.codecId) ? byId.get(s.codecId).mimeType : null,
       };
     } else if (s.type === 'transport' && s.selectedCandidatePairId) {
       pairId = s.selectedCandidatePairId;
+    } else if (s.type === 'candidate-pair' && s.selected && !pairId) {
+      pairId = s.id; // Firefox marks the pair instead of naming it on a transport
     }
   });
   const pair = pairId && byId.get(pairId);
@@ -106,6 +119,39 @@ async function sample() {
   return out;
 }
 
+/** The page in Chromium: `drive(page)` runs with the page open; the browser is closed after. */
+async function withChromium(args, origin, drive) {
+  const browser = await lib.launchChromium({
+    args: [
+      ...(args.y4m ? [`--use-file-for-fake-video-capture=${args.y4m}`] : []),
+      `--unsafely-treat-insecure-origin-as-secure=${origin}`,
+    ],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
+    await context.addInitScript(keepPeerConnections);
+    const page = await context.newPage();
+    const consoleLines = [];
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+    return await drive(page, () => consoleLines, 'chromium');
+  } finally {
+    await lib.closeBrowser(browser);
+  }
+}
+
+/** The page in Firefox over WebDriver BiDi, like `withChromium`. */
+async function withFirefox(args, origin, drive) {
+  const firefox = await launchFirefox({ prefs: LAB_PREFS });
+  try {
+    const page = await firefox.newPage();
+    await page.addInitScript(keepPeerConnections);
+    return await drive(page, () => page.duetConsole, `firefox ${firefox.version}`);
+  } finally {
+    await firefox.close();
+  }
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const origin = new URL(args.url).origin;
@@ -115,21 +161,8 @@ async function main() {
     process.stdout.write(`${JSON.stringify({ ok: false, error: 'lab-peer timed out', started })}\n`);
     process.exit(2);
   }, (args.seconds + 40) * 1000);
-  const browser = await lib.launchChromium({
-    args: [
-      ...(args.y4m ? [`--use-file-for-fake-video-capture=${args.y4m}`] : []),
-      `--unsafely-treat-insecure-origin-as-secure=${origin}`,
-    ],
-  });
   const history = [];
-  let result;
-  try {
-    const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
-    await context.addInitScript(keepPeerConnections);
-    const page = await context.newPage();
-    const consoleLines = [];
-    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  const drive = async (page, consoleLines, browserName) => {
     const joined = Date.now();
     await page.goto(args.url, { timeout: 15000 });
     await page.waitForFunction(() => window.duet !== undefined, null, { timeout: 15000 });
@@ -141,18 +174,21 @@ async function main() {
     // The last sample with the inbound stream: the page drops its peer connection when the
     // other side leaves first.
     const last = [...history].reverse().find((s) => s.in) || history[history.length - 1] || {};
-    result = {
+    return {
       ok: Boolean(last.in && last.in.framesDecoded > 0),
+      browser: browserName,
       started,
       joined,
       final: last,
       history,
-      console: consoleLines.slice(-20),
+      console: consoleLines().slice(-20),
     };
+  };
+  let result;
+  try {
+    result = args.browser === 'firefox' ? await withFirefox(args, origin, drive) : await withChromium(args, origin, drive);
   } catch (e) {
     result = { ok: false, error: String(e && e.stack ? e.stack : e), started, history };
-  } finally {
-    await lib.closeBrowser(browser);
   }
   clearTimeout(guard);
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -122,3 +122,45 @@ test('the verification code matches the shared vectors', async () => {
   assert.equal(N.sdpFingerprint('v=0\r\n'), null);
   assert.equal(await N.callCode(sdp, 'v=0\r\n'), null);
 });
+
+test('tidyFormats drops per-format lines of payload types the m= line does not list', () => {
+  // Firefox 153 after setCodecPreferences: rtcp-fb for its dropped red (122) and ulpfec (123).
+  const sdp = [
+    'v=0',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 109',
+    'a=rtpmap:109 opus/48000/2',
+    'a=rtcp-fb:122 nack',
+    'm=video 9 UDP/TLS/RTP/SAVPF 120 121',
+    'a=fmtp:120 max-fs=12288',
+    'a=rtcp-fb:120 nack pli',
+    'a=rtcp-fb:123 nack',
+    'a=rtcp-fb:* ccm fir',
+    'a=rtpmap:120 VP8/90000',
+    'a=rtpmap:121 VP9/90000',
+    'a=rtpmap:122 red/90000',
+    'a=fmtp:123 x',
+    'a=mid:1',
+    '',
+  ].join('\r\n');
+  const tidy = N.tidyFormats(sdp);
+  assert.equal(
+    tidy,
+    [
+      'v=0',
+      'm=audio 9 UDP/TLS/RTP/SAVPF 109',
+      'a=rtpmap:109 opus/48000/2',
+      'm=video 9 UDP/TLS/RTP/SAVPF 120 121',
+      'a=fmtp:120 max-fs=12288',
+      'a=rtcp-fb:120 nack pli',
+      'a=rtcp-fb:* ccm fir',
+      'a=rtpmap:120 VP8/90000',
+      'a=rtpmap:121 VP9/90000',
+      'a=mid:1',
+      '',
+    ].join('\r\n'),
+  );
+  // Nothing to take out: unchanged, whatever the line endings; not a string: returned as is.
+  const clean = 'v=0\nm=video 9 RTP/SAVPF 96\na=rtpmap:96 VP8/90000\n';
+  assert.equal(N.tidyFormats(clean), clean);
+  assert.equal(N.tidyFormats(null), null);
+});

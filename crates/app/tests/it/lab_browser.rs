@@ -1,9 +1,13 @@
-//! The project's page in Chromium, in one home, calling `duet call` in another, through the
-//! network lab (Chromium runs inside the home's namespace; see `common::browser`).
+//! The project's page in Chromium and in Firefox, in one home, calling `duet call` (or the
+//! other browser) in another, through the network lab (the browsers run inside the homes'
+//! namespaces; see `common::browser`).
 
 use std::time::Duration;
 
-use crate::common::browser::{BrowserKit, BrowserRun, browser_kit, finish_browser, start_browser};
+use crate::common::browser::{
+    Browser, BrowserKit, BrowserRun, browser_kit, finish_browser, firefox_kit, start_browser,
+    start_page,
+};
 use crate::common::lab::{
     Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived, finish, signal_lab,
     start_bare_peer, summary,
@@ -132,4 +136,141 @@ fn with_udp_blocked_the_page_reaches_duet_over_turn_tcp() {
         local.starts_with("relay ") && local.contains(&SERVER_IP.to_string()),
         "with UDP blocked the page must relay through signal: {local} -> {remote}"
     );
+}
+
+/// Firefox in home `a` and `duet call` in home `b` (across cone NATs, signal's STUN), with
+/// Firefox seated first (it offers) or second (duet offers). Both sides decode ≥ 60 frames and
+/// hear each other; the codec in use is asserted to be one duet speaks, and printed. Firefox's
+/// fake camera is its own picture, not duet's pattern, so duet's check is frames decoded at
+/// the size Firefox sends, not pattern counters.
+fn firefox_calls_duet(firefox_first: bool) {
+    let Some(kit) = firefox_kit(&[SMALL]) else {
+        return;
+    };
+    let tag = if firefox_first { "ffoff" } else { "ffans" };
+    let Some(lab) = signal_lab(tag, Nat::Cone) else {
+        return;
+    };
+    let room = unique_room(tag);
+    let duet_options = PeerOptions {
+        room: &room,
+        tone: "tone:660",
+        seconds: 16,
+        extra: &[],
+    };
+    let (page, duet) = if firefox_first {
+        let page = start_page(&kit, Browser::Firefox, &lab.a, "a", &room, 20, SMALL, "");
+        // Firefox takes a few seconds to start; duet joins once the page is seated.
+        assert!(
+            lab.wait_rooms(1, Duration::from_secs(20)),
+            "Firefox never joined"
+        );
+        let duet = start_bare_peer(&lab.b, &lab.signal.signal_url(), "b", &duet_options);
+        (page, duet)
+    } else {
+        let duet = start_bare_peer(&lab.b, &lab.signal.signal_url(), "b", &duet_options);
+        assert!(
+            lab.wait_rooms(1, Duration::from_secs(20)),
+            "duet never joined"
+        );
+        let page = start_page(&kit, Browser::Firefox, &lab.a, "a", &room, 18, SMALL, "");
+        (page, duet)
+    };
+    let fb = finish(duet, Duration::from_secs(60));
+    let fa = finish_browser(page, Duration::from_secs(80));
+    eprintln!("{}", summary(&fb));
+    let (codec_in, codec_out) = fa.codecs();
+    eprintln!(
+        "{} ({}offerer): decoded {} frames in {codec_in}, sent {codec_out}; duet: {}",
+        fa.browser(),
+        if fa.offerer() == Some(true) {
+            ""
+        } else {
+            "not "
+        },
+        fa.frames_decoded(),
+        fb.stat_str("codecs"),
+    );
+    assert_eq!(
+        fa.offerer(),
+        Some(firefox_first),
+        "the page's role was not the one this test is for"
+    );
+    assert!(
+        fb.success,
+        "duet's call failed: {}\n{}",
+        fb.report["failure"], fb.output
+    );
+    assert!(
+        fb.stat("frames_decoded") >= 60.0
+            && fb.report["stats"]["recv_resolution"][0]
+                .as_f64()
+                .unwrap_or(0.0)
+                > 0.0,
+        "duet decoded too little of Firefox's video: {}",
+        fb.report["stats"]
+    );
+    assert!(fb.stat("audio_frames_played") >= 50.0, "duet heard nothing");
+    assert!(fa.frames_decoded() >= 60.0, "Firefox decoded too little");
+    // Firefox without its downloaded OpenH264 plugin has only VP8 in common with duet.
+    let spoken = ["video/VP8", "video/H264"];
+    assert!(
+        spoken.contains(&codec_in.as_str()) && spoken.contains(&codec_out.as_str()),
+        "codecs {codec_in} / {codec_out}"
+    );
+    let duet_received = fb.stat_str("video_codec_received");
+    assert_eq!(
+        duet_received,
+        if codec_out == "video/VP8" {
+            "VP8"
+        } else {
+            "H.264"
+        },
+        "duet decodes what Firefox sends"
+    );
+}
+
+#[test]
+fn firefox_offering_calls_duet() {
+    firefox_calls_duet(true);
+}
+
+#[test]
+fn duet_offering_calls_firefox() {
+    firefox_calls_duet(false);
+}
+
+/// Firefox in one home and Chromium in the other, both on the page `signal` serves, across
+/// cone NATs: each decodes ≥ 60 frames of the other.
+#[test]
+fn firefox_and_chromium_call_through_signals_page() {
+    let Some(kit) = firefox_kit(&[SMALL]) else {
+        return;
+    };
+    let Some(lab) = signal_lab("ffch", Nat::Cone) else {
+        return;
+    };
+    let room = unique_room("ffch");
+    let firefox = start_page(&kit, Browser::Firefox, &lab.a, "a", &room, 20, SMALL, "");
+    assert!(
+        lab.wait_rooms(1, Duration::from_secs(20)),
+        "Firefox never joined"
+    );
+    let chromium = start_page(&kit, Browser::Chromium, &lab.b, "b", &room, 14, SMALL, "");
+    let fc = finish_browser(chromium, Duration::from_secs(60));
+    let ff = finish_browser(firefox, Duration::from_secs(80));
+    for run in [&ff, &fc] {
+        let (codec_in, codec_out) = run.codecs();
+        eprintln!(
+            "{}: decoded {} frames in {codec_in}, sent {codec_out}, pair {:?}",
+            run.browser(),
+            run.frames_decoded(),
+            run.pair()
+        );
+        assert!(
+            run.frames_decoded() >= 60.0,
+            "{} decoded too little",
+            run.name
+        );
+    }
 }

@@ -1,6 +1,8 @@
-//! Chromium in the network lab: the project's page, opened by `tests/browser/lab-peer.js`
-//! inside a home's namespace, with duet's test pattern as its fake camera. It prints one JSON
-//! line at the end with getStats samples once a second (`history`) and the last one (`final`).
+//! Browsers in the network lab: the project's page, opened by `tests/browser/lab-peer.js`
+//! inside a home's namespace, in Chromium (duet's test pattern as its fake camera) or Firefox
+//! (its own fake camera; ICE on the home's interface, which it needs: it never gathers on
+//! loopback). It prints one JSON line at the end with getStats samples once a second
+//! (`history`) and the last one (`final`).
 //!
 //! What it needs (Chromium, node, `npm ci` in tests/browser, the pattern files) is installed by
 //! `scripts/browser-deps.sh`, which `scripts/test.sh` runs before `cargo test` and then sets
@@ -24,8 +26,24 @@ pub struct BrowserKit {
 /// The kit, or `None` (after a loud message) where it is not installed, unless
 /// `DUET_REQUIRE_BROWSER=1` makes that a failure.
 pub fn browser_kit(y4m: &[&str]) -> Option<BrowserKit> {
+    kit(y4m, false)
+}
+
+/// The kit with Firefox too (Debian's firefox-esr), as [`browser_kit`].
+pub fn firefox_kit(y4m: &[&str]) -> Option<BrowserKit> {
+    kit(y4m, true)
+}
+
+fn kit(y4m: &[&str], firefox: bool) -> Option<BrowserKit> {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
     let mut missing = Vec::new();
+    if firefox
+        && !["/usr/bin/firefox-esr", "/usr/bin/firefox"]
+            .iter()
+            .any(|p| Path::new(p).exists())
+    {
+        missing.push("firefox-esr".to_owned());
+    }
     if !browser_dir.join("node_modules/playwright-core").is_dir() {
         missing.push("tests/browser/node_modules (npm ci)".to_owned());
     }
@@ -63,7 +81,14 @@ pub fn pattern_file(name: &str) -> PathBuf {
     target_dir().join(name)
 }
 
-/// A Chromium page in a home, and where its JSON line goes.
+/// Which browser a lab peer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Browser {
+    Chromium,
+    Firefox,
+}
+
+/// A browser page in a home, and where its JSON line goes.
 pub struct BrowserPeer {
     name: String,
     child: Child,
@@ -82,7 +107,35 @@ pub fn start_browser(
     y4m: &str,
     query: &str,
 ) -> BrowserPeer {
-    let out = target_dir().join(format!("lab-{room}-{name}-chromium.json"));
+    start_page(
+        kit,
+        Browser::Chromium,
+        home,
+        name,
+        room,
+        seconds,
+        y4m,
+        query,
+    )
+}
+
+/// [`start_browser`] in either browser (Firefox ignores `y4m`: it has its own fake camera).
+#[allow(clippy::too_many_arguments)]
+pub fn start_page(
+    kit: &BrowserKit,
+    browser: Browser,
+    home: &Home,
+    name: &str,
+    room: &str,
+    seconds: u32,
+    y4m: &str,
+    query: &str,
+) -> BrowserPeer {
+    let which = match browser {
+        Browser::Chromium => "chromium",
+        Browser::Firefox => "firefox",
+    };
+    let out = target_dir().join(format!("lab-{room}-{name}-{which}.json"));
     let stdout = std::fs::File::create(&out).expect("browser output file");
     let url = format!("http://{SERVER_IP}:{SIGNAL_PORT}/?room={room}{query}");
     let child = home
@@ -90,6 +143,7 @@ pub fn start_browser(
         .command("node")
         .arg(&kit.lab_peer_js)
         .args(["--url", &url, "--seconds", &seconds.to_string()])
+        .args(["--browser", which])
         .arg("--y4m")
         .arg(pattern_file(y4m))
         .stdout(stdout)
@@ -116,6 +170,23 @@ impl BrowserRun {
         self.report["final"]["in"]["framesDecoded"]
             .as_f64()
             .unwrap_or(0.0)
+    }
+
+    /// The codec of the video the page received and of the video it sent (MIME types).
+    pub fn codecs(&self) -> (String, String) {
+        let f = &self.report["final"];
+        let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+        (s(&f["in"]["codec"]), s(&f["out"]["codec"]))
+    }
+
+    /// Whether the page was the offerer (`None` if it never knew).
+    pub fn offerer(&self) -> Option<bool> {
+        self.report["final"]["offerer"].as_bool()
+    }
+
+    /// The browser and its version, as lab-peer.js reported them.
+    pub fn browser(&self) -> String {
+        self.report["browser"].as_str().unwrap_or("").to_owned()
     }
 
     /// The selected candidate pair, `(local, remote)`, as `"type address:port"`.

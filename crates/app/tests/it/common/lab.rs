@@ -171,12 +171,42 @@ pub struct SignalLab {
     pub a: Home,
     pub b: Home,
     pub signal: SignalBinary,
-    _host: Host,
+    host: Host,
     _lab: Lab,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 impl SignalLab {
+    /// Waits until signal counts `rooms` rooms with a member (its `GET /metrics`, asked from
+    /// the public host): how a test knows the first peer is seated, and so offers.
+    pub fn wait_rooms(&self, rooms: u64, timeout: Duration) -> bool {
+        use std::io::{Read, Write};
+        let count = || -> Option<u64> {
+            self.host
+                .run(|| {
+                    let mut s = std::net::TcpStream::connect((SERVER_IP, SIGNAL_PORT)).ok()?;
+                    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+                        .ok()?;
+                    let mut text = String::new();
+                    s.read_to_string(&mut text).ok()?;
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("signal_rooms "))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .ok()
+                .flatten()
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if count() == Some(rooms) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     /// `duet call` in both homes for `seconds`, with no ICE servers of their own (only what
     /// signal hands out), in a fresh room named after `tag`; what each reported.
     pub fn call(&self, tag: &str, seconds: u32) -> (Finished, Finished) {
@@ -207,7 +237,7 @@ pub fn signal_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
         a,
         b,
         signal,
-        _host: host,
+        host,
         _lab: lab,
         _one_at_a_time: one_at_a_time,
     })

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use crate::common::browser::{
-    Browser, BrowserKit, BrowserRun, browser_kit, finish_browser, firefox_kit, start_browser,
-    start_page,
+    Browser, BrowserKit, BrowserRun, browser_kit, finish_browser, firefox_kit, start_page,
 };
 use crate::common::lab::{
     Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived, finish, signal_lab,
@@ -22,7 +21,7 @@ const LARGE: &str = "duet-pattern-640x360.y4m";
 /// reported, after printing it.
 fn page_calls_duet(kit: &BrowserKit, lab: &SignalLab, tag: &str) -> (Finished, BrowserRun) {
     let room = unique_room(tag);
-    let page = start_browser(kit, &lab.a, "a", &room, 14, SMALL, "");
+    let page = start_page(kit, Browser::Chromium, &lab.a, "a", &room, 14, SMALL, "");
     let duet = start_bare_peer(
         &lab.b,
         &lab.signal.signal_url(),
@@ -82,7 +81,7 @@ fn chromium_sending_to_duet_passes_a_megabit_within_10_s() {
     };
     let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
     let room = unique_room("brbw");
-    let page = start_browser(&kit, a, "a", &room, 16, LARGE, "");
+    let page = start_page(&kit, Browser::Chromium, a, "a", &room, 16, LARGE, "");
     let duet = start_bare_peer(
         b,
         &signal.signal_url(),

@@ -95,31 +95,9 @@ pub struct BrowserPeer {
     out: PathBuf,
 }
 
-/// Opens the page `signal` serves on the lab's public host in `home`, in `room`, for
-/// `seconds`, with `y4m` (a [`pattern_file`] name) as the camera. `query` is appended to the
-/// page's URL (for example `&stun=…`).
-pub fn start_browser(
-    kit: &BrowserKit,
-    home: &Home,
-    name: &str,
-    room: &str,
-    seconds: u32,
-    y4m: &str,
-    query: &str,
-) -> BrowserPeer {
-    start_page(
-        kit,
-        Browser::Chromium,
-        home,
-        name,
-        room,
-        seconds,
-        y4m,
-        query,
-    )
-}
-
-/// [`start_browser`] in either browser (Firefox ignores `y4m`: it has its own fake camera).
+/// Opens the page `signal` serves on the lab's public host in `home`, in `browser`, in
+/// `room`, for `seconds`, with `y4m` (a [`pattern_file`] name) as Chromium's camera (Firefox
+/// has its own fake camera). `query` is appended to the page's URL (for example `&stun=…`).
 #[allow(clippy::too_many_arguments)]
 pub fn start_page(
     kit: &BrowserKit,

@@ -51,6 +51,8 @@ async function sample() {
     at: Date.now(),
     state: window.duet ? window.duet.state : null,
     offerer: window.duet ? window.duet.offerer : null,
+    // Epoch ms: joinSent, ready, connected, firstFrameDecoded, firstFramePresented.
+    timings: window.duet ? window.duet.timings : null,
     connection: pc ? pc.connectionState : null,
   };
   if (!pc) return out;

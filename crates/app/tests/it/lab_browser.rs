@@ -100,8 +100,16 @@ fn chromium_sending_to_duet_passes_a_megabit_within_10_s() {
     let kbit: Vec<String> = rates.iter().map(|r| format!("{:.0}", r / 1000.0)).collect();
     let (local, remote) = fa.pair();
     eprintln!(
-        "{}: pair {local} -> {remote}; video sent per second after connecting, kbit/s: {}",
-        fa.name,
+        "{} ({}offerer): pair {local} -> {remote}, setup {:?} ms; duet setup {} ms; video sent \
+         per second after connecting, kbit/s: {}",
+        fa.browser(),
+        if fa.offerer() == Some(true) {
+            ""
+        } else {
+            "not "
+        },
+        fa.setup_ms(),
+        fb.stat("setup_ms"),
         kbit.join(" ")
     );
     assert!(fb.success, "duet's side failed: {}", fb.output);
@@ -180,7 +188,8 @@ fn firefox_calls_duet(firefox_first: bool) {
     eprintln!("{}", summary(&fb));
     let (codec_in, codec_out) = fa.codecs();
     eprintln!(
-        "{} ({}offerer): decoded {} frames in {codec_in}, sent {codec_out}; duet: {}",
+        "{} ({}offerer): decoded {} frames in {codec_in}, sent {codec_out}, setup {:?} ms; \
+         duet: {}, setup {} ms",
         fa.browser(),
         if fa.offerer() == Some(true) {
             ""
@@ -188,7 +197,9 @@ fn firefox_calls_duet(firefox_first: bool) {
             "not "
         },
         fa.frames_decoded(),
+        fa.setup_ms(),
         fb.stat_str("codecs"),
+        fb.stat("setup_ms"),
     );
     assert_eq!(
         fa.offerer(),
@@ -261,9 +272,16 @@ fn firefox_and_chromium_call_through_signals_page() {
     for run in [&ff, &fc] {
         let (codec_in, codec_out) = run.codecs();
         eprintln!(
-            "{}: decoded {} frames in {codec_in}, sent {codec_out}, pair {:?}",
+            "{} ({}offerer): decoded {} frames in {codec_in}, sent {codec_out}, setup {:?} ms, \
+             pair {:?}",
             run.browser(),
+            if run.offerer() == Some(true) {
+                ""
+            } else {
+                "not "
+            },
             run.frames_decoded(),
+            run.setup_ms(),
             run.pair()
         );
         assert!(

@@ -16,8 +16,20 @@ const SETTLED_S: f64 = 6.0;
 
 #[test]
 fn one_megabit_cap_adapts_without_freezes() {
+    one_megabit_cap("cap", &[]);
+}
+
+/// The same in VP8 (`--video-codecs vp8` on both sides): the congestion controller drives the
+/// VP8 encoder's rate as it does H.264's.
+#[test]
+fn one_megabit_cap_adapts_in_vp8_too() {
+    one_megabit_cap("capvp8", &["--video-codecs", "vp8"]);
+}
+
+fn one_megabit_cap(tag: &str, extra: &[&str]) {
     // 640×480 would use 1.5 Mbit/s: more than the link carries.
-    let Some((a, b)) = call_between_homes("cap", Nat::Cone, 20, &["--size", "640x480"], |a, b| {
+    let args = [&["--size", "640x480"], extra].concat();
+    let Some((a, b)) = call_between_homes(tag, Nat::Cone, 20, &args, |a, b| {
         a.set_rate_kbit(Some(1000)).expect("cap a");
         b.set_rate_kbit(Some(1000)).expect("cap b");
     }) else {
@@ -25,6 +37,7 @@ fn one_megabit_cap_adapts_without_freezes() {
     };
     for f in [&a, &b] {
         eprintln!("{}", summary(f));
+        assert_codec(f, extra);
         assert_pictures_arrived(f, 150.0);
         // Congestion control probes above the link now and then (an AIMD); what it settles
         // on, the median after 10 s, is within the cap.
@@ -53,7 +66,30 @@ fn one_megabit_cap_adapts_without_freezes() {
 
 #[test]
 fn three_percent_loss_each_way_keeps_video_smooth() {
-    let Some((a, b)) = call_between_homes("loss", Nat::Cone, 20, &[], |a, _| {
+    three_percent_loss("loss", &[]);
+}
+
+/// The same in VP8: NACK retransmissions fill the holes and lost frames cost a keyframe on
+/// PLI, as with H.264.
+#[test]
+fn three_percent_loss_each_way_keeps_vp8_smooth_too() {
+    three_percent_loss("lossvp8", &["--video-codecs", "vp8"]);
+}
+
+/// Asserts the call used the codec the `--video-codecs` flag in `extra` asks for (H.264 when
+/// none).
+fn assert_codec(f: &crate::common::lab::Finished, extra: &[&str]) {
+    let want = if extra.contains(&"vp8") {
+        "VP8"
+    } else {
+        "H.264"
+    };
+    assert_eq!(f.stat_str("video_codec_sent"), want, "{}", f.name);
+    assert_eq!(f.stat_str("video_codec_received"), want, "{}", f.name);
+}
+
+fn three_percent_loss(tag: &str, extra: &[&str]) {
+    let Some((a, b)) = call_between_homes(tag, Nat::Cone, 20, extra, |a, _| {
         // Home A's link loses 3 % each way; B's is clean: each direction loses 3 %.
         a.set_loss_permille(30, 30).expect("loss");
     }) else {
@@ -61,6 +97,7 @@ fn three_percent_loss_each_way_keeps_video_smooth() {
     };
     for f in [&a, &b] {
         eprintln!("{}", summary(f));
+        assert_codec(f, extra);
         assert_pictures_arrived(f, 200.0);
         let fps = fps_after(f, SETTLED_S);
         assert!(fps >= 20.0, "{}: only {fps:.1} fps at 3 % loss", f.name);

@@ -157,6 +157,13 @@ impl BrowserRun {
         (s(&f["in"]["codec"]), s(&f["out"]["codec"]))
     }
 
+    /// Call setup as the page saw it: `ready` from the server to its first decoded remote
+    /// frame, ms (`None` if either is missing).
+    pub fn setup_ms(&self) -> Option<f64> {
+        let t = &self.report["final"]["timings"];
+        Some(t["firstFrameDecoded"].as_f64()? - t["ready"].as_f64()?)
+    }
+
     /// Whether the page was the offerer (`None` if it never knew).
     pub fn offerer(&self) -> Option<bool> {
         self.report["final"]["offerer"].as_bool()

@@ -715,11 +715,16 @@
     return `${pad(Math.floor(code / 1000))} ${pad(code % 1000)}`;
   }
 
-  /** The code of a call from its local and remote SDP; null until both carry a fingerprint. */
+  /**
+   * The code of a call from its local and remote SDP; null until both carry a fingerprint, and
+   * null where WebCrypto is missing (a page on plain http other than localhost is not a secure
+   * context: browsers then have no `crypto.subtle`, and no camera either).
+   */
   async function callCode(localSdp, remoteSdp) {
     const a = sdpFingerprint(localSdp);
     const b = sdpFingerprint(remoteSdp);
-    return a && b ? verificationCode(a, b) : null;
+    if (!a || !b || !(globalThis.crypto && globalThis.crypto.subtle)) return null;
+    return verificationCode(a, b);
   }
 
   /**

@@ -119,14 +119,17 @@ class BidiPage {
 
 /**
  * Prefs for Firefox inside a network-lab home (a namespace with a veth): ICE on the home's
- * interface (Firefox never gathers on `lo`), and camera and microphone on the lab's plain-http
- * origin, which is not a secure context.
+ * interface (Firefox never gathers on `lo`), and camera, microphone and WebCrypto on the lab's
+ * plain-http origin, which is not a secure context otherwise.
  */
 const LAB_PREFS = {
   'media.peerconnection.ice.loopback': null,
   'media.peerconnection.ice.force_interface': null,
   'media.devices.insecure.enabled': true,
   'media.getusermedia.insecure.enabled': true,
+  // The lab's signal host counts as a secure context (WebCrypto for the verification code),
+  // as Chromium's --unsafely-treat-insecure-origin-as-secure does in lab-peer.js.
+  'dom.securecontext.allowlist': '203.0.113.10',
 };
 
 /**

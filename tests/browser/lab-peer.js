@@ -30,19 +30,6 @@ function parseArgs(argv) {
   return out;
 }
 
-/** Runs in the page before its scripts: remembers the page's peer connections. */
-function keepPeerConnections() {
-  const Native = window.RTCPeerConnection;
-  window.__labPcs = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Native(...args);
-    window.__labPcs.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Native.prototype;
-  Object.setPrototypeOf(window.RTCPeerConnection, Native);
-}
-
 /** Runs in the page: the numbers of the newest peer connection's getStats report. */
 async function sample() {
   const pcs = window.__labPcs || [];
@@ -99,6 +86,8 @@ async function sample() {
         encoderImplementation: s.encoderImplementation || '',
         codec: s.codecId && byId.get(s.codecId) ? byId.get(s.codecId).mimeType : null,
       };
+    } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      out.audioIn = { packetsReceived: s.packetsReceived || 0, bytesReceived: s.bytesReceived || 0 };
     } else if (s.type === 'transport' && s.selectedCandidatePairId) {
       pairId = s.selectedCandidatePairId;
     } else if (s.type === 'candidate-pair' && s.selected && !pairId) {
@@ -131,7 +120,7 @@ async function withChromium(args, origin, drive) {
   });
   try {
     const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
-    await context.addInitScript(keepPeerConnections);
+    await context.addInitScript(lib.keepPeerConnections);
     const page = await context.newPage();
     const consoleLines = [];
     page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
@@ -147,7 +136,7 @@ async function withFirefox(args, origin, drive) {
   const firefox = await launchFirefox({ prefs: LAB_PREFS });
   try {
     const page = await firefox.newPage();
-    await page.addInitScript(keepPeerConnections);
+    await page.addInitScript(lib.keepPeerConnections);
     return await drive(page, () => page.duetConsole, `firefox ${firefox.version}`);
   } finally {
     await firefox.close();
@@ -158,11 +147,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const origin = new URL(args.url).origin;
   const started = Date.now();
-  // A hard stop, whatever happens in the browser.
-  const guard = setTimeout(() => {
-    process.stdout.write(`${JSON.stringify({ ok: false, error: 'lab-peer timed out', started })}\n`);
-    process.exit(2);
-  }, (args.seconds + 40) * 1000);
+  const guard = lib.hardStop('lab-peer', args.seconds + 40, started);
   const history = [];
   const drive = async (page, consoleLines, browserName) => {
     const joined = Date.now();

@@ -246,8 +246,38 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/**
+ * An init script (runs in the page before its own scripts): keeps every RTCPeerConnection the
+ * page makes in `window.__labPcs`, so a test can read raw getStats or the senders' tracks.
+ */
+function keepPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  window.__labPcs = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    window.__labPcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Native);
+}
+
+/**
+ * A hard stop for a lab script, whatever happens in the browser: after `seconds` it prints
+ * `{ ok: false, error: '<what> timed out' }` as its JSON line and exits 2. Clear the returned
+ * timer when done.
+ */
+function hardStop(what, seconds, started) {
+  return setTimeout(() => {
+    process.stdout.write(`${JSON.stringify({ ok: false, error: `${what} timed out`, started })}\n`);
+    process.exit(2);
+  }, seconds * 1000);
+}
+
 module.exports = {
   REPO,
+  keepPeerConnections,
+  hardStop,
   SIGNAL_BIN,
   CHROMIUM,
   CHROMIUM_BASE_ARGS,

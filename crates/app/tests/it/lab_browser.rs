@@ -22,17 +22,7 @@ const LARGE: &str = "duet-pattern-640x360.y4m";
 fn page_calls_duet(kit: &BrowserKit, lab: &SignalLab, tag: &str) -> (Finished, BrowserRun) {
     let room = unique_room(tag);
     let page = start_page(kit, Browser::Chromium, &lab.a, "a", &room, 14, SMALL, "");
-    let duet = start_bare_peer(
-        &lab.b,
-        &lab.signal.signal_url(),
-        "b",
-        &PeerOptions {
-            room: &room,
-            tone: "tone:660",
-            seconds: 12,
-            extra: &[],
-        },
-    );
+    let duet = lab.duet_in_b(&room, 12);
     let fb = finish(duet, Duration::from_secs(45));
     let fa = finish_browser(page, Duration::from_secs(60));
     eprintln!("{}", summary(&fb));
@@ -159,12 +149,7 @@ fn firefox_calls_duet(firefox_first: bool) {
         return;
     };
     let room = unique_room(tag);
-    let duet_options = PeerOptions {
-        room: &room,
-        tone: "tone:660",
-        seconds: 16,
-        extra: &[],
-    };
+
     let (page, duet) = if firefox_first {
         let page = start_page(&kit, Browser::Firefox, &lab.a, "a", &room, 20, SMALL, "");
         // Firefox takes a few seconds to start; duet joins once the page is seated.
@@ -172,10 +157,10 @@ fn firefox_calls_duet(firefox_first: bool) {
             lab.wait_rooms(1, Duration::from_secs(20)),
             "Firefox never joined"
         );
-        let duet = start_bare_peer(&lab.b, &lab.signal.signal_url(), "b", &duet_options);
+        let duet = lab.duet_in_b(&room, 16);
         (page, duet)
     } else {
-        let duet = start_bare_peer(&lab.b, &lab.signal.signal_url(), "b", &duet_options);
+        let duet = lab.duet_in_b(&room, 16);
         assert!(
             lab.wait_rooms(1, Duration::from_secs(20)),
             "duet never joined"
@@ -222,6 +207,11 @@ fn firefox_calls_duet(firefox_first: bool) {
     );
     assert!(fb.stat("audio_frames_played") >= 50.0, "duet heard nothing");
     assert!(fa.frames_decoded() >= 60.0, "Firefox decoded too little");
+    assert!(
+        fa.audio_packets_received() >= 100.0,
+        "Firefox received {} audio packets",
+        fa.audio_packets_received()
+    );
     // Firefox without its downloaded OpenH264 plugin has only VP8 in common with duet.
     let spoken = ["video/VP8", "video/H264"];
     assert!(

@@ -5,6 +5,7 @@ mod common;
 mod echo_call;
 mod lab_browser;
 mod lab_cone_nat;
+mod lab_firefox_ui;
 mod lab_link_quality;
 mod lab_network_change;
 mod lab_signal_restart;

@@ -23,6 +23,11 @@ pub struct BrowserKit {
     lab_peer_js: PathBuf,
 }
 
+/// Where the lab's browser scripts are.
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
 /// The kit, or `None` (after a loud message) where it is not installed, unless
 /// `DUET_REQUIRE_BROWSER=1` makes that a failure.
 pub fn browser_kit(y4m: &[&str]) -> Option<BrowserKit> {
@@ -35,7 +40,7 @@ pub fn firefox_kit(y4m: &[&str]) -> Option<BrowserKit> {
 }
 
 fn kit(y4m: &[&str], firefox: bool) -> Option<BrowserKit> {
-    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let browser_dir = browser_dir();
     let mut missing = Vec::new();
     if firefox
         && !["/usr/bin/firefox-esr", "/usr/bin/firefox"]
@@ -136,6 +141,30 @@ pub fn start_page(
     }
 }
 
+/// `tests/browser/lab-ui.js` in `home`: Firefox walks through the page's controls in `room`
+/// while the other peer stays about `peer_leaves_after` seconds; [`finish_browser`] reads its
+/// report (`steps`).
+pub fn start_ui_walk(home: &Home, room: &str, peer_leaves_after: u32) -> BrowserPeer {
+    let out = target_dir().join(format!("lab-{room}-firefox-ui.json"));
+    let url = format!("http://{SERVER_IP}:{SIGNAL_PORT}/?room={room}");
+    let child = home
+        .host()
+        .command("node")
+        .arg(browser_dir().join("lab-ui.js"))
+        .args(["--url", &url])
+        .args(["--peer-leaves-after", &peer_leaves_after.to_string()])
+        .stdout(std::fs::File::create(&out).expect("browser output file"))
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("node starts in the lab");
+    BrowserPeer {
+        name: "firefox-ui".to_owned(),
+        child,
+        out,
+    }
+}
+
 /// What a browser peer reported.
 pub struct BrowserRun {
     pub name: String,
@@ -162,6 +191,13 @@ impl BrowserRun {
     pub fn setup_ms(&self) -> Option<f64> {
         let t = &self.report["final"]["timings"];
         Some(t["firstFrameDecoded"].as_f64()? - t["ready"].as_f64()?)
+    }
+
+    /// Audio packets the page received (its last sample with an inbound stream).
+    pub fn audio_packets_received(&self) -> f64 {
+        self.report["final"]["audioIn"]["packetsReceived"]
+            .as_f64()
+            .unwrap_or(0.0)
     }
 
     /// Whether the page was the offerer (`None` if it never knew).

@@ -177,6 +177,22 @@ pub struct SignalLab {
 }
 
 impl SignalLab {
+    /// `duet call` in home `b` for `seconds` in `room` (the test pattern, a 660 Hz tone), with
+    /// only the ICE servers signal hands out.
+    pub fn duet_in_b(&self, room: &str, seconds: u32) -> Peer {
+        start_bare_peer(
+            &self.b,
+            &self.signal.signal_url(),
+            "b",
+            &PeerOptions {
+                room,
+                tone: "tone:660",
+                seconds,
+                extra: &[],
+            },
+        )
+    }
+
     /// Waits until signal counts `rooms` rooms with a member (its `GET /metrics`, asked from
     /// the public host): how a test knows the first peer is seated, and so offers.
     pub fn wait_rooms(&self, rooms: u64, timeout: Duration) -> bool {

@@ -9,11 +9,13 @@
 // RTCPeerConnection the page makes and this script reads the raw getStats report.
 //
 // Usage: node lab-peer.js --url http://203.0.113.10:8080/?room=R&stun=203.0.113.10:3478
-//          --seconds 24 --y4m target/duet-pattern-320x240.y4m [--browser chromium|firefox]
+//          --seconds 24 --y4m target/duet-pattern-320x240.y4m
+//          [--browser chromium|firefox|firefox-media-blocked]
 //
 // Chromium (the default) is driven through playwright-core, with `--y4m` as its camera.
 // Firefox (Debian's firefox-esr) is driven over WebDriver BiDi (firefox.js) with its own fake
-// camera and microphone (it cannot play a Y4M file), ICE on the home's interface.
+// camera and microphone (it cannot play a Y4M file), ICE on the home's interface;
+// `firefox-media-blocked` refuses the page camera and microphone, as a person clicking "Block".
 'use strict';
 
 const lib = require('./lib');
@@ -40,6 +42,9 @@ async function sample() {
     offerer: window.duet ? window.duet.offerer : null,
     // Epoch ms: joinSent, ready, connected, firstFrameDecoded, firstFramePresented.
     timings: window.duet ? window.duet.timings : null,
+    notice: window.duet ? window.duet.notice : null,
+    // How often the page reached the signal server (more than once: it reconnected).
+    serverConnects: window.duet ? window.duet.events.filter((e) => e.what === 'server connected').length : 0,
     connection: pc ? pc.connectionState : null,
   };
   if (!pc) return out;
@@ -131,9 +136,16 @@ async function withChromium(args, origin, drive) {
   }
 }
 
+/** Prefs that refuse camera and microphone without a prompt ("Block"). */
+const BLOCK_MEDIA = {
+  'media.navigator.permission.disabled': false,
+  'permissions.default.camera': 2,
+  'permissions.default.microphone': 2,
+};
+
 /** The page in Firefox over WebDriver BiDi, like `withChromium`. */
-async function withFirefox(args, origin, drive) {
-  const firefox = await launchFirefox({ prefs: LAB_PREFS });
+async function withFirefox(args, origin, drive, blocked) {
+  const firefox = await launchFirefox({ prefs: { ...LAB_PREFS, ...(blocked ? BLOCK_MEDIA : {}) } });
   try {
     const page = await firefox.newPage();
     await page.addInitScript(lib.keepPeerConnections);
@@ -173,7 +185,9 @@ async function main() {
   };
   let result;
   try {
-    result = args.browser === 'firefox' ? await withFirefox(args, origin, drive) : await withChromium(args, origin, drive);
+    result = args.browser && args.browser.startsWith('firefox')
+      ? await withFirefox(args, origin, drive, args.browser === 'firefox-media-blocked')
+      : await withChromium(args, origin, drive);
   } catch (e) {
     result = { ok: false, error: String(e && e.stack ? e.stack : e), started, history };
   }

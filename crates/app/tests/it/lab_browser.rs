@@ -281,3 +281,119 @@ fn firefox_and_chromium_call_through_signals_page() {
         );
     }
 }
+
+/// Firefox with camera and microphone refused (as a person clicking "Block"): the page says so,
+/// joins to watch and listen, and decodes duet's video.
+#[test]
+fn firefox_with_camera_and_microphone_blocked_still_joins_to_watch() {
+    let Some(kit) = firefox_kit(&[SMALL]) else {
+        return;
+    };
+    let Some(lab) = signal_lab("ffdeny", Nat::Cone) else {
+        return;
+    };
+    let room = unique_room("ffdeny");
+    let page = start_page(
+        &kit,
+        Browser::FirefoxMediaBlocked,
+        &lab.a,
+        "a",
+        &room,
+        16,
+        SMALL,
+        "",
+    );
+    assert!(
+        lab.wait_rooms(1, Duration::from_secs(20)),
+        "Firefox never joined"
+    );
+    let duet = lab.duet_in_b(&room, 12);
+    let fb = finish(duet, Duration::from_secs(45));
+    let fa = finish_browser(page, Duration::from_secs(80));
+    let notice = fa.report["final"]["notice"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    eprintln!(
+        "{}: decoded {} frames, notice {notice:?}; duet decoded {}",
+        fa.browser(),
+        fa.frames_decoded(),
+        fb.stat("frames_decoded")
+    );
+    assert!(
+        notice.contains("Camera and microphone access was blocked"),
+        "the page did not say why it has no camera: {notice:?}"
+    );
+    assert!(fa.frames_decoded() >= 60.0, "Firefox decoded too little");
+    assert!(
+        fa.audio_packets_received() >= 100.0,
+        "Firefox heard nothing"
+    );
+    assert_eq!(
+        fb.stat("frames_decoded"),
+        0.0,
+        "duet got video from a blocked camera"
+    );
+}
+
+/// The signal server restarts while Firefox and duet are in a call: the page reconnects and
+/// joins again by itself, and its video never stops (media goes peer to peer).
+#[test]
+fn firefox_keeps_its_call_through_a_signal_restart() {
+    let Some(kit) = firefox_kit(&[SMALL]) else {
+        return;
+    };
+    let Some(mut lab) = signal_lab("ffrestart", Nat::Cone) else {
+        return;
+    };
+    let room = unique_room("ffrestart");
+    let page = start_page(&kit, Browser::Firefox, &lab.a, "a", &room, 24, SMALL, "");
+    assert!(
+        lab.wait_rooms(1, Duration::from_secs(20)),
+        "Firefox never joined"
+    );
+    let duet = lab.duet_in_b(&room, 18);
+    std::thread::sleep(Duration::from_secs(8));
+    let restart_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64);
+    lab.restart_signal(Duration::from_secs(1));
+    let fb = finish(duet, Duration::from_secs(50));
+    let fa = finish_browser(page, Duration::from_secs(80));
+    eprintln!("{}", summary(&fb));
+    // Frames decoded by the page before the restart and 5 s after it.
+    let history = fa.report["history"].as_array().cloned().unwrap_or_default();
+    let decoded_at = |t: f64| {
+        history
+            .iter()
+            .filter(|s| s["at"].as_f64().unwrap_or(0.0) <= t)
+            .filter_map(|s| s["in"]["framesDecoded"].as_f64())
+            .next_back()
+            .unwrap_or(0.0)
+    };
+    let (before, after) = (decoded_at(restart_at), decoded_at(restart_at + 5000.0));
+    let connects = fa.report["final"]["serverConnects"].as_f64().unwrap_or(0.0);
+    eprintln!(
+        "{}: {before} frames decoded at the restart, {after} 5 s later; reached the server \
+         {connects} times",
+        fa.browser()
+    );
+    assert!(
+        before >= 30.0,
+        "the call was not running before the restart"
+    );
+    assert!(
+        after >= before + 100.0,
+        "the video stalled across the restart: {before} -> {after}"
+    );
+    assert!(
+        connects >= 2.0,
+        "the page never reconnected to the restarted server"
+    );
+    assert!(fb.success, "duet's call failed: {}", fb.output);
+    assert!(
+        fb.stat("frames_decoded") >= 300.0,
+        "duet decoded too little of Firefox's video: {}",
+        fb.report["stats"]
+    );
+}

@@ -91,6 +91,8 @@ pub fn pattern_file(name: &str) -> PathBuf {
 pub enum Browser {
     Chromium,
     Firefox,
+    /// Firefox refusing the page camera and microphone (a person who clicked "Block").
+    FirefoxMediaBlocked,
 }
 
 /// A browser page in a home, and where its JSON line goes.
@@ -117,6 +119,7 @@ pub fn start_page(
     let which = match browser {
         Browser::Chromium => "chromium",
         Browser::Firefox => "firefox",
+        Browser::FirefoxMediaBlocked => "firefox-media-blocked",
     };
     let out = target_dir().join(format!("lab-{room}-{name}-{which}.json"));
     let stdout = std::fs::File::create(&out).expect("browser output file");

@@ -116,7 +116,7 @@ pub fn servers(lab: &Lab) -> Servers {
 /// [`SERVER_IP`]:3478 (relaying allowed to the lab's public net, which is a TEST-NET range
 /// the default policy refuses), handing out ICE servers with `ready`.
 pub struct SignalBinary {
-    _child: KillOnDrop,
+    _child: Option<KillOnDrop>,
 }
 
 impl SignalBinary {
@@ -162,7 +162,9 @@ pub fn signal_binary(host: &Host) -> SignalBinary {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    SignalBinary { _child: child }
+    SignalBinary {
+        _child: Some(child),
+    }
 }
 
 /// A lab with only the real `signal` binary on the public net and two homes, `a` and `b`,
@@ -177,6 +179,14 @@ pub struct SignalLab {
 }
 
 impl SignalLab {
+    /// Kills the `signal` binary, waits `down`, and starts a fresh one (no state kept).
+    pub fn restart_signal(&mut self, down: Duration) {
+        let old = std::mem::replace(&mut self.signal, SignalBinary { _child: None });
+        drop(old);
+        std::thread::sleep(down);
+        self.signal = signal_binary(&self.host);
+    }
+
     /// `duet call` in home `b` for `seconds` in `room` (the test pattern, a 660 Hz tone), with
     /// only the ICE servers signal hands out.
     pub fn duet_in_b(&self, room: &str, seconds: u32) -> Peer {

@@ -14,6 +14,7 @@ use openh264::encoder::{
 };
 use openh264::formats::{YUVSlices, YUVSource};
 
+use crate::video_codec::KeyframeGate;
 use crate::{EncodedFrame, EncoderConfig, Error, VideoFrame};
 
 /// NAL unit type of an IDR slice.
@@ -273,17 +274,13 @@ mod raw {
 /// openh264 decoder that reports when the stream cannot continue without a keyframe.
 pub struct H264Decoder {
     inner: Decoder,
-    needs_keyframe: bool,
-    decoded: u64,
-    errors: u64,
+    gate: KeyframeGate,
 }
 
 impl std::fmt::Debug for H264Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H264Decoder")
-            .field("needs_keyframe", &self.needs_keyframe)
-            .field("decoded", &self.decoded)
-            .field("errors", &self.errors)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -298,9 +295,7 @@ impl H264Decoder {
             .map_err(|e| Error::Decoder(format!("H.264: {e}")))?;
         Ok(Self {
             inner,
-            needs_keyframe: true,
-            decoded: 0,
-            errors: 0,
+            gate: KeyframeGate::new(),
         })
     }
 
@@ -309,19 +304,19 @@ impl H264Decoder {
     /// garbage).
     #[must_use]
     pub fn needs_keyframe(&self) -> bool {
-        self.needs_keyframe
+        self.gate.needs_keyframe()
     }
 
     /// Tells the decoder that data was lost (for example an RTP sequence gap): it will wait for
     /// the next IDR.
     pub fn report_loss(&mut self) {
-        self.needs_keyframe = true;
+        self.gate.report_loss();
     }
 
     /// Pictures decoded so far.
     #[must_use]
     pub fn decoded_frames(&self) -> u64 {
-        self.decoded
+        self.gate.decoded()
     }
 
     /// Decodes one Annex-B access unit. Returns `Ok(None)` when there is nothing to show yet
@@ -333,19 +328,18 @@ impl H264Decoder {
     pub fn decode(&mut self, access_unit: &[u8]) -> Result<Option<VideoFrame>, Error> {
         let types = nal_unit_types(access_unit);
         if types.is_empty() {
-            self.errors += 1;
-            return Err(Error::Decoder(format!(
+            let e = Error::Decoder(format!(
                 "H.264: {} bytes without an Annex-B start code",
                 access_unit.len()
-            )));
+            ));
+            return Err(self.gate.fail(e, false));
         }
         if types.iter().any(|t| *t == 0 || *t > 23) {
-            self.errors += 1;
-            self.needs_keyframe = true;
-            return Err(Error::Decoder("H.264: invalid NAL unit type".into()));
+            let e = Error::Decoder("H.264: invalid NAL unit type".into());
+            return Err(self.gate.fail(e, true));
         }
         let has_idr = types.contains(&NAL_IDR);
-        if self.needs_keyframe && !has_idr && types.contains(&NAL_SLICE) {
+        if self.gate.holds_back(types.contains(&NAL_SLICE), has_idr) {
             return Ok(None);
         }
         let result = match self.inner.decode(access_unit) {
@@ -366,28 +360,6 @@ impl H264Decoder {
             Ok(None) => Ok(None),
             Err(e) => Err(Error::Decoder(format!("H.264: {e}"))),
         };
-        match result {
-            Ok(Some(frame)) => {
-                self.decoded += 1;
-                if has_idr {
-                    self.needs_keyframe = false;
-                }
-                Ok(Some(frame))
-            }
-            Ok(None) => {
-                // The decoder took the IDR but holds its picture back (some encoders' streams,
-                // e.g. browsers', come out one call later): the reference is there, so delta
-                // frames may follow.
-                if has_idr {
-                    self.needs_keyframe = false;
-                }
-                Ok(None)
-            }
-            Err(e) => {
-                self.errors += 1;
-                self.needs_keyframe = true;
-                Err(e)
-            }
-        }
+        self.gate.settle(has_idr, result)
     }
 }

@@ -105,6 +105,72 @@ pub struct EncodedFrame {
     pub height: u32,
 }
 
+/// The keyframe rule both decoders follow: nothing is shown until a keyframe has been taken,
+/// and again after a decode error or reported loss (a delta frame then would only show
+/// garbage), while the engine sends PLI; plus the counts.
+#[derive(Debug)]
+pub(crate) struct KeyframeGate {
+    needs_keyframe: bool,
+    decoded: u64,
+    errors: u64,
+}
+
+impl KeyframeGate {
+    pub(crate) fn new() -> Self {
+        Self {
+            needs_keyframe: true,
+            decoded: 0,
+            errors: 0,
+        }
+    }
+
+    pub(crate) fn needs_keyframe(&self) -> bool {
+        self.needs_keyframe
+    }
+
+    pub(crate) fn report_loss(&mut self) {
+        self.needs_keyframe = true;
+    }
+
+    pub(crate) fn decoded(&self) -> u64 {
+        self.decoded
+    }
+
+    /// Whether a delta frame is held back (not given to the codec) while a keyframe is needed.
+    pub(crate) fn holds_back(&self, delta: bool, keyframe: bool) -> bool {
+        self.needs_keyframe && delta && !keyframe
+    }
+
+    /// Counts `error`; with `wait`, nothing is shown again until the next keyframe.
+    pub(crate) fn fail(&mut self, error: Error, wait: bool) -> Error {
+        self.errors += 1;
+        self.needs_keyframe |= wait;
+        error
+    }
+
+    /// Books what the codec made of a frame: a picture is counted; a keyframe the codec took
+    /// ends the wait even when it holds its picture back (some encoders' streams, browsers'
+    /// among them, come out one call later: the reference is there); an error waits again.
+    pub(crate) fn settle(
+        &mut self,
+        keyframe: bool,
+        result: Result<Option<VideoFrame>, Error>,
+    ) -> Result<Option<VideoFrame>, Error> {
+        match result {
+            Ok(picture) => {
+                if picture.is_some() {
+                    self.decoded += 1;
+                }
+                if keyframe {
+                    self.needs_keyframe = false;
+                }
+                Ok(picture)
+            }
+            Err(e) => Err(self.fail(e, true)),
+        }
+    }
+}
+
 /// An encoder for any [`VideoCodec`].
 #[derive(Debug)]
 pub enum VideoEncoder {

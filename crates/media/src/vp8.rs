@@ -9,6 +9,7 @@
 //!
 //! All FFI lives in the `ffi` module below; the rest is safe code.
 
+use crate::video_codec::KeyframeGate;
 use crate::{EncodedFrame, EncoderConfig, Error, VideoFrame};
 
 /// Whether a VP8 frame is a keyframe: bit 0 of its first byte is 0 for a keyframe (RFC 6386
@@ -152,17 +153,13 @@ impl Vp8Encoder {
 /// VP8 decoder that reports when the stream cannot continue without a keyframe.
 pub struct Vp8Decoder {
     inner: ffi::Decoder,
-    needs_keyframe: bool,
-    decoded: u64,
-    errors: u64,
+    gate: KeyframeGate,
 }
 
 impl std::fmt::Debug for Vp8Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vp8Decoder")
-            .field("needs_keyframe", &self.needs_keyframe)
-            .field("decoded", &self.decoded)
-            .field("errors", &self.errors)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -175,9 +172,7 @@ impl Vp8Decoder {
     pub fn new() -> Result<Self, Error> {
         Ok(Self {
             inner: ffi::Decoder::new()?,
-            needs_keyframe: true,
-            decoded: 0,
-            errors: 0,
+            gate: KeyframeGate::new(),
         })
     }
 
@@ -185,18 +180,18 @@ impl Vp8Decoder {
     /// loss. While true the engine should send PLI; delta frames are not decoded.
     #[must_use]
     pub fn needs_keyframe(&self) -> bool {
-        self.needs_keyframe
+        self.gate.needs_keyframe()
     }
 
     /// Tells the decoder that data was lost: it will wait for the next keyframe.
     pub fn report_loss(&mut self) {
-        self.needs_keyframe = true;
+        self.gate.report_loss();
     }
 
     /// Pictures decoded so far.
     #[must_use]
     pub fn decoded_frames(&self) -> u64 {
-        self.decoded
+        self.gate.decoded()
     }
 
     /// Decodes one VP8 frame. Returns `Ok(None)` for a delta frame while waiting for a
@@ -207,32 +202,15 @@ impl Vp8Decoder {
     /// decoder then waits for the next keyframe.
     pub fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>, Error> {
         if data.len() < 3 {
-            self.errors += 1;
-            self.needs_keyframe = true;
-            return Err(Error::Decoder(format!(
-                "VP8: {} bytes is no frame",
-                data.len()
-            )));
+            let e = Error::Decoder(format!("VP8: {} bytes is no frame", data.len()));
+            return Err(self.gate.fail(e, true));
         }
         let keyframe = vp8_is_keyframe(data);
-        if self.needs_keyframe && !keyframe {
+        if self.gate.holds_back(!keyframe, keyframe) {
             return Ok(None);
         }
-        match self.inner.decode(data) {
-            Ok(Some(frame)) => {
-                self.decoded += 1;
-                if keyframe {
-                    self.needs_keyframe = false;
-                }
-                Ok(Some(frame))
-            }
-            Ok(None) => Ok(None),
-            Err(e) => {
-                self.errors += 1;
-                self.needs_keyframe = true;
-                Err(e)
-            }
-        }
+        let result = self.inner.decode(data);
+        self.gate.settle(keyframe, result)
     }
 }
 

@@ -3,22 +3,10 @@
 
 use crate::common;
 
-use common::{encoder, pattern_frame};
-use media::{EncodedFrame, H264Decoder, TestPattern, read_pattern_stamp};
+use media::{EncodedFrame, H264Decoder, VideoCodec, read_pattern_stamp};
 
 fn encode_all(frames: u32, keyframe_at: u32) -> Vec<(u32, EncodedFrame)> {
-    let pattern = TestPattern::new(640, 480, 30);
-    let mut enc = encoder(1_500_000);
-    let mut out = Vec::new();
-    for n in 0..frames {
-        if n == keyframe_at {
-            enc.request_keyframe();
-        }
-        if let Some(e) = enc.encode(&pattern_frame(&pattern, n)).expect("encode") {
-            out.push((n, e));
-        }
-    }
-    out
+    common::encode_stream(VideoCodec::H264, frames, keyframe_at)
 }
 
 #[test]

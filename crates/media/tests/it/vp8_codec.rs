@@ -4,7 +4,7 @@
 //! missing references, and resumes exactly at the next keyframe; keyframes come on request and
 //! bitrate changes do not force one; garbage is an error, not a panic.
 
-use crate::common::pattern_frame;
+use crate::common::{self, pattern_frame};
 
 use media::{
     EncodedFrame, EncoderConfig, Error, TestPattern, VideoCodec, VideoDecoder, VideoEncoder,
@@ -85,18 +85,7 @@ fn hd_round_trip_keeps_counters_and_quality() {
 }
 
 fn encode_all(frames: u32, keyframe_at: u32) -> Vec<(u32, EncodedFrame)> {
-    let pattern = TestPattern::new(640, 480, 30);
-    let mut enc = vp8_encoder(1_500_000);
-    let mut out = Vec::new();
-    for n in 0..frames {
-        if n == keyframe_at {
-            enc.request_keyframe();
-        }
-        if let Some(e) = enc.encode(&pattern_frame(&pattern, n)).expect("encode") {
-            out.push((n, e));
-        }
-    }
-    out
+    common::encode_stream(VideoCodec::Vp8, frames, keyframe_at)
 }
 
 #[test]

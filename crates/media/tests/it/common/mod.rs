@@ -4,7 +4,9 @@
 
 pub mod pulse;
 
-use media::{EncoderConfig, H264Encoder, TestPattern, VideoFrame};
+use media::{
+    EncodedFrame, EncoderConfig, H264Encoder, TestPattern, VideoCodec, VideoEncoder, VideoFrame,
+};
 
 /// A fixed, plausible wall-clock origin so stamps are deterministic (2025-12-06).
 pub const T0_US: u64 = 1_765_000_000_000_000;
@@ -29,6 +31,30 @@ pub fn encoder(bitrate_bps: u32) -> H264Encoder {
         keyframe_interval: 0,
     })
     .expect("encoder config is valid")
+}
+
+/// `frames` frames of the 640×480 pattern encoded in `codec` at 1.5 Mbit/s, a keyframe
+/// requested at frame `keyframe_at`; each with its frame number (rate control may skip some).
+pub fn encode_stream(codec: VideoCodec, frames: u32, keyframe_at: u32) -> Vec<(u32, EncodedFrame)> {
+    let pattern = TestPattern::new(640, 480, 30);
+    let mut enc = VideoEncoder::new(
+        codec,
+        EncoderConfig {
+            bitrate_bps: 1_500_000,
+            ..EncoderConfig::default()
+        },
+    )
+    .expect("encoder config is valid");
+    let mut out = Vec::new();
+    for n in 0..frames {
+        if n == keyframe_at {
+            enc.request_keyframe();
+        }
+        if let Some(e) = enc.encode(&pattern_frame(&pattern, n)).expect("encode") {
+            out.push((n, e));
+        }
+    }
+    out
 }
 
 /// The frequency with the most energy between 50 Hz and 4 kHz (see

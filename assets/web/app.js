@@ -69,6 +69,7 @@
     controls: $('controls'),
     micButton: $('mic-button'),
     cameraButton: $('camera-button'),
+    shareButton: $('share-button'),
     hangupButton: $('hangup-button'),
     cameraSelect: $('camera-select'),
     micSelect: $('mic-select'),
@@ -92,6 +93,8 @@
     peerConnections: 0,
     /** The call's verification code (`"123 456"`), once both descriptions are set. */
     verification: null,
+    /** Whether the screen is shared instead of the camera. */
+    sharing: false,
     stats: () => (call ? call.readStats() : Promise.resolve(null)),
     join: (room) => join(room),
     hangup: () => hangup(),
@@ -186,6 +189,8 @@
   const localStream = new MediaStream();
   let micMuted = false;
   let cameraOff = false;
+  /** While the screen is shared: the camera track to go back to (kept open), or null. */
+  let cameraWhileSharing = null;
 
   const localTrack = (kind) => localStream.getTracks().find((t) => t.kind === kind) || null;
 
@@ -274,6 +279,11 @@
   }
 
   function stopMedia() {
+    if (cameraWhileSharing !== null) {
+      if (cameraWhileSharing !== 'none') cameraWhileSharing.stop();
+      cameraWhileSharing = null;
+      setSharing(false);
+    }
     for (const track of localStream.getTracks()) {
       track.stop();
       localStream.removeTrack(track);
@@ -284,6 +294,8 @@
   function showLocalPreview() {
     const video = localTrack('video');
     ui.localBox.hidden = !video;
+    // A mirror for the camera; a shared screen is shown the way the other person sees it.
+    ui.localVideo.classList.toggle('screen', cameraWhileSharing !== null);
     ui.localOff.hidden = !cameraOff;
     ui.localVideo.hidden = cameraOff;
     if (video && ui.localVideo.srcObject !== localStream) ui.localVideo.srcObject = localStream;
@@ -324,6 +336,7 @@
 
   async function switchDevice(kind, deviceId) {
     if (!deviceId) return;
+    if (kind === 'video' && cameraWhileSharing !== null) stopScreenShare();
     const old = localTrack(kind);
     if (old && old.getSettings().deviceId === deviceId) return;
     const constraints =
@@ -350,6 +363,71 @@
       showWarning(`the other person gets this ${kind === 'video' ? 'camera' : 'microphone'} from your next call`);
     }
     log('device switched', { kind, label: track.label });
+  }
+
+  /** Puts `track` in the call in place of the current video track (same sender, no renegotiation). */
+  function sendVideo(track) {
+    const old = localTrack('video');
+    if (old) localStream.removeTrack(old);
+    localStream.addTrack(track);
+    showLocalPreview();
+    if (call && call.useTrack('video', track) === 'later') {
+      showWarning('the other person gets this picture from your next call');
+    }
+  }
+
+  /** Shares a screen or window (the browser asks which), or goes back to the camera. */
+  async function toggleScreenShare() {
+    if (cameraWhileSharing !== null) {
+      stopScreenShare();
+      return;
+    }
+    let screen;
+    try {
+      // Screens change rarely and each picture is large: fewer frames, sharper text.
+      const stream = await navigator.mediaDevices.getDisplayMedia({
+        video: { frameRate: { ideal: 10, max: 15 }, width: { max: 1920 }, height: { max: 1080 } },
+        audio: false,
+      });
+      [screen] = stream.getVideoTracks();
+    } catch (e) {
+      if (e && e.name !== 'NotAllowedError') showNotice(`The screen could not be shared (${e.message || e}).`);
+      log('getDisplayMedia failed', { name: e && e.name, message: e && e.message });
+      return;
+    }
+    if ('contentHint' in screen) screen.contentHint = 'detail';
+    cameraWhileSharing = localTrack('video') || 'none';
+    // The browser's own "Stop sharing" ends the track: go back to the camera then too.
+    screen.addEventListener('ended', () => {
+      if (cameraWhileSharing !== null && localTrack('video') === screen) stopScreenShare();
+    });
+    sendVideo(screen);
+    setSharing(true);
+    log('screen shared', { label: screen.label });
+  }
+
+  function stopScreenShare() {
+    const screen = localTrack('video');
+    const camera = cameraWhileSharing;
+    cameraWhileSharing = null;
+    if (camera && camera !== 'none') {
+      camera.enabled = !cameraOff;
+      sendVideo(camera);
+    } else if (screen) {
+      localStream.removeTrack(screen);
+      if (call) call.useTrack('video', null);
+      showLocalPreview();
+    }
+    if (screen) screen.stop();
+    setSharing(false);
+    log('screen sharing stopped');
+  }
+
+  function setSharing(on) {
+    hook.sharing = on;
+    ui.shareButton.setAttribute('aria-pressed', String(on));
+    ui.shareButton.querySelector('.label').textContent = on ? 'Stop sharing' : 'Share screen';
+    ui.shareButton.title = on ? 'Go back to your camera' : 'Show your screen instead of your camera';
   }
 
   // ---------------------------------------------------------------- signalling connection
@@ -985,7 +1063,7 @@
         .getTransceivers()
         .find((t) => t.receiver.track.kind === kind && t.currentDirection !== 'stopped');
       if (!transceiver) {
-        pc.addTrack(track, localStream);
+        if (track) pc.addTrack(track, localStream);
         return;
       }
       transceiver.sender.replaceTrack(track).catch((e) => log('replaceTrack failed', { message: e.message }));
@@ -1198,6 +1276,10 @@
     ui.cameraButton.title = cameraOff ? 'Turn your camera on' : 'Turn your camera off';
     showLocalPreview();
   });
+  if (navigator.mediaDevices && typeof navigator.mediaDevices.getDisplayMedia === 'function') {
+    ui.shareButton.hidden = false;
+    ui.shareButton.addEventListener('click', toggleScreenShare);
+  }
   ui.cameraSelect.addEventListener('change', () => switchDevice('video', ui.cameraSelect.value));
   ui.micSelect.addEventListener('change', () => switchDevice('audio', ui.micSelect.value));
   if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {

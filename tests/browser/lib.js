@@ -152,9 +152,10 @@ function pageUrl(signal, room, params = {}) {
 /**
  * Opens the web client in a new browser context (one per person) and waits for its hook.
  * `options.permissions`: `undefined` leaves the browser's default; an array grants exactly those.
+ * `options.before(page)` runs before the page loads.
  * The page's console is kept in `page.duetConsole` for failure messages.
  */
-async function openPage(browser, signal, room, { params = {}, permissions, viewport } = {}) {
+async function openPage(browser, signal, room, { params = {}, permissions, viewport, before } = {}) {
   const context = await browser.newContext({
     viewport: viewport || { width: 960, height: 600 },
     ...(permissions ? { permissions } : {}),
@@ -163,6 +164,8 @@ async function openPage(browser, signal, room, { params = {}, permissions, viewp
   page.duetConsole = [];
   page.on('console', (m) => page.duetConsole.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => page.duetConsole.push(`pageerror: ${e.message}`));
+  // `before(page)` runs before the page loads (to route its WebSocket, for example).
+  if (before) await before(page);
   await page.goto(pageUrl(signal, room, params));
   await page.waitForFunction(() => window.duet !== undefined);
   return page;
@@ -194,6 +197,7 @@ async function duetState(page) {
     timings: window.duet.timings,
     peerConnections: window.duet.peerConnections,
     verification: window.duet.verification,
+    sharing: window.duet.sharing,
     events: window.duet.events.slice(-40),
   }));
 }

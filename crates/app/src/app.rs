@@ -101,6 +101,11 @@ pub struct DuetApp {
     banner: Option<String>,
     pending_launch: Option<LaunchCall>,
     screenshot: Option<ScreenshotTaker>,
+    frame_times: Option<crate::frame_times::FrameTimes>,
+    /// eframe's time for the previous frame (for the frame-times hook).
+    last_frame_s: Option<f32>,
+    /// The window's context, for freeing its GL objects at exit.
+    egui_ctx: Option<egui::Context>,
 }
 
 impl std::fmt::Debug for DuetApp {
@@ -142,6 +147,9 @@ impl DuetApp {
             lan_ip: None,
             call: None,
             banner: warning,
+            frame_times: crate::frame_times::FrameTimes::from_env(),
+            last_frame_s: None,
+            egui_ctx: None,
         }
     }
 
@@ -194,6 +202,9 @@ impl DuetApp {
     /// One frame of the whole UI.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if self.egui_ctx.is_none() {
+            self.egui_ctx = Some(ctx.clone());
+        }
         self.poll_devices(&ctx);
         if let Some(launch) = self.pending_launch.take() {
             self.launch(&ctx, launch);
@@ -202,12 +213,15 @@ impl DuetApp {
             let exit = view.ui(ui, &self.devices);
             // Devices picked during a call are remembered (flags given to --join are not).
             if view.take_device_switch() {
-                self.settings.video.clone_from(&view.video);
+                self.settings.video.clone_from(view.chosen_video());
                 self.settings.audio.clone_from(&view.audio);
                 self.settings.speaker.clone_from(&view.speaker);
             }
             if let Some(taker) = &mut self.screenshot {
                 taker.poll(&ctx, view);
+            }
+            if let Some(times) = &mut self.frame_times {
+                times.poll(&ctx, view, self.last_frame_s);
             }
             match exit {
                 None => {}
@@ -729,11 +743,27 @@ fn combo<T: PartialEq + Clone + std::fmt::Display>(
 }
 
 impl eframe::App for DuetApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        if let Some(view) = &mut self.call {
+            view.logic();
+            // The test hooks need the window painted even while it is covered (by the
+            // screen being shared, for example).
+            if self.screenshot.as_ref().is_some_and(|t| !t.is_done()) || self.frame_times.is_some()
+            {
+                ctx.send_viewport_cmd(egui::ViewportCommand::RequestPaintWhileHidden);
+            }
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.last_frame_s = frame.info().cpu_usage;
         DuetApp::ui(self, ui);
     }
 
-    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+    fn on_exit(&mut self, gl: Option<&eframe::glow::Context>) {
+        if let (Some(gl), Some(ctx)) = (gl, self.egui_ctx.as_ref()) {
+            crate::gpu_video::GlVideo::destroy(&crate::gpu_video::shared(ctx), gl);
+        }
         self.shut_down();
     }
 }

@@ -14,9 +14,10 @@ use crossbeam_channel::TryRecvError;
 use egui::{Align2, Color32, CornerRadius, FontId, Rect, RichText, Stroke, StrokeKind, Vec2};
 
 use crate::devices::{Choice, DeviceLists};
+use crate::gpu_video::SharedGlVideo;
 use crate::share::ShareLinks;
 use crate::stats::StatsHistory;
-use crate::video::{VideoTexture, fit_aspect, self_view_rect};
+use crate::video::{Renderer, VideoTexture, fit_aspect, self_view_rect};
 
 /// The control bar's button size.
 const CONTROL_SIZE: Vec2 = Vec2::new(104.0, 32.0);
@@ -79,6 +80,13 @@ pub struct CallView {
     /// The audio output in use.
     pub speaker: SpeakerChoice,
     device_switched: bool,
+    /// While the screen is shared: the source to go back to when sharing stops.
+    sharing: Option<VideoChoice>,
+    sharing_since: Option<Instant>,
+    /// How the call ended, found while the window was hidden (see [`CallView::logic`]).
+    pending_exit: Option<CallExit>,
+    renderer: Renderer,
+    gl_video: SharedGlVideo,
 }
 
 impl std::fmt::Debug for CallView {
@@ -103,13 +111,14 @@ impl CallView {
             setup.config.speaker.clone(),
         );
         let engine = Engine::start(setup.config, Some(waker)).map_err(|e| e.to_string())?;
+        let renderer = Renderer::from_env();
         Ok(Self {
             engine: Some(engine),
             room,
             state: CallState::Joining,
             links: setup.links,
-            remote: VideoTexture::new("remote-video"),
-            local: VideoTexture::new("local-video"),
+            remote: VideoTexture::new("remote-video", renderer),
+            local: VideoTexture::new("local-video", renderer),
             stats: StatsHistory::default(),
             // Handy when measuring: start with the overlay open.
             show_stats: std::env::var_os("DUET_SHOW_STATS").is_some_and(|v| v == "1"),
@@ -126,7 +135,67 @@ impl CallView {
             audio,
             speaker,
             device_switched: false,
+            sharing: None,
+            sharing_since: None,
+            pending_exit: None,
+            renderer,
+            gl_video: crate::gpu_video::shared(ctx),
         })
+    }
+
+    /// Whether the screen is being shared (instead of the camera).
+    pub fn sharing_screen(&self) -> bool {
+        self.sharing.is_some()
+    }
+
+    /// For how long the screen has been shared (`None` when it is not).
+    pub fn sharing_screen_for(&self) -> Option<std::time::Duration> {
+        self.sharing_since.map(|t| t.elapsed())
+    }
+
+    /// Starts sharing the (first) screen in place of the camera, or goes back to the camera.
+    pub fn toggle_screen_share(&mut self) {
+        self.sharing_since = if self.sharing.is_some() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        match self.sharing.take() {
+            Some(previous) => {
+                self.video = previous.clone();
+                self.send(Command::SwitchVideo(previous));
+            }
+            None => {
+                self.sharing = Some(self.video.clone());
+                self.video = VideoChoice::Screen(0);
+                self.send(Command::SwitchVideo(VideoChoice::Screen(0)));
+            }
+        }
+    }
+
+    /// UI-thread microseconds spent on video pictures so far (both streams) and the number of
+    /// pictures taken: what docs/benchmarks.md compares between the two renderers.
+    pub fn video_ui_cost(&self) -> (u64, u64) {
+        (
+            self.remote.ui_thread_us() + self.local.ui_thread_us(),
+            self.remote.frames_shown() + self.local.frames_shown(),
+        )
+    }
+
+    /// The remote picture's size in pixels (0×0 before the first).
+    pub fn remote_size(&self) -> (u32, u32) {
+        let s = self.remote.size();
+        (s.x as u32, s.y as u32)
+    }
+
+    /// The video source to remember: the camera in use, also while the screen is shared.
+    pub fn chosen_video(&self) -> &VideoChoice {
+        self.sharing.as_ref().unwrap_or(&self.video)
+    }
+
+    /// How video is drawn in this call.
+    pub fn renderer(&self) -> Renderer {
+        self.remote.renderer()
     }
 
     /// The room of this call.
@@ -198,7 +267,7 @@ impl CallView {
                         }
                         CallState::PeerLeft => {
                             self.connected_since = None;
-                            self.remote = VideoTexture::new("remote-video");
+                            self.remote = VideoTexture::new("remote-video", self.renderer);
                             self.push_banner(
                                 format!("The other person left. Waiting in {}.", self.room),
                                 false,
@@ -240,9 +309,18 @@ impl CallView {
         }
     }
 
+    /// Keeps up with the engine while nothing is drawn (the window is covered or minimised,
+    /// for example by the window being shared): its events are taken so none are lost, and how
+    /// the call ended waits for the next [`CallView::ui`].
+    pub fn logic(&mut self) {
+        if self.pending_exit.is_none() {
+            self.pending_exit = self.drain_events();
+        }
+    }
+
     /// Draws the call screen; `Some` when the call is over (the engine is then being ended).
     pub fn ui(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) -> Option<CallExit> {
-        if let Some(exit) = self.drain_events() {
+        if let Some(exit) = self.pending_exit.take().or_else(|| self.drain_events()) {
             self.end();
             return Some(exit);
         }
@@ -255,16 +333,20 @@ impl CallView {
             self.local.update(ui.ctx(), &local);
         }
         let mut exit = None;
-        // Keyboard shortcuts (shown on the buttons): M mute, V camera, H hang up. Not while
-        // typing in a text field.
+        // Keyboard shortcuts (shown on the buttons): M mute, V camera, S share the screen,
+        // H hang up. Not while typing in a text field.
         if !ui.ctx().egui_wants_keyboard_input() {
-            let (m, v, h) = ui.input(|i| {
+            let (m, v, s, h) = ui.input(|i| {
                 (
                     i.key_pressed(egui::Key::M),
                     i.key_pressed(egui::Key::V),
+                    i.key_pressed(egui::Key::S),
                     i.key_pressed(egui::Key::H),
                 )
             });
+            if s {
+                self.toggle_screen_share();
+            }
             if m {
                 self.mic_muted = !self.mic_muted;
                 self.send(Command::SetMicMuted(self.mic_muted));
@@ -393,6 +475,22 @@ impl CallView {
                 self.camera_on = !self.camera_on;
                 self.send(Command::SetCameraEnabled(self.camera_on));
             }
+            let share_text = if self.sharing.is_some() {
+                "Stop sharing"
+            } else {
+                "Share screen"
+            };
+            if ui
+                .add(
+                    egui::Button::new(share_text)
+                        .selected(self.sharing.is_some())
+                        .min_size(CONTROL_SIZE),
+                )
+                .on_hover_text("Send your screen instead of your camera, or go back (S)")
+                .clicked()
+            {
+                self.toggle_screen_share();
+            }
             egui::containers::menu::MenuButton::from_button(
                 egui::Button::new("Devices").min_size(CONTROL_SIZE),
             )
@@ -413,6 +511,8 @@ impl CallView {
     fn devices_menu(&mut self, ui: &mut egui::Ui, devices: &DeviceLists) {
         if let Some(video) = picked(ui, "Camera", &devices.video_choices(), &self.video) {
             self.video = video.clone();
+            self.sharing = None;
+            self.sharing_since = None;
             self.device_switched = true;
             self.send(Command::SwitchVideo(video));
         }
@@ -452,13 +552,13 @@ impl CallView {
             remote: None,
             local: None,
         };
-        match (connected, self.remote.handle()) {
-            (true, Some(texture)) => {
+        match (connected, self.remote.has_picture()) {
+            (true, true) => {
                 let rect = fit_aspect(area, self.remote.size());
-                painter.image(texture.id(), rect, full_uv(), Color32::WHITE);
+                self.remote.paint(&painter, &self.gl_video, rect, false);
                 layout.remote = Some(rect);
             }
-            (true, None) => {
+            (true, false) => {
                 painter.text(
                     area.center(),
                     Align2::CENTER_CENTER,
@@ -469,20 +569,32 @@ impl CallView {
             }
             (false, _) => self.waiting_ui(ui, area),
         }
-        if let Some(texture) = self.local.handle() {
+        if self.local.has_picture() {
             let rect = self_view_rect(area, self.local.size(), 16.0);
             painter.rect_filled(
                 rect.expand(2.0),
                 CornerRadius::same(4),
                 Color32::from_gray(40),
             );
-            painter.image(texture.id(), rect, full_uv(), Color32::WHITE);
+            // Like a mirror, as every call app shows you to yourself; a shared screen is shown
+            // the way the other side sees it.
+            let mirror = self.sharing.is_none();
+            self.local.paint(&painter, &self.gl_video, rect, mirror);
             painter.rect_stroke(
                 rect.expand(2.0),
                 CornerRadius::same(4),
                 Stroke::new(1.0, Color32::from_gray(120)),
                 StrokeKind::Outside,
             );
+            if self.sharing.is_some() {
+                painter.text(
+                    rect.center_bottom() - Vec2::new(0.0, 6.0),
+                    Align2::CENTER_BOTTOM,
+                    "Sharing your screen",
+                    FontId::proportional(13.0),
+                    Color32::WHITE,
+                );
+            }
             if !self.camera_on {
                 painter.text(
                     rect.center(),
@@ -545,10 +657,6 @@ pub fn link_row(ui: &mut egui::Ui, title: &str, link: &str) {
             ui.ctx().copy_text(link.to_owned());
         }
     });
-}
-
-fn full_uv() -> Rect {
-    Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0))
 }
 
 /// The connection badge's colour and text.

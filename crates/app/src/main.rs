@@ -1,5 +1,5 @@
 //! `duet`: the desktop app and, as `duet call`, the headless peer. This file only parses
-//! arguments and hands over to the libraries (`duet` for the window, `call::headless`).
+//! arguments and hands over to the library (`duet::run_window`, `duet::headless`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -21,11 +21,13 @@ pub struct ScreenshotPlan {
     pub after_connected: Duration,
     /// Close the window once the files are written.
     pub exit_after: bool,
+    /// Wait until the screen has been shared for a while (the screen-sharing test).
+    pub while_sharing: bool,
 }
 
 impl ScreenshotPlan {
     /// `DUET_SCREENSHOT=path.png` (required), `DUET_SCREENSHOT_AFTER_S` (default 3),
-    /// `DUET_SCREENSHOT_EXIT` (default 1).
+    /// `DUET_SCREENSHOT_EXIT` (default 1), `DUET_SCREENSHOT_WHILE_SHARING` (default 0).
     pub fn from_env() -> Option<Self> {
         let path = std::env::var_os("DUET_SCREENSHOT").filter(|p| !p.is_empty())?;
         let after_s = std::env::var("DUET_SCREENSHOT_AFTER_S")
@@ -34,10 +36,12 @@ impl ScreenshotPlan {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .unwrap_or(3.0);
         let exit_after = std::env::var("DUET_SCREENSHOT_EXIT").map_or(true, |v| v != "0");
+        let while_sharing = std::env::var("DUET_SCREENSHOT_WHILE_SHARING").is_ok_and(|v| v == "1");
         Some(Self {
             path: PathBuf::from(path),
             after_connected: Duration::from_secs_f64(after_s),
             exit_after,
+            while_sharing,
         })
     }
 
@@ -87,6 +91,12 @@ pub struct ScreenshotLayout {
     pub local: PixelRect,
     /// The room of the call.
     pub room: String,
+    /// How video was drawn: "gpu" or "cpu".
+    #[serde(default)]
+    pub renderer: String,
+    /// Whether the screen was being shared.
+    #[serde(default)]
+    pub sharing_screen: bool,
 }
 
 /// Takes the planned screenshot once.
@@ -105,6 +115,11 @@ impl ScreenshotTaker {
         }
     }
 
+    /// Whether the screenshot has been asked for.
+    pub fn is_done(&self) -> bool {
+        self.requested
+    }
+
     /// Called every frame during a call; asks for the screenshot when the call is ready.
     pub fn poll(&mut self, ctx: &egui::Context, view: &CallView) {
         if self.requested {
@@ -114,7 +129,9 @@ impl ScreenshotTaker {
         let ready = view
             .connected_since()
             .is_some_and(|t| t.elapsed() >= self.plan.after_connected)
-            && view.remote_frames_shown() >= 10;
+            && view.remote_frames_shown() >= 10
+            && (!self.plan.while_sharing
+                || view.sharing_screen_for() >= Some(Duration::from_secs(2)));
         let (Some(remote), Some(local), true) = (layout.remote, layout.local, ready) else {
             if view.connected_since().is_some() {
                 // Keep frames coming until the moment arrives, even without new video.
@@ -126,6 +143,8 @@ impl ScreenshotTaker {
         let ppp = ctx.pixels_per_point();
         let plan = self.plan.clone();
         let room = view.room().to_owned();
+        let renderer = format!("{:?}", view.renderer()).to_lowercase();
+        let sharing_screen = view.sharing_screen();
         let close = ctx.clone();
         ctx.request_screenshot(move |image: Arc<ColorImage>| {
             let layout = ScreenshotLayout {
@@ -135,6 +154,8 @@ impl ScreenshotTaker {
                 remote: PixelRect::from_points(remote, ppp),
                 local: PixelRect::from_points(local, ppp),
                 room,
+                renderer,
+                sharing_screen,
             };
             match write_files(&plan, &image, &layout) {
                 Ok(()) => tracing::info!(path = %plan.path.display(), "screenshot written"),

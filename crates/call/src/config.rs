@@ -11,6 +11,9 @@ pub enum VideoChoice {
     TestPattern,
     /// A camera, by index in [`media::list_cameras`].
     Camera(u32),
+    /// A screen (whole monitor) by index in [`media::list_screens`]: sent at its own size up
+    /// to 1080p, at a low frame rate (see `media_io::video_send::SCREEN_FPS`).
+    Screen(u32),
     /// No video is sent (video from the other side is still received).
     None,
 }
@@ -22,12 +25,18 @@ impl FromStr for VideoChoice {
             "test" => Ok(Self::TestPattern),
             "none" => Ok(Self::None),
             "camera" => Ok(Self::Camera(0)),
-            _ => match s.strip_prefix("camera:").map(str::parse) {
-                Some(Ok(i)) => Ok(Self::Camera(i)),
-                _ => Err(format!(
-                    "unknown video source {s:?}: use test, camera, camera:N or none"
-                )),
-            },
+            "screen" => Ok(Self::Screen(0)),
+            _ => {
+                if let Some(Ok(i)) = s.strip_prefix("camera:").map(str::parse) {
+                    return Ok(Self::Camera(i));
+                }
+                if let Some(Ok(i)) = s.strip_prefix("screen:").map(str::parse) {
+                    return Ok(Self::Screen(i));
+                }
+                Err(format!(
+                    "unknown video source {s:?}: use test, camera, camera:N, screen, screen:N or none"
+                ))
+            }
         }
     }
 }
@@ -37,6 +46,7 @@ impl fmt::Display for VideoChoice {
         match self {
             Self::TestPattern => f.write_str("test"),
             Self::Camera(i) => write!(f, "camera:{i}"),
+            Self::Screen(i) => write!(f, "screen:{i}"),
             Self::None => f.write_str("none"),
         }
     }
@@ -307,7 +317,10 @@ mod tests {
     fn parses_choices() {
         assert_eq!("camera:2".parse(), Ok(VideoChoice::Camera(2)));
         assert_eq!("test".parse(), Ok(VideoChoice::TestPattern));
+        assert_eq!("screen".parse(), Ok(VideoChoice::Screen(0)));
+        assert_eq!("screen:1".parse(), Ok(VideoChoice::Screen(1)));
         assert!("cam".parse::<VideoChoice>().is_err());
+        assert!("screen:x".parse::<VideoChoice>().is_err());
         assert_eq!("tone:1000".parse(), Ok(AudioChoice::Tone(1000.0)));
         assert!("tone:5".parse::<AudioChoice>().is_err());
         assert_eq!("null".parse(), Ok(SpeakerChoice::Null));
@@ -321,6 +334,7 @@ mod tests {
         let videos = [
             VideoChoice::TestPattern,
             VideoChoice::Camera(3),
+            VideoChoice::Screen(1),
             VideoChoice::None,
         ];
         for v in videos {

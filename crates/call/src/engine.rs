@@ -44,6 +44,7 @@ impl Engine {
             local: local.clone(),
             remote: remote.clone(),
             wake,
+            backlog: Default::default(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -1,17 +1,17 @@
 //! `call`: duet's call engine.
 //!
 //! A call joins a room on a `signal` server, negotiates a webrtc-rs peer connection with the
-//! other member (glare-safe: see [`negotiation`]), and runs H.264 video and Opus audio both
-//! ways using the `media` crate. The desktop app and the headless `duet call` peer are two
-//! faces on the same [`Engine`].
+//! other member (glare-safe: see [`negotiation`]), and runs H.264 or VP8 video and Opus audio
+//! both ways using the `media` crate. The desktop app and the headless `duet call` peer (in the
+//! app crate) are two faces on the same [`Engine`].
 //!
+//! - [`core`]: `CallCore`, every signalling and negotiation rule as a pure state machine.
 //! - [`config`]: what a call is made of (devices, ICE servers, loopback restriction).
-//! - [`negotiation`]: the pure offer/answer role logic.
+//! - [`negotiation`]: the pure offer/answer role logic and the codec choice.
 //! - [`peer`]: building the peer connection (codecs, interceptors, ICE settings).
 //! - [`media_io`]: the media threads and tasks of a connected call.
-//! - [`session`]: the async state machine of one call.
+//! - [`session`]: the shell that carries out the core's outputs on webrtc-rs.
 //! - [`engine`]: the non-blocking handle a UI or the headless peer holds.
-//! - [`headless`]: `duet call`: a call without a window, with progress lines and a JSON report.
 
 pub mod assembler;
 pub mod config;

@@ -5,7 +5,7 @@
 //! create offers and answers, apply descriptions and candidates, start media, report
 //! states). Every rule lives in the core; what is here is how to do each thing on webrtc-rs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -50,18 +50,64 @@ pub struct SessionIo {
     pub remote: Arc<FrameSlot>,
     /// Wakes the display.
     pub wake: Waker,
+    /// States and warnings the owner had no room for yet, oldest first; they go out before
+    /// anything newer (at most [`BACKLOG_LIMIT`]).
+    pub(crate) backlog: Mutex<VecDeque<Event>>,
 }
 
+/// The most states and warnings kept for an owner that is behind. Past it the oldest warning
+/// goes (a state is never dropped while a warning is there to drop instead).
+const BACKLOG_LIMIT: usize = 256;
+
 impl SessionIo {
-    /// Stats are dropped when the owner is behind (the next second brings new ones); states and
-    /// warnings wait up to [`EVENT_WAIT`] for room, so a `Failed` is not lost.
+    /// Stats are dropped when the owner is behind (the next second brings new ones). States and
+    /// warnings wait up to [`EVENT_WAIT`] for room, and are then kept in the backlog and sent,
+    /// in order, as soon as there is room: a `Failed` is never lost.
     fn emit(&self, event: Event) {
-        let sent = match event {
-            Event::Stats(_) => self.events.try_send(event).is_ok(),
-            other => self.events.send_timeout(other, EVENT_WAIT).is_ok(),
-        };
-        if !sent {
-            tracing::debug!("event channel full; event dropped");
+        use crossbeam_channel::TrySendError;
+        let mut backlog = lock(&self.backlog);
+        while let Some(older) = backlog.pop_front() {
+            match self.events.try_send(older) {
+                Ok(()) => {}
+                Err(TrySendError::Full(older)) => {
+                    backlog.push_front(older);
+                    break;
+                }
+                // The owner is gone: nobody will read any of it.
+                Err(TrySendError::Disconnected(_)) => backlog.clear(),
+            }
+        }
+        match event {
+            Event::Stats(_) => {
+                if backlog.is_empty() && self.events.try_send(event).is_err() {
+                    tracing::debug!("event channel full; stats dropped");
+                }
+            }
+            other if !backlog.is_empty() => backlog.push_back(other),
+            other => {
+                if let Err(crossbeam_channel::SendTimeoutError::Timeout(other)) =
+                    self.events.send_timeout(other, EVENT_WAIT)
+                {
+                    backlog.push_back(other);
+                }
+            }
+        }
+        while backlog.len() > BACKLOG_LIMIT {
+            let oldest_warning = backlog.iter().position(|e| matches!(e, Event::Warning(_)));
+            backlog.remove(oldest_warning.unwrap_or(0));
+        }
+        drop(backlog);
+        (self.wake)();
+    }
+
+    /// At the end of the session: what is still in the backlog, each waiting up to
+    /// [`EVENT_WAIT`].
+    fn flush_backlog(&self) {
+        let pending: Vec<Event> = lock(&self.backlog).drain(..).collect();
+        for event in pending {
+            if self.events.send_timeout(event, EVENT_WAIT).is_err() {
+                break;
+            }
         }
         (self.wake)();
     }
@@ -161,6 +207,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         speaker_switch: Arc::new(Mutex::new(None)),
         preview: None,
         timers: BTreeMap::new(),
+        code_due: false,
     };
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -170,6 +217,9 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
             .await
         {
             break end;
+        }
+        if std::mem::take(&mut session.code_due) {
+            stats_tick.reset_immediately();
         }
         let peer_event = async {
             match session.call.as_mut() {
@@ -252,6 +302,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         call.close().await;
     }
     drop(sig_rx);
+    io.flush_backlog();
     end
 }
 
@@ -312,6 +363,9 @@ struct Session {
     preview: Option<Worker>,
     /// The core's armed timers and when they fire.
     timers: BTreeMap<Timer, Instant>,
+    /// Both descriptions have just been set: report the verification code now rather than at
+    /// the next second (a call that fails at once still shows it).
+    code_due: bool,
 }
 
 impl Session {
@@ -463,7 +517,10 @@ impl Session {
                     Err(e) => Err(e.to_string()),
                 };
                 Some(match result {
-                    Ok(()) => Input::RemoteApplied { kind },
+                    Ok(()) => {
+                        self.code_due |= kind == SdpKind::Answer;
+                        Input::RemoteApplied { kind }
+                    }
                     Err(reason) => Input::RemoteRejected { kind, reason },
                 })
             }
@@ -483,7 +540,10 @@ impl Session {
                 }
                 .await;
                 Some(match result {
-                    Ok(answer) => Input::LocalAnswer(description(&answer)),
+                    Ok(answer) => {
+                        self.code_due = true;
+                        Input::LocalAnswer(description(&answer))
+                    }
                     Err((what, reason)) => Input::OperationFailed {
                         what: what.into(),
                         reason,
@@ -778,8 +838,10 @@ impl Session {
                     self.counters.want_keyframe.store(true, Ordering::Relaxed);
                     self.start_preview(io);
                 } else {
-                    // Dropping joins the preview thread: it checks its stop flag every 100 ms.
-                    self.preview = None;
+                    // Dropping joins the preview thread (it checks its stop flag every 100 ms),
+                    // which releases the camera before anything opens it again.
+                    let preview = self.preview.take();
+                    media_io::off_runtime(move || drop(preview));
                     io.local.clear();
                 }
             }
@@ -788,7 +850,8 @@ impl Session {
                 if let Some(tx) = self.call.as_ref().and_then(|c| c.video_cmd.as_ref()) {
                     let _ = tx.try_send(VideoCmd::Switch(choice));
                 } else {
-                    self.preview = None;
+                    let preview = self.preview.take();
+                    media_io::off_runtime(move || drop(preview));
                     io.local.clear();
                     self.start_preview(io);
                 }
@@ -1112,4 +1175,73 @@ async fn follow_video_codec(
     }
     tracing::debug!(%codec, "video codec chosen from the remote description");
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(capacity: usize) -> (SessionIo, crossbeam_channel::Receiver<Event>) {
+        let (events, rx) = crossbeam_channel::bounded(capacity);
+        let (_commands_tx, commands) = mpsc::channel(1);
+        let io = SessionIo {
+            events,
+            commands,
+            local: Arc::default(),
+            remote: Arc::default(),
+            wake: Arc::new(|| {}),
+            backlog: Mutex::default(),
+        };
+        (io, rx)
+    }
+
+    fn important(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::State(s) => Some(format!("{s:?}")),
+                Event::Warning(w) => Some(w.clone()),
+                Event::Stats(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn states_and_warnings_wait_for_a_slow_owner_and_are_never_dropped() {
+        let (io, rx) = io(1);
+        io.emit(Event::State(CallState::Connecting)); // fills the channel
+        io.emit(Event::Warning("camera lost".into())); // no room: kept
+        io.emit(Event::Stats(Box::default())); // behind important ones: dropped
+        io.emit(Event::State(CallState::Failed("ICE failed".into())));
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            if let Ok(e) = rx.recv_timeout(Duration::from_millis(50)) {
+                got.push(e);
+            }
+            io.emit(Event::Stats(Box::default())); // each emit sends what waits, in order
+        }
+        assert_eq!(
+            important(&got),
+            ["Connecting", "camera lost", "Failed(\"ICE failed\")"]
+        );
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_and_drops_warnings_before_states() {
+        let (io, _rx) = io(1);
+        io.emit(Event::State(CallState::Connecting)); // fills the channel; nobody reads
+        io.emit(Event::State(CallState::Reconnecting)); // kept
+        for i in 0..BACKLOG_LIMIT {
+            io.emit(Event::Warning(format!("w{i}")));
+        }
+        io.emit(Event::State(CallState::Ended));
+        let backlog = important(&lock(&io.backlog).iter().cloned().collect::<Vec<_>>());
+        assert_eq!(backlog.len(), BACKLOG_LIMIT);
+        assert_eq!(backlog.first().map(String::as_str), Some("Reconnecting"));
+        assert_eq!(backlog.last().map(String::as_str), Some("Ended"));
+        assert!(
+            !backlog.iter().any(|w| w == "w0"),
+            "the oldest warning went"
+        );
+    }
 }

@@ -41,6 +41,9 @@ pub enum Error {
         /// What the platform said.
         reason: String,
     },
+    /// The screen cannot be shared: no display, no such monitor, or the capture was refused.
+    #[error("screen sharing: {0}")]
+    Screen(String),
     /// No audio device with that name, or no audio device at all.
     #[error("audio device not found: {0}")]
     AudioDeviceNotFound(String),

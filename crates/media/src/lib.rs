@@ -36,6 +36,7 @@ mod opus_codec;
 mod pattern;
 mod pipeline;
 mod processing;
+mod screen;
 mod video_codec;
 mod vp8;
 
@@ -57,6 +58,10 @@ pub use pattern::{PatternRect, Stamp, TestPattern, read_pattern_stamp, read_patt
 pub use pipeline::{DecodeWorker, WorkerStats};
 pub use processing::{
     AudioProcessor, PROCESSING_CHUNK_SAMPLES, ProcessingConfig, ProcessingStats, RenderTap,
+};
+pub use screen::{
+    MAX_SCREEN_HEIGHT, MAX_SCREEN_WIDTH, SCREEN_FPS_RANGE, Screen, ScreenInfo, list_screens,
+    screen_frame,
 };
 pub use video_codec::{EncodedFrame, EncoderConfig, VideoCodec, VideoDecoder, VideoEncoder};
 pub use vp8::{Vp8Decoder, Vp8Encoder, vp8_is_keyframe};

@@ -12,6 +12,7 @@ mod lab_signal_restart;
 mod lab_symmetric_nat;
 mod lab_udp_blocked;
 mod peer_killed;
+mod screen_share;
 mod share_link;
 mod ui;
 mod window;

@@ -6,19 +6,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use call::{AudioChoice, CallConfig, CallState, Engine, Event, SpeakerChoice, VideoChoice};
+use call::{CallConfig, CallState, Engine, Event};
 use signal::HostedSignal;
 
 fn config(url: &str) -> CallConfig {
-    let mut c = CallConfig::new(url, "killed");
-    c.video = VideoChoice::TestPattern;
-    c.audio = AudioChoice::Tone(440.0);
-    c.speaker = SpeakerChoice::Null;
-    c.width = 320;
-    c.height = 240;
-    c.ice_servers.clear();
-    c.loopback_only = true;
-    c
+    crate::common::synthetic_call(url, "killed", 320, 240)
 }
 
 /// Drains events until `pred` holds for the (states, frames decoded) seen, or `timeout`.

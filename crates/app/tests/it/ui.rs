@@ -4,14 +4,11 @@
 
 use crate::common;
 
-use std::net::SocketAddr;
-
 use call::CallState;
 use common::{harness, step_until, synthetic_settings, test_app};
 use duet::settings::{ServerMode, Settings};
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use signal::HostedSignal;
 
 /// Replaces the text of the text field labelled `label`.
 fn replace_text(h: &mut egui_kittest::Harness<'static, duet::DuetApp>, label: &str, text: &str) {
@@ -107,11 +104,7 @@ fn unreachable_server_shows_a_banner_and_the_app_stays_usable() {
     );
 
     // Still usable: point it at a server that works and join again.
-    let server = HostedSignal::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        signal::Config::default(),
-    )
-    .expect("signal server");
+    let server = common::hosted_signal();
     replace_text(
         &mut h,
         "Server address (ws:// or wss://, or a share link)",

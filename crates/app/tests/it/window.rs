@@ -7,56 +7,14 @@
 
 use crate::common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::xvfb::{read_png, start_xvfb, unmirrored};
 use common::{KillOnDrop, duet, target_dir, unique_room};
 use duet::screenshot::ScreenshotLayout;
-use media::{PatternRect, Stamp, read_pattern_stamp_rgba};
-use signal::HostedSignal;
 
-/// Starts `Xvfb` on a free display number; returns the process and `:N`.
-fn start_xvfb() -> (KillOnDrop, String) {
-    let xvfb = Path::new("/usr/bin/Xvfb");
-    assert!(
-        xvfb.exists(),
-        "Xvfb is missing: run scripts/deps.sh test (or scripts/test.sh), which installs xvfb"
-    );
-    for n in 90..200 {
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
-        if socket.exists() || lock.exists() {
-            continue;
-        }
-        let child = Command::new(xvfb)
-            .args([
-                &format!(":{n}"),
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb");
-        let mut child = KillOnDrop(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if socket.exists() {
-                return (child, format!(":{n}"));
-            }
-            if child.0.try_wait().ok().flatten().is_some() {
-                break; // Lost a race for this display number; try the next.
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    panic!("no free X display number for Xvfb");
-}
+use media::{PatternRect, Stamp, read_pattern_stamp_rgba};
 
 fn decode(
     rgba: &[u8],
@@ -76,27 +34,11 @@ fn decode(
     )
 }
 
-fn read_png(path: &Path) -> (Vec<u8>, u32, u32) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(path).expect("open png"),
-    ));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
-    let info = reader.next_frame(&mut buf).expect("png data");
-    assert_eq!(info.color_type, png::ColorType::Rgba, "RGBA screenshot");
-    buf.truncate(info.buffer_size());
-    (buf, info.width, info.height)
-}
-
 #[test]
 fn window_shows_remote_and_local_test_patterns() {
     // A real call: not at the same time as a lab test measuring frame rates.
     let _one_at_a_time = crate::common::lab::lab_lock();
-    let signal = HostedSignal::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        signal::Config::default(),
-    )
-    .expect("signal server");
+    let signal = common::hosted_signal();
     let url = signal.local_url();
     let room = unique_room("window");
     let _peer = KillOnDrop(
@@ -108,7 +50,7 @@ fn window_shows_remote_and_local_test_patterns() {
             .spawn()
             .expect("start the headless peer"),
     );
-    let (_xvfb, display) = start_xvfb();
+    let (_xvfb, display) = start_xvfb("1280x800");
     let config = tempfile::tempdir().expect("tempdir");
     let png_path = target_dir().join("duet-window.png");
     let json_path = png_path.with_extension("json");
@@ -118,14 +60,7 @@ fn window_shows_remote_and_local_test_patterns() {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);
     let mut app = KillOnDrop(
-        duet()
-            .args(["--join", &room, "--signal", &url, "--loopback"])
-            .args(["--video", "test", "--audio", "tone", "--speaker", "null"])
-            .args(["--size", "640x480"])
-            .env("DISPLAY", &display)
-            .env_remove("WAYLAND_DISPLAY")
-            .env("DUET_CONFIG_DIR", config.path())
-            .env("DUET_SCREENSHOT", &png_path)
+        common::window_app(&room, &url, &display, config.path(), &png_path)
             .env("DUET_SCREENSHOT_AFTER_S", "4")
             .env("DUET_SCREENSHOT_EXIT", "1")
             .spawn()
@@ -160,12 +95,29 @@ fn window_shows_remote_and_local_test_patterns() {
             layout.remote
         )
     });
-    let local = decode(&rgba, &layout, layout.local).unwrap_or_else(|| {
-        panic!(
-            "no test-pattern stamp in the self-view at {:?}",
-            layout.local
-        )
-    });
+    // The self-view is mirrored, as in every call app: its stamp reads only the right way
+    // round.
+    let l = layout.local;
+    assert_eq!(
+        decode(&rgba, &layout, l),
+        None,
+        "the self-view is not mirrored"
+    );
+    let flipped = unmirrored(&rgba, layout.width, l.x, l.y, l.width, l.height);
+    let local = read_pattern_stamp_rgba(
+        &flipped,
+        l.width,
+        l.height,
+        PatternRect {
+            x: 0,
+            y: 0,
+            width: l.width,
+            height: l.height,
+        },
+    )
+    .unwrap_or_else(|| panic!("no test-pattern stamp in the mirrored self-view at {l:?}"));
+    // Drawn by the GPU path (planes uploaded, colour made in a shader), which Mesa runs here.
+    assert_eq!(layout.renderer, "gpu", "video drawn on the GPU");
     // Both pictures are live frames from this run.
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)

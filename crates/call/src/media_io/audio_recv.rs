@@ -49,6 +49,7 @@ pub async fn receive_audio(
     let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::default())));
     let playout_jitter = jitter.clone();
     let out_counters = counters.clone();
+    // Its thread is joined off the runtime, also when this task is aborted.
     let playout = Worker::spawn("duet-audio-out", move |stop| {
         let mut decoder = match OpusDecoder::new(1) {
             Ok(d) => d,
@@ -124,7 +125,8 @@ pub async fn receive_audio(
                 sink = Box::new(NullSink::new());
             }
         }
-    });
+    })
+    .map(JoinOffRuntime::new);
     let mut first = true;
     let started = Instant::now();
     while let Some(event) = track.poll().await {

@@ -63,6 +63,52 @@ impl Worker {
     }
 }
 
+/// Runs `f`, which blocks (joins a thread), without holding up the runtime's other tasks: on
+/// a runtime worker through `block_in_place`, elsewhere as it is.
+pub(crate) fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Holds a value whose drop joins a thread (a [`Worker`], a decoder) and drops it through
+/// [`off_runtime`], also when the task holding it is aborted.
+pub(crate) struct JoinOffRuntime<T>(Option<T>);
+
+impl<T> JoinOffRuntime<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(Some(value))
+    }
+}
+
+impl<T> std::ops::Deref for JoinOffRuntime<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl<T> std::ops::DerefMut for JoinOffRuntime<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl<T> Drop for JoinOffRuntime<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            off_runtime(move || drop(value));
+        }
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -40,8 +40,9 @@ pub async fn receive_video(
         return;
     };
     counters.set_recv_codec(codec);
+    // The decoder's and the output's threads are joined off the runtime, also on abort.
     let decoder = match DecodeWorker::spawn(codec, 4) {
-        Ok(d) => d,
+        Ok(d) => JoinOffRuntime::new(d),
         Err(e) => {
             tracing::warn!(error = %e, %codec, "the video decoder cannot start");
             return;
@@ -80,7 +81,8 @@ pub async fn receive_video(
             out_remote.put(frame);
             out_wake();
         }
-    });
+    })
+    .map(JoinOffRuntime::new);
     let _ = ready_at; // setup time is computed from `first_frame_at` by the session
     let mut assembler = FrameAssembler::new(codec);
     let mut last_pli: Option<Instant> = None;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use media::{
-    Camera, EncoderConfig, TestPattern, VideoCapture, VideoEncoder, VideoFrame, VideoSource,
-    unix_time_us,
+    Camera, EncoderConfig, Screen, TestPattern, VideoCapture, VideoEncoder, VideoFrame,
+    VideoSource, unix_time_us,
 };
 use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -47,6 +47,39 @@ pub struct VideoSendConfig {
     pub audio_bps: u32,
 }
 
+/// A shared screen's frame rate: screens change rarely and every picture is large, so fewer
+/// of them leave the bits for sharp text (within [`media::SCREEN_FPS_RANGE`]).
+pub const SCREEN_FPS: u32 = 10;
+/// The most a shared screen is sent at, bits/s (up to 1080p at [`SCREEN_FPS`]); the congestion
+/// controller's estimate still caps it like a camera's.
+pub const SCREEN_MAX_BPS: u32 = 2_500_000;
+
+/// How a source is encoded: its frame rate and its highest bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendProfile {
+    /// Frames per second the encoder's rate control plans for.
+    pub fps: u32,
+    /// The most the encoder may use, bits/s, before the estimate is applied.
+    pub max_bps: u32,
+}
+
+impl SendProfile {
+    /// A screen share gets [`SCREEN_FPS`] and [`SCREEN_MAX_BPS`]; every other source the
+    /// call's size, rate and bitrate.
+    pub fn for_choice(choice: &VideoChoice, cfg: &VideoSendConfig) -> Self {
+        match choice {
+            VideoChoice::Screen(_) => Self {
+                fps: SCREEN_FPS,
+                max_bps: SCREEN_MAX_BPS,
+            },
+            _ => Self {
+                fps: cfg.fps,
+                max_bps: cfg.bitrate_bps,
+            },
+        }
+    }
+}
+
 /// Commands to the video send thread.
 #[derive(Debug)]
 pub enum VideoCmd {
@@ -66,6 +99,10 @@ pub(crate) fn open_video(
             .start(2)
             .map(Some)
             .map_err(|e| format!("camera {i} cannot be used: {e}")),
+        VideoChoice::Screen(i) => Screen::new(*i, SCREEN_FPS)
+            .start(2)
+            .map(Some)
+            .map_err(|e| e.to_string()),
         VideoChoice::None => Ok(None),
     }
 }
@@ -107,18 +144,23 @@ pub fn spawn_video_sender(
     wake: Waker,
 ) -> std::io::Result<Worker> {
     Worker::spawn("duet-video-send", move |stop| {
+        let mut profile = SendProfile::for_choice(&choice, &cfg);
         let mut bitrate_bps =
-            video_bitrate_for(estimate.bps(), cfg.audio_bps, cfg.bitrate_bps).max(1);
-        let settings = EncoderConfig {
-            bitrate_bps,
-            fps: cfg.fps as f32,
-            keyframe_interval: 0,
-        };
+            video_bitrate_for(estimate.bps(), cfg.audio_bps, profile.max_bps).max(1);
         let codec = track.codec();
-        let mut encoder = match VideoEncoder::new(codec, settings) {
+        let new_encoder = |profile: SendProfile, bitrate_bps: u32| {
+            let settings = EncoderConfig {
+                bitrate_bps,
+                fps: profile.fps as f32,
+                keyframe_interval: 0,
+            };
+            VideoEncoder::new(codec, settings)
+                .map_err(|e| format!("the {codec} encoder cannot start: {e}"))
+        };
+        let mut encoder = match new_encoder(profile, bitrate_bps) {
             Ok(e) => e,
             Err(e) => {
-                warn(format!("the {codec} encoder cannot start: {e}"));
+                warn(e);
                 return;
             }
         };
@@ -141,6 +183,8 @@ pub fn spawn_video_sender(
         let mut allowed_bps = estimate.bps();
         let mut queue_guard = QueueGuard::default();
         let mut ladder = Ladder::new(cfg.width, cfg.height);
+        // The source's picture size (a screen's is its own), for the ladder.
+        let mut source_size = (cfg.width, cfg.height);
         let mut last_keyframe: Option<Instant> = None;
         counters
             .encoder_bps
@@ -167,8 +211,8 @@ pub fn spawn_video_sender(
                     .estimate_bps
                     .store(estimated as u64, Ordering::Relaxed);
                 counters.target_bps.store(target as u64, Ordering::Relaxed);
-                let want = video_bitrate_for(target, cfg.audio_bps, cfg.bitrate_bps);
-                let rung = ladder.update(want, cfg.width, cfg.height, cfg.fps, now);
+                let want = video_bitrate_for(target, cfg.audio_bps, profile.max_bps);
+                let rung = ladder.update(want, source_size.0, source_size.1, profile.fps, now);
                 counters.send_rung.store(u64::from(rung), Ordering::Relaxed);
                 // Small wobbles are not worth a rate-control reset.
                 if want.abs_diff(bitrate_bps) > bitrate_bps / 20 {
@@ -189,6 +233,20 @@ pub fn spawn_video_sender(
                     choice = new;
                     if !released {
                         capture = open(&choice);
+                    }
+                    // A screen and a camera want different rates: a new encoder (which
+                    // starts with a keyframe) plans for the new one.
+                    let next = SendProfile::for_choice(&choice, &cfg);
+                    if next != profile {
+                        profile = next;
+                        bitrate_bps = bitrate_bps.min(profile.max_bps);
+                        match new_encoder(profile, bitrate_bps) {
+                            Ok(e) => encoder = e,
+                            Err(e) => warn(e),
+                        }
+                        counters
+                            .encoder_bps
+                            .store(u64::from(bitrate_bps), Ordering::Relaxed);
                     }
                     encoder.request_keyframe();
                 }
@@ -242,6 +300,7 @@ pub fn spawn_video_sender(
                 }
             };
             if !camera_off {
+                source_size = (frame.width(), frame.height());
                 preview.put(frame.clone());
                 wake();
             }
@@ -275,7 +334,7 @@ pub fn spawn_video_sender(
                 Some(last) if encoded.capture_time_us > last => {
                     (encoded.capture_time_us - last).min(1_000_000)
                 }
-                _ => 1_000_000 / u64::from(cfg.fps.max(1)),
+                _ => 1_000_000 / u64::from(profile.fps.max(1)),
             };
             last_capture_us = Some(encoded.capture_time_us);
             let bytes = encoded.data.len() as u64;

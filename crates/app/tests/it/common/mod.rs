@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod lab;
+pub mod xvfb;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,29 @@ pub fn step_until(
     }
 }
 
+/// A `signal` server on 127.0.0.1 (any free port) with the default configuration.
+pub fn hosted_signal() -> signal::HostedSignal {
+    signal::HostedSignal::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        signal::Config::default(),
+    )
+    .expect("signal server")
+}
+
+/// An engine configuration that needs no device: the test pattern at `width`×`height`, a
+/// 440 Hz tone, no speaker, media over loopback only.
+pub fn synthetic_call(url: &str, room: &str, width: u32, height: u32) -> call::CallConfig {
+    let mut c = call::CallConfig::new(url, room);
+    c.video = VideoChoice::TestPattern;
+    c.audio = AudioChoice::Tone(440.0);
+    c.speaker = SpeakerChoice::Null;
+    c.width = width;
+    c.height = height;
+    c.ice_servers.clear();
+    c.loopback_only = true;
+    c
+}
+
 /// A child process killed when dropped.
 pub struct KillOnDrop(pub Child);
 
@@ -79,6 +103,22 @@ impl Drop for KillOnDrop {
 /// The `duet` binary.
 pub fn duet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_duet"))
+}
+
+/// `duet --join ROOM` in a real window on `display`: test pattern at 640×480, tone, no
+/// speaker, loopback, settings in `config`, and a screenshot to `png` once connected (the
+/// caller adds when).
+pub fn window_app(room: &str, url: &str, display: &str, config: &Path, png: &Path) -> Command {
+    let mut app = duet();
+    app.args(["--join", room, "--signal", url, "--loopback"])
+        .args(["--video", "test", "--audio", "tone", "--speaker", "null"])
+        .args(["--size", "640x480"])
+        .env("DISPLAY", display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("XDG_SESSION_TYPE")
+        .env("DUET_CONFIG_DIR", config)
+        .env("DUET_SCREENSHOT", png);
+    app
 }
 
 /// The workspace's `target/` directory.

@@ -682,10 +682,15 @@ impl Session {
     /// Shows the local source in the self-view until a call sends video.
     fn start_preview(&mut self, io: &SessionIo) {
         let sending = self.call.as_ref().is_some_and(|c| c.connected);
+        // A screen is opened once, by the sender: on Wayland each opening asks the person
+        // which screen to share, and the call would wait for the preview's to close.
         if self.preview.is_some()
             || sending
             || self.camera_off
-            || self.config.video == VideoChoice::None
+            || matches!(
+                self.config.video,
+                VideoChoice::None | VideoChoice::Screen(_)
+            )
         {
             return;
         }

@@ -60,8 +60,8 @@ pub use processing::{
     AudioProcessor, PROCESSING_CHUNK_SAMPLES, ProcessingConfig, ProcessingStats, RenderTap,
 };
 pub use screen::{
-    MAX_SCREEN_HEIGHT, MAX_SCREEN_WIDTH, SCREEN_FPS_RANGE, Screen, ScreenInfo, list_screens,
-    screen_frame,
+    MAX_SCREEN_HEIGHT, MAX_SCREEN_WIDTH, SCREEN_FPS_RANGE, SCREEN_READY_WAIT, Screen, ScreenInfo,
+    list_screens, screen_frame,
 };
 pub use video_codec::{EncodedFrame, EncoderConfig, VideoCodec, VideoDecoder, VideoEncoder};
 pub use vp8::{Vp8Decoder, Vp8Encoder, vp8_is_keyframe};

@@ -92,8 +92,11 @@ impl VideoSource for Screen {
         format!("Screen {}", self.index + 1)
     }
 
-    /// Starts sharing on the `duet-screen` thread. The first picture is taken before this
-    /// returns, so a display that cannot be captured is an error here, not a dark stream.
+    /// Starts sharing on the `duet-screen` thread. It waits up to [`SCREEN_READY_WAIT`] for the
+    /// first picture, so a display that cannot be captured (X11) is an error here, not a dark
+    /// stream. A portal that is still asking the person which screen to share (Wayland) does not
+    /// hold the caller longer: pictures then arrive once they have chosen, and a refusal ends
+    /// the capture with its error.
     ///
     /// # Errors
     /// [`Error::Screen`]: no display, no such monitor, or the capture was refused.
@@ -109,13 +112,21 @@ impl VideoSource for Screen {
         let capture = spawn_named("duet-screen", capacity, move |tx| {
             run_screen(&monitor, self.fps, &tx, &ready_tx)
         })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(capture),
+        match ready_rx.recv_timeout(SCREEN_READY_WAIT) {
+            Ok(Ok(())) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(capture),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::ThreadPanicked("duet-screen".into())),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                Err(Error::ThreadPanicked("duet-screen".into()))
+            }
         }
     }
 }
+
+/// How long [`Screen::start`] waits for the first picture. An X11 capture takes tens of
+/// milliseconds; a Wayland portal waits for a person, for as long as they take (found in a
+/// headless sway session whose portal never answered: a `start` that waited for it froze the
+/// call at connect, since the call waits for the preview to release its source).
+pub const SCREEN_READY_WAIT: Duration = Duration::from_secs(3);
 
 /// Where the pictures come from: one capture per picture (X11), or the newest picture of a
 /// portal ScreenCast stream (Wayland).
@@ -219,8 +230,11 @@ fn run_screen(
             v
         }
         Err(e) => {
-            let _ = ready.send(Err(e));
-            return Ok(());
+            // Past SCREEN_READY_WAIT nobody waits for the answer: the capture ends with it.
+            return match ready.send(Err(e)) {
+                Err(crossbeam_channel::SendError(Err(e))) => Err(e),
+                _ => Ok(()),
+            };
         }
     };
     let period = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));

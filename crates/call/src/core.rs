@@ -5,7 +5,7 @@
 //! signalling message, build or close the peer connection, create an offer or an answer, apply
 //! a remote description, add a candidate, start media, tell the user, arm a timer. Results of
 //! those operations come back as inputs (`local-offer`, `remote-applied`, ...). The session
-//! (`session.rs`) is the shell that does this on webrtc-rs; the web page's
+//! (`session/`) is the shell that does this on webrtc-rs; the web page's
 //! `assets/web/negotiation.js` implements the same rules, and both are run against the same
 //! scenario table (`tests/scenarios/*.json`), so the two cannot drift.
 //!

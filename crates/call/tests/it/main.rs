@@ -4,6 +4,7 @@
 mod bad_remote;
 mod camera_off;
 mod common;
+mod engine_ends;
 mod glare;
 mod keyframe_request;
 mod mouth_to_ear;

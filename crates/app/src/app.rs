@@ -84,6 +84,9 @@ enum Server {
     Url(String),
 }
 
+/// How often the device lists refresh themselves during a call.
+pub const DEVICE_RESCAN_IN_CALL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The desktop app's state.
 pub struct DuetApp {
     options: AppOptions,
@@ -94,6 +97,8 @@ pub struct DuetApp {
     devices: DeviceLists,
     scan: Option<DeviceScan>,
     scan_started: bool,
+    /// When the device lists were last asked for (they refresh themselves during a call).
+    last_scan: Option<Instant>,
     hosted: Option<HostedSignal>,
     host_error: Option<String>,
     lan_ip: Option<Option<IpAddr>>,
@@ -142,6 +147,7 @@ impl DuetApp {
             devices: DeviceLists::default(),
             scan: None,
             scan_started: false,
+            last_scan: None,
             hosted: None,
             host_error: None,
             lan_ip: None,
@@ -260,8 +266,18 @@ impl DuetApp {
     fn poll_devices(&mut self, ctx: &egui::Context) {
         if self.options.scan_devices && !self.scan_started {
             self.scan_started = true;
-            let repaint = ctx.clone();
-            self.scan = DeviceScan::start(move || repaint.request_repaint());
+            self.rescan_devices(ctx);
+        }
+        // During a call devices come and go (a headset plugged in): the lists refresh
+        // themselves every DEVICE_RESCAN_IN_CALL, on the scan thread.
+        if self.options.scan_devices && self.call.is_some() {
+            if self
+                .last_scan
+                .is_none_or(|t| t.elapsed() >= DEVICE_RESCAN_IN_CALL)
+            {
+                self.rescan_devices(ctx);
+            }
+            ctx.request_repaint_after(DEVICE_RESCAN_IN_CALL);
         }
         let Some(lists) = self.scan.as_ref().and_then(DeviceScan::poll) else {
             return;
@@ -281,7 +297,13 @@ impl DuetApp {
         if self.scan.is_none() {
             let repaint = ctx.clone();
             self.scan = DeviceScan::start(move || repaint.request_repaint());
+            self.last_scan = Some(Instant::now());
         }
+    }
+
+    /// The device lists as last scanned.
+    pub fn device_lists(&self) -> &DeviceLists {
+        &self.devices
     }
 
     fn lan_ip(&mut self) -> Option<IpAddr> {

@@ -36,39 +36,6 @@ const NEAR_END_AT_S: f64 = 6.0;
 /// When the measurement ends.
 const END_S: f64 = 10.0;
 
-fn pulse_available() -> bool {
-    let socket = |var: &str, suffix: &str| {
-        std::env::var_os(var).is_some_and(|v| PathBuf::from(v).join(suffix).exists())
-    };
-    let found = std::env::var("PULSE_SERVER")
-        .ok()
-        .and_then(|s| s.strip_prefix("unix:").map(|p| Path::new(p).exists()))
-        .unwrap_or(false)
-        || socket("PULSE_RUNTIME_PATH", "native")
-        || socket("XDG_RUNTIME_DIR", "pulse/native");
-    if !found {
-        assert!(
-            std::env::var("DUET_REQUIRE_PULSE").as_deref() != Ok("1"),
-            "DUET_REQUIRE_PULSE=1 but no PulseAudio server in the environment"
-        );
-        eprintln!("*** SKIPPED: no PulseAudio server (run scripts/pulse-null-sink.sh) ***");
-    }
-    found
-}
-
-fn pactl(args: &[&str]) -> String {
-    let out = Command::new("pactl")
-        .args(args)
-        .output()
-        .expect("pactl runs");
-    assert!(
-        out.status.success(),
-        "pactl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// A null sink only this test uses, unloaded on drop.
 struct EchoRoom {
     sink: String,
@@ -81,7 +48,7 @@ impl EchoRoom {
         let id = std::process::id();
         let sink = format!("duet_echo_{id}");
         let description = format!("DuetEcho{id}");
-        let module = pactl(&[
+        let module = crate::common::pactl(&[
             "load-module",
             "module-null-sink",
             &format!("sink_name={sink}"),
@@ -101,7 +68,7 @@ impl EchoRoom {
     /// Unloads the sink now: its streams (speaker and monitor) lose their device.
     fn unplug(&mut self) {
         if !self.module.is_empty() {
-            pactl(&["unload-module", &self.module]);
+            crate::common::pactl(&["unload-module", &self.module]);
             self.module.clear();
         }
     }
@@ -221,7 +188,7 @@ fn one_call(room: &EchoRoom, processing: bool, near_end: &Path) -> Heard {
 
 #[test]
 fn echo_through_the_sound_server_is_25_db_lower_with_processing() {
-    if !pulse_available() {
+    if !crate::common::pulse_available() {
         return;
     }
     let _one_at_a_time = lab_lock();
@@ -260,7 +227,7 @@ fn echo_through_the_sound_server_is_25_db_lower_with_processing() {
 
 #[test]
 fn unplugging_the_sound_device_mid_call_is_a_warning_and_the_call_goes_on() {
-    if !pulse_available() {
+    if !crate::common::pulse_available() {
         return;
     }
     let _one_at_a_time = lab_lock();

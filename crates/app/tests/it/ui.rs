@@ -1,11 +1,12 @@
 //! The app's UI logic, driven with egui_kittest (no GPU, no window): Join is enabled only for
 //! a valid room name; an unreachable server shows a banner and the app stays usable; hanging
-//! up returns to the start screen; settings survive a restart.
+//! up returns to the start screen; settings survive a restart; the device lists follow devices
+//! that come and go during a call.
 
 use crate::common;
 
 use call::CallState;
-use common::{harness, step_until, synthetic_settings, test_app};
+use common::{harness, step_until, synthetic_settings, test_app, test_app_with};
 use duet::settings::{ServerMode, Settings};
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
@@ -248,4 +249,48 @@ fn keyboard_shortcuts_mute_and_hang_up() {
         h.query_by_label("Join").is_some(),
         "back on the start screen"
     );
+}
+
+/// A device plugged in during a call shows up in the Devices menu's lists without leaving the
+/// call, and goes again when it is unplugged: the lists refresh themselves every
+/// `DEVICE_RESCAN_IN_CALL`. Here the device is a PulseAudio null sink loaded mid-call (a new
+/// speaker, and its monitor a new microphone).
+#[test]
+fn the_device_lists_follow_devices_that_come_and_go_during_a_call() {
+    if !common::pulse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    synthetic_settings("devices-room")
+        .save(dir.path())
+        .expect("save settings");
+    let mut h = harness(test_app_with(dir.path(), true));
+    h.run_steps(2);
+    h.get_by_label("Join").click();
+    h.run_steps(1);
+    step_until(&mut h, "waiting in the room", |h| {
+        h.state().call_state() == Some(&CallState::WaitingForPeer)
+    });
+    let name = format!("duet_plugged_{}", std::process::id());
+    let listed = |h: &egui_kittest::Harness<'static, duet::DuetApp>| {
+        h.state()
+            .device_lists()
+            .speakers
+            .iter()
+            .any(|s| s.contains(&name))
+    };
+    assert!(!listed(&h), "{name} is not there before it is plugged in");
+    let module = common::pactl(&[
+        "load-module",
+        "module-null-sink",
+        &format!("sink_name={name}"),
+        &format!("sink_properties=device.description={name}"),
+    ]);
+    step_until(&mut h, "the new speaker in the list", |h| listed(h));
+    assert!(h.state().in_call(), "still in the call");
+    common::pactl(&["unload-module", &module]);
+    step_until(&mut h, "the speaker gone from the list", |h| !listed(h));
+    h.get_by_label("Hang up").click();
+    h.run_steps(2);
+    assert!(!h.state().in_call());
 }

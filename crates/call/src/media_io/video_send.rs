@@ -107,13 +107,44 @@ pub(crate) fn open_video(
     }
 }
 
+/// Where the self-view's running source goes when the call starts sending, so the sender takes
+/// it over instead of opening the device again (a camera reopened shows 0.5–2 s of dark video
+/// while its exposure settles).
+#[derive(Debug, Default)]
+pub struct HandOver {
+    wanted: std::sync::atomic::AtomicBool,
+    slot: std::sync::Mutex<Option<(VideoChoice, VideoCapture)>>,
+}
+
+impl HandOver {
+    /// Asks the preview to leave its source here when it stops (or not).
+    pub fn want(&self, wanted: bool) {
+        self.wanted.store(wanted, Ordering::Relaxed);
+    }
+
+    /// The source the preview left, if it was running `choice`.
+    pub fn take(&self, choice: &VideoChoice) -> Option<VideoCapture> {
+        let handed = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match handed {
+            Some((c, capture)) if c == *choice && !capture.is_finished() => Some(capture),
+            _ => None,
+        }
+    }
+}
+
 /// Spawns `duet-preview`: the local source shown in the self-view while no call is connected
 /// (waiting for someone, negotiating). Source errors are reported when the call starts sending.
+/// When stopped with [`HandOver::want`] set, it leaves its running source in `handover`.
 pub fn spawn_preview(
     choice: VideoChoice,
     cfg: VideoSendConfig,
     preview: Arc<FrameSlot>,
     wake: Waker,
+    handover: Arc<HandOver>,
 ) -> std::io::Result<Worker> {
     Worker::spawn("duet-preview", move |stop| {
         let Ok(Some(capture)) = open_video(&choice, &cfg) else {
@@ -124,6 +155,12 @@ pub fn spawn_preview(
                 preview.put(frame);
                 wake();
             }
+        }
+        if handover.wanted.load(Ordering::Relaxed) {
+            *handover
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((choice, capture));
         }
     })
 }
@@ -142,6 +179,7 @@ pub fn spawn_video_sender(
     estimate: Arc<BandwidthEstimate>,
     warn: Arc<dyn Fn(String) + Send + Sync>,
     wake: Waker,
+    handed_over: Option<VideoCapture>,
 ) -> std::io::Result<Worker> {
     Worker::spawn("duet-video-send", move |stop| {
         let mut profile = SendProfile::for_choice(&choice, &cfg);
@@ -174,7 +212,12 @@ pub fn spawn_video_sender(
         // "Camera off" releases the source (a camera's light goes off, its decoding stops);
         // `released` tells that apart from a source that failed or was never chosen.
         let mut released = counters.camera_off.load(Ordering::Relaxed);
-        let mut capture = if released { None } else { open(&choice) };
+        // The self-view's running source, when it hands one over, is used as it is.
+        let mut capture = match (released, handed_over) {
+            (true, _) => None,
+            (false, Some(running)) => Some(running),
+            (false, None) => open(&choice),
+        };
         let black_interval = Duration::from_millis(200);
         let mut last_capture_us: Option<u64> = None;
         let mut next_black = Instant::now();

@@ -137,6 +137,7 @@ pub async fn run(config: CallConfig, mut io: SessionIo) -> CallState {
         preview: None,
         timers: BTreeMap::new(),
         code_due: false,
+        handover: Arc::default(),
     };
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -292,6 +293,8 @@ struct Session {
     preview: Option<Worker>,
     /// The core's armed timers and when they fire.
     timers: BTreeMap<Timer, Instant>,
+    /// Where the preview leaves its running source for the sender.
+    handover: Arc<media_io::HandOver>,
     /// Both descriptions have just been set: report the verification code now rather than at
     /// the next second (a call that fails at once still shows it).
     code_due: bool,

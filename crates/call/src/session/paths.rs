@@ -106,26 +106,31 @@ impl Session {
             bitrate_bps: self.config.video_bitrate_bps,
             audio_bps: self.config.audio_bitrate_bps,
         };
+        self.handover.want(false);
         match media_io::spawn_preview(
             self.config.video.clone(),
             cfg,
             io.local.clone(),
             io.wake.clone(),
+            self.handover.clone(),
         ) {
             Ok(worker) => self.preview = Some(worker),
             Err(e) => tracing::debug!(error = %e, "no preview thread"),
         }
     }
 
-    /// Stops the preview (the camera can only be opened once); joining happens off the runtime.
-    pub(super) async fn stop_preview(&mut self) {
-        if let Some(preview) = self.preview.take() {
-            let _ = tokio::task::spawn_blocking(move || drop(preview)).await;
-        }
+    /// Stops the preview and returns its running source for the sender (a camera can only be
+    /// opened once, and a reopened one starts dark); joining happens off the runtime.
+    pub(super) async fn stop_preview(&mut self) -> Option<media::VideoCapture> {
+        let preview = self.preview.take()?;
+        self.handover.want(true);
+        let _ = tokio::task::spawn_blocking(move || drop(preview)).await;
+        self.handover.want(false);
+        self.handover.take(&self.config.video)
     }
 
     pub(super) async fn start_sending(&mut self, io: &SessionIo) -> Result<(), CallError> {
-        self.stop_preview().await;
+        let handed_over = self.stop_preview().await;
         let max_video_bps = self.max_video_bps();
         let rt = tokio::runtime::Handle::current();
         let config = self.config.clone();
@@ -164,6 +169,7 @@ impl Session {
             call.estimate.clone(),
             warn.clone(),
             io.wake.clone(),
+            handed_over,
         )
         .map_err(CallError::media("starting the video thread"))?;
         let audio = media_io::spawn_audio_sender(

@@ -73,3 +73,44 @@ fn self_view_while_waiting_and_camera_toggle() {
     );
     assert_eq!(engine.hang_up(), CallState::Ended);
 }
+
+/// When the call starts sending, the self-view's running source is handed to the sender rather
+/// than closed and opened again (a camera reopened starts dark while its exposure settles).
+/// With the test pattern that shows in its counter: a reopened pattern starts again from 0,
+/// the handed-over one carries on from where the self-view was.
+#[test]
+fn the_call_takes_over_the_running_self_view_source() {
+    let server = common::hosted_signal();
+    let url = server.local_url();
+    let a = Engine::start(common::config(&url, "handover", 440.0), None).expect("engine a");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waited = loop {
+        let counter = local_stamp_within(&a, Duration::from_secs(5)).expect("a self-view");
+        if counter >= 45 {
+            break counter;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the self-view stopped at {counter}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let b = Engine::start(common::config(&url, "handover", 660.0), None).expect("engine b");
+    let mut seen = common::Seen::default();
+    assert!(
+        common::watch(&b, &mut seen, Duration::from_secs(20), |s| s
+            .stats
+            .pattern_frames
+            >= 10),
+        "b never decoded a's pattern: {:?}",
+        seen.states
+    );
+    let first = seen.stats.pattern_first.expect("a first counter");
+    assert!(
+        first >= waited,
+        "a's sender started its source again (first counter {first}; the self-view was at \
+         {waited})"
+    );
+    assert_eq!(a.hang_up(), CallState::Ended);
+    assert_eq!(b.hang_up(), CallState::Ended);
+}

@@ -20,12 +20,17 @@ use egui_kittest::Harness;
 /// An app for UI tests: settings in `dir`, loopback only, hosting on 127.0.0.1 (any port),
 /// no device scan.
 pub fn test_app(dir: &Path) -> DuetApp {
+    test_app_with(dir, false)
+}
+
+/// [`test_app`], listing the real devices when `scan_devices`.
+pub fn test_app_with(dir: &Path, scan_devices: bool) -> DuetApp {
     DuetApp::new(AppOptions {
         config_dir: Some(dir.to_path_buf()),
         loopback_only: true,
         host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         host_port: 0,
-        scan_devices: false,
+        scan_devices,
         launch: None,
         screenshot: None,
     })
@@ -133,4 +138,43 @@ pub fn unique_room(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Whether a PulseAudio server is there (`scripts/test.sh` starts one); says so loudly when
+/// not, and fails instead when `DUET_REQUIRE_PULSE=1`.
+pub fn pulse_available() -> bool {
+    let socket = |var: &str, suffix: &str| {
+        std::env::var_os(var).is_some_and(|v| std::path::PathBuf::from(v).join(suffix).exists())
+    };
+    let found = std::env::var("PULSE_SERVER")
+        .ok()
+        .and_then(|s| {
+            s.strip_prefix("unix:")
+                .map(|p| std::path::Path::new(p).exists())
+        })
+        .unwrap_or(false)
+        || socket("PULSE_RUNTIME_PATH", "native")
+        || socket("XDG_RUNTIME_DIR", "pulse/native");
+    if !found {
+        assert!(
+            std::env::var("DUET_REQUIRE_PULSE").as_deref() != Ok("1"),
+            "DUET_REQUIRE_PULSE=1 but no PulseAudio server in the environment"
+        );
+        eprintln!("*** SKIPPED: no PulseAudio server (run scripts/pulse-null-sink.sh) ***");
+    }
+    found
+}
+
+/// Runs `pactl` and returns its output; a failure fails the test.
+pub fn pactl(args: &[&str]) -> String {
+    let out = std::process::Command::new("pactl")
+        .args(args)
+        .output()
+        .expect("pactl runs");
+    assert!(
+        out.status.success(),
+        "pactl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

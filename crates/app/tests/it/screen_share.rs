@@ -142,3 +142,81 @@ fn sharing_the_screen_sends_it_and_stopping_brings_the_camera_back() {
     );
     far.hang_up();
 }
+
+/// The video sender's watchdog, on a real source that stalls: `duet call --video screen`
+/// shares the virtual display, then the display server is stopped (SIGSTOP), so every capture
+/// blocks without failing, as under a camera driver that never returns after an unplug. The
+/// sharing side says so within a few seconds and the far side gets black pictures; once the
+/// server runs again (SIGCONT) the screen's pictures come back by themselves.
+#[test]
+fn a_stalled_source_is_reported_and_comes_back() {
+    let _one_at_a_time = crate::common::lab::lab_lock();
+    let (xvfb, display) = start_xvfb("1280x720");
+    let window = PatternWindow::show(&display, 1280, 720, SCREEN_COUNTERS, 10);
+    let signal = common::hosted_signal();
+    let url = signal.local_url();
+    let room = unique_room("stall");
+    let far = Engine::start(common::synthetic_call(&url, &room, 640, 360), None).expect("far");
+    let mut sharer = common::duet()
+        .args(["call", &room, "--signal", &url, "--loopback"])
+        .args(["--video", "screen", "--audio", "tone", "--speaker", "null"])
+        .args(["--duration", "60", "--stats-every", "0"])
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("XDG_SESSION_TYPE")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the sharing peer");
+    let (lines_tx, lines) = crossbeam_channel::unbounded::<String>();
+    let stdout = sharer.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let _sharer = KillOnDrop(sharer);
+    let said = |what: &str, timeout: Duration| {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+
+    decodes(&far, true, (1280, 720), "the shared screen");
+    let signal_xvfb = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &xvfb.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} Xvfb");
+    };
+    signal_xvfb("-STOP");
+    let warned = said("has sent no picture", Duration::from_secs(15));
+    // The far side is sent black pictures at the call's size meanwhile.
+    let black = watch(&far, Duration::from_secs(15), "black pictures", |s| {
+        s.recv_resolution == (640, 480)
+    });
+    signal_xvfb("-CONT");
+    let warned = warned.expect("the sharing side never said its screen stalled");
+    assert!(warned.contains("screen:0"), "{warned}");
+    assert!(
+        said("is sending pictures again", Duration::from_secs(15)).is_some(),
+        "the sharing side never said the screen was back"
+    );
+    let back = decodes(&far, true, (1280, 720), "the screen again after the stall");
+    eprintln!(
+        "stalled: {warned:?}; far side got {:?} meanwhile; then counters {back:?}",
+        black.recv_resolution
+    );
+    drop(window);
+    far.hang_up();
+}

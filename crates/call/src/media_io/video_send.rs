@@ -47,6 +47,11 @@ pub struct VideoSendConfig {
     pub audio_bps: u32,
 }
 
+/// A source that gives no picture for this long is reported as stalled (a camera unplugged
+/// under a driver that blocks, a frozen display server): the other side gets black pictures
+/// meanwhile, and the source's pictures again when they come back.
+pub const SOURCE_STALL: Duration = Duration::from_secs(3);
+
 /// A shared screen's frame rate: screens change rarely and every picture is large, so fewer
 /// of them leave the bits for sharp text (within [`media::SCREEN_FPS_RANGE`]).
 pub const SCREEN_FPS: u32 = 10;
@@ -219,6 +224,10 @@ pub fn spawn_video_sender(
             (false, None) => open(&choice),
         };
         let black_interval = Duration::from_millis(200);
+        // When the open source last gave a picture, and whether the watchdog has called it
+        // stalled (SOURCE_STALL).
+        let mut last_picture = Instant::now();
+        let mut stalled = false;
         let mut last_capture_us: Option<u64> = None;
         let mut next_black = Instant::now();
         let mut dropped_before = 0;
@@ -277,6 +286,7 @@ pub fn spawn_video_sender(
                     if !released {
                         capture = open(&choice);
                     }
+                    (last_picture, stalled) = (Instant::now(), false);
                     // A screen and a camera want different rates: a new encoder (which
                     // starts with a keyframe) plans for the new one.
                     let next = SendProfile::for_choice(&choice, &cfg);
@@ -304,11 +314,23 @@ pub fn spawn_video_sender(
             } else if !camera_off && released {
                 capture = open(&choice);
                 released = false;
+                (last_picture, stalled) = (Instant::now(), false);
                 encoder.request_keyframe();
             }
             counters
                 .video_source_open
                 .store(capture.is_some(), Ordering::Relaxed);
+            // Camera off, no source or a stalled one: a black picture a few times a second
+            // keeps the other side's decoder and layout alive.
+            let mut black = || {
+                let now = Instant::now();
+                if now < next_black {
+                    std::thread::sleep((next_black - now).min(Duration::from_millis(50)));
+                    return None;
+                }
+                next_black = now + black_interval;
+                VideoFrame::new_black(cfg.width, cfg.height, unix_time_us()).ok()
+            };
             let frame = match (&capture, camera_off) {
                 (Some(c), false) => match c.recv_timeout(Duration::from_millis(100)) {
                     Some(f) => {
@@ -317,30 +339,38 @@ pub fn spawn_video_sender(
                             .frames_dropped
                             .fetch_add(dropped - dropped_before.min(dropped), Ordering::Relaxed);
                         dropped_before = dropped;
+                        last_picture = Instant::now();
+                        if std::mem::take(&mut stalled) {
+                            warn(format!("{choice} is sending pictures again"));
+                        }
                         f
                     }
                     None => {
                         if c.is_finished() {
                             warn(format!("{choice} stopped delivering pictures"));
                             capture = None;
+                            continue;
                         }
-                        continue;
+                        // The watchdog: a source can block without ending (a camera unplugged
+                        // under a driver that never returns, a frozen display server).
+                        if !stalled && last_picture.elapsed() >= SOURCE_STALL {
+                            stalled = true;
+                            warn(format!(
+                                "{choice} has sent no picture for {} s (unplugged or stalled?); \
+                                 the other person sees black until it comes back",
+                                SOURCE_STALL.as_secs()
+                            ));
+                        }
+                        match (stalled, black()) {
+                            (true, Some(f)) => f,
+                            _ => continue,
+                        }
                     }
                 },
-                _ => {
-                    // Camera off or no source: a black picture a few times a second keeps the
-                    // other side's decoder and layout alive.
-                    let now = Instant::now();
-                    if now < next_black {
-                        std::thread::sleep((next_black - now).min(Duration::from_millis(50)));
-                        continue;
-                    }
-                    next_black = now + black_interval;
-                    match VideoFrame::new_black(cfg.width, cfg.height, unix_time_us()) {
-                        Ok(f) => f,
-                        Err(_) => continue,
-                    }
-                }
+                _ => match black() {
+                    Some(f) => f,
+                    None => continue,
+                },
             };
             if !camera_off {
                 source_size = (frame.width(), frame.height());

@@ -329,8 +329,8 @@ impl CallView {
                 engine.remote_frames().clone(),
                 engine.local_frames().clone(),
             );
-            self.remote.update(ui.ctx(), &remote);
-            self.local.update(ui.ctx(), &local);
+            self.remote.update(ui.ctx(), &self.gl_video, &remote);
+            self.local.update(ui.ctx(), &self.gl_video, &local);
         }
         let mut exit = None;
         // Keyboard shortcuts (shown on the buttons): M mute, V camera, S share the screen,

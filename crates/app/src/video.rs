@@ -79,9 +79,9 @@ impl VideoTexture {
     }
 
     /// Takes the slot's newest frame if it changed since the last call.
-    pub fn update(&mut self, ctx: &Context, slot: &FrameSlot) {
+    pub fn update(&mut self, ctx: &Context, gl_video: &SharedGlVideo, slot: &FrameSlot) {
         if self.renderer == Renderer::Gpu
-            && let Some(why) = GlVideo::unsupported(&crate::gpu_video::shared(ctx))
+            && let Some(why) = GlVideo::unsupported(gl_video)
         {
             tracing::debug!(%why, stream = self.name, "drawing video on the CPU");
             self.renderer = Renderer::Cpu;

@@ -57,13 +57,7 @@ fn screen_error(reason: impl std::fmt::Display) -> Error {
 /// # Errors
 /// [`Error::Screen`] with what the platform said.
 pub fn list_screens() -> Result<Vec<ScreenInfo>, Error> {
-    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-        return Err(screen_error(
-            "no display to share (neither DISPLAY nor WAYLAND_DISPLAY is set)",
-        ));
-    }
-    let monitors = xcap::Monitor::all().map_err(screen_error)?;
-    Ok(monitors
+    Ok(monitors()?
         .iter()
         .enumerate()
         .map(|(i, m)| ScreenInfo {
@@ -74,6 +68,16 @@ pub fn list_screens() -> Result<Vec<ScreenInfo>, Error> {
             primary: m.is_primary().unwrap_or(false),
         })
         .collect())
+}
+
+/// The monitors as xcap sees them; an error without a display.
+fn monitors() -> Result<Vec<xcap::Monitor>, Error> {
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        return Err(screen_error(
+            "no display to share (neither DISPLAY nor WAYLAND_DISPLAY is set)",
+        ));
+    }
+    xcap::Monitor::all().map_err(screen_error)
 }
 
 impl Screen {
@@ -101,8 +105,7 @@ impl VideoSource for Screen {
     /// # Errors
     /// [`Error::Screen`]: no display, no such monitor, or the capture was refused.
     fn start(self, capacity: usize) -> Result<Capture<VideoFrame>, Error> {
-        list_screens()?;
-        let monitors = xcap::Monitor::all().map_err(screen_error)?;
+        let monitors = monitors()?;
         let count = monitors.len();
         let monitor = monitors
             .into_iter()

@@ -11,6 +11,10 @@
 //! sockets and measures memory; `attack` runs one bounded `--attack` against the server
 //! (issue 14) while a legitimate pair, from 127.0.0.2, exchanges candidates, and reports the
 //! server's RSS before, at peak and after, its CPU, and the pair's relay latency.
+//!
+//! `wss://` URLs work in every mode; the server's certificate is not checked (see [`tls`]).
+
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +46,9 @@ enum Attack {
     SlowReaders,
     /// `--connections` silent TCP connections from one address (never send a byte).
     Silent,
+    /// `--connections` connections that complete the TLS handshake (for `wss://`) and then send
+    /// their request head one byte every 500 ms; reports how long the server held them.
+    Drip,
 }
 
 /// Load generator for seed-protocol signalling servers.
@@ -140,10 +147,31 @@ fn cpu_percent(from: Option<ProcSample>, to: Option<ProcSample>, elapsed_s: f64)
     }
 }
 
+/// How to speak TLS to `url`: `None` for `ws://`.
+fn connector(url: &str) -> anyhow::Result<Option<tokio_tungstenite::Connector>> {
+    Ok(if url.starts_with("wss://") {
+        Some(tokio_tungstenite::Connector::Rustls(tls::any_certificate()?))
+    } else {
+        None
+    })
+}
+
+/// The `ip:port` of a `ws://` or `wss://` URL.
+fn socket_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let host = url
+        .trim_start_matches("ws://")
+        .trim_start_matches("wss://")
+        .split('/')
+        .next()
+        .context("url without host")?;
+    host.parse().context("url host must be ip:port")
+}
+
 async fn connect(url: &str) -> anyhow::Result<Ws> {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector(url)?)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
     Ok(ws)
 }
 
@@ -290,21 +318,76 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// A WebSocket from 127.0.0.2 (another loopback address than the attacker's), optionally
 /// with a small receive buffer.
 async fn connect_from(url: &str, local: [u8; 4], recv_buffer: Option<u32>) -> anyhow::Result<Ws> {
-    let host = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .context("url without host")?;
-    let addr: std::net::SocketAddr = host.parse().context("url host must be ip:port")?;
+    let addr = socket_addr(url)?;
     let socket = tokio::net::TcpSocket::new_v4()?;
     if let Some(size) = recv_buffer {
         socket.set_recv_buffer_size(size)?;
     }
     socket.bind(std::net::SocketAddr::from((local, 0)))?;
     let stream = socket.connect(addr).await?;
-    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_tls_with_config(url, stream, None, connector(url)?).await?;
     Ok(ws)
 }
+
+/// One dripping connection: TLS handshake first for `wss://`, then the request head one byte
+/// every 500 ms. Returns how long the server kept it from the TCP connect, or `None` when it
+/// was refused before any byte of the head went out, or is still open at `stop`.
+async fn drip_one(url: String, stop: Arc<AtomicBool>) -> anyhow::Result<Option<Duration>> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = socket_addr(&url)?;
+    let tcp = TcpStream::connect(addr).await?;
+    let opened = Instant::now();
+    let mut stream: Box<dyn Stream> = if url.starts_with("wss://") {
+        let tls = tokio_rustls::TlsConnector::from(tls::any_certificate()?);
+        let name = rustls::pki_types::ServerName::from(addr.ip());
+        match tls.connect(name, tcp).await {
+            Ok(s) => Box::new(s),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        Box::new(tcp)
+    };
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         X-Padding: {}\r\n\r\n",
+        "p".repeat(4000)
+    );
+    let mut buf = [0u8; 512];
+    for (i, byte) in head.bytes().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        if stream.write_all(&[byte]).await.is_err() {
+            return Ok((i > 0).then(|| opened.elapsed()));
+        }
+        // Anything the server answers (an error page), or its close, ends the drip.
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return Ok(Some(opened.elapsed())),
+            Ok(Ok(n)) => {
+                // Refused at accept (pending caps): not a connection the server held.
+                let answer = &buf[..n];
+                if answer.starts_with(b"HTTP/1.1 429") || answer.starts_with(b"HTTP/1.1 503") {
+                    return Ok(None);
+                }
+                // Read on until the close.
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return Ok(Some(opened.elapsed())),
+                        Ok(_) => {}
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// A byte stream, plain or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 async fn join_pair(url: &str, room: &str, from: [u8; 4], slow: bool) -> anyhow::Result<(Ws, Ws)> {
     let mut a = connect_from(url, from, None).await?;
@@ -399,12 +482,35 @@ async fn attack(args: &Args) -> anyhow::Result<()> {
                     if stop2.load(Ordering::Relaxed) {
                         break;
                     }
-                    if let Ok(s) = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/')).await {
+                    if let Ok(s) = TcpStream::connect(socket_addr(&url)?).await {
                         held.push(s);
                     }
                 }
                 while !stop2.load(Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(held.len() as u64)
+            }
+            .await,
+            Attack::Drip => async {
+                let drips: Vec<_> = (0..conns)
+                    .map(|_| tokio::spawn(drip_one(url.clone(), stop2.clone())))
+                    .collect();
+                let mut held = Vec::new();
+                for drip in drips {
+                    if let Ok(Ok(Some(lasted))) = drip.await {
+                        held.push(lasted);
+                    }
+                }
+                held.sort();
+                if let (Some(first), Some(last)) = (held.first(), held.last()) {
+                    println!(
+                        "DRIP closed_by_server={} held_min_s={:.2} held_median_s={:.2} held_max_s={:.2}",
+                        held.len(),
+                        first.as_secs_f64(),
+                        held[held.len() / 2].as_secs_f64(),
+                        last.as_secs_f64()
+                    );
                 }
                 Ok(held.len() as u64)
             }

@@ -331,6 +331,7 @@ fn print_token(secret: &str, room: &str, url: Option<&str>) -> anyhow::Result<()
 }
 
 fn main() -> anyhow::Result<()> {
+    large_buffers_go_back_to_the_system();
     let args = Args::parse();
     if let Some(Command::Token { secret, url, room }) = &args.command {
         return print_token(secret, room, url.as_deref());
@@ -459,6 +460,29 @@ fn main() -> anyhow::Result<()> {
         served
     })
 }
+
+/// Allocations at least this large get their own mapping, returned to the system when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD_BYTES: libc::c_int = 32 * 1024;
+
+/// glibc keeps freed heap memory unless it is at the top of the heap, and its threshold for
+/// giving large blocks their own mapping rises to 32 MiB as such blocks are freed. So a wave
+/// of large messages queued for slow readers (up to 64 KiB each, 256 KiB per outbox) left
+/// ~23 MB held after they were gone. A fixed 32 KiB threshold maps such messages (and grown
+/// write buffers) on their own, so they go back when freed (docs/benchmarks.md, issue 14).
+/// Signalling messages are mostly far smaller and stay on the heap.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn large_buffers_go_back_to_the_system() {
+    // SAFETY: mallopt only sets a malloc parameter; it is called first thing in main, before
+    // any other thread exists or any allocation depends on the old value.
+    let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) };
+    debug_assert_eq!(set, 1, "mallopt(M_MMAP_THRESHOLD) refused");
+}
+
+/// Other allocators (musl, macOS) are left as they are.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn large_buffers_go_back_to_the_system() {}
 
 /// Raises the open-file limit as far as allowed, then lowers `--max-connections` (and
 /// `--max-pending-connections`) if they would run out of descriptors before their own limit

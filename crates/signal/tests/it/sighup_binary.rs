@@ -4,54 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use crate::common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::binary::SignalProcess;
 use common::tls::{connect_wss, make_cert, tls_stream, trusting, write_cert};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use serde_json::{Value, json};
-
-/// Kills the child if the test fails half-way.
-struct Server {
-    child: Child,
-    logs: mpsc::Receiver<Value>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// The next log line whose message contains `text`.
-    fn wait_log(&self, text: &str) -> Value {
-        let deadline = std::time::Instant::now() + common::WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .logs
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line containing {text:?}"));
-            if line["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(text))
-            {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        kill(pid, signal).unwrap();
-    }
-}
+use nix::sys::signal::Signal;
+use serde_json::json;
 
 #[tokio::test]
 async fn sighup_reloads_the_certificate_files() {
@@ -59,46 +17,14 @@ async fn sighup_reloads_the_certificate_files() {
     let old = make_cert();
     let new = make_cert();
     let (cert_path, key_path) = write_cert(dir.path(), &old);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--turn-port",
-            "0",
-            "--log-format",
-            "json",
-            "--tls-cert",
-        ])
-        .arg(&cert_path)
-        .arg("--tls-key")
-        .arg(&key_path)
-        .env("RUST_LOG", "info")
-        .env_remove("SIGNAL_ROOM_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, logs) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-            if tx.send(value).is_err() {
-                break;
-            }
-        }
-    });
-    let server = Server { child, logs };
-    let listening = server.wait_log("signal listening");
-    assert_eq!(listening["fields"]["tls"], true);
-    assert!(listening["level"].is_string());
-    let addr: SocketAddr = listening["fields"]["addr"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mut args = vec![std::ffi::OsString::from("--tls-cert"), cert_path.into()];
+    args.extend([
+        std::ffi::OsString::from("--tls-key"),
+        key_path.clone().into(),
+    ]);
+    let server = SignalProcess::start(args);
+    assert!(server.tls);
+    let addr = server.addr;
 
     let both = trusting(&[&old, &new]);
     let mut a = connect_wss(addr, both.clone()).await;

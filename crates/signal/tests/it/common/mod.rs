@@ -2,6 +2,7 @@
 //! WebSocket test client that speaks JSON.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod binary;
 pub mod tls;
 pub mod turn;
 
@@ -237,7 +238,12 @@ pub async fn wait_for(mut cond: impl FnMut() -> bool) {
 /// This process's resident memory (VmRSS) in KiB, from /proc/self/status. The servers under test
 /// run in this process, so this is the server's memory (plus the test's own clients).
 pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    rss_kib_of("/proc/self/status")
+}
+
+/// VmRSS in KiB from a `/proc/PID/status` file.
+pub fn rss_kib_of(status: &str) -> u64 {
+    let status = std::fs::read_to_string(status).unwrap();
     status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))

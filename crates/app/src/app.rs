@@ -13,7 +13,9 @@ use egui::{Color32, RichText};
 use signal::HostedSignal;
 
 use crate::call_view::{CallExit, CallSetup, CallView, link_row};
-use crate::devices::{Choice, DeviceLists, DeviceScan, label_for};
+use crate::devices::{
+    Choice, DeviceLists, DeviceScan, camera_after_scan, label_for, resolve_camera,
+};
 use crate::room::{suggest_room, validate_room};
 use crate::screenshot::{ScreenshotPlan, ScreenshotTaker};
 use crate::settings::{
@@ -220,6 +222,7 @@ impl DuetApp {
             // Devices picked during a call are remembered (flags given to --join are not).
             if view.take_device_switch() {
                 self.settings.video.clone_from(view.chosen_video());
+                remember_camera(&mut self.settings, &self.devices);
                 self.settings.audio.clone_from(&view.audio);
                 self.settings.speaker.clone_from(&view.speaker);
             }
@@ -291,6 +294,30 @@ impl DuetApp {
             self.settings.video = VideoChoice::TestPattern;
         }
         self.devices = lists;
+        if self.call.is_none() {
+            self.follow_remembered_camera();
+        }
+    }
+
+    /// After a scan: the camera chosen last time may be listed under another index now (a
+    /// USB camera plugged into another port, or the built-in one gone). A camera that is not
+    /// there at all gives way to the first one listed, and is still remembered for when it
+    /// comes back.
+    fn follow_remembered_camera(&mut self) {
+        let VideoChoice::Camera(index) = self.settings.video else {
+            return;
+        };
+        let found = resolve_camera(&self.settings.camera, index, &self.devices.cameras);
+        if let Some(now) = camera_after_scan(&self.settings.camera, index, &self.devices.cameras) {
+            tracing::info!(
+                camera = %self.settings.camera.name,
+                from = index,
+                to = now,
+                found = found.is_some(),
+                "the chosen camera is listed under another index"
+            );
+            self.settings.video = VideoChoice::Camera(now);
+        }
     }
 
     fn rescan_devices(&mut self, ctx: &egui::Context) {
@@ -648,12 +675,16 @@ impl DuetApp {
             .num_columns(2)
             .spacing([12.0, 6.0])
             .show(ui, |ui| {
+                let before = self.settings.video.clone();
                 combo(
                     ui,
                     "Camera",
                     &devices.video_choices(),
                     &mut self.settings.video,
                 );
+                if self.settings.video != before {
+                    remember_camera(&mut self.settings, &devices);
+                }
                 ui.end_row();
                 combo(
                     ui,
@@ -787,5 +818,14 @@ impl eframe::App for DuetApp {
             crate::gpu_video::GlVideo::destroy(&crate::gpu_video::shared(ctx), gl);
         }
         self.shut_down();
+    }
+}
+
+/// Remembers the camera just picked (`settings.video`) by name and path.
+fn remember_camera(settings: &mut Settings, devices: &DeviceLists) {
+    if let VideoChoice::Camera(index) = settings.video
+        && let Some(entry) = devices.camera(index)
+    {
+        settings.camera = entry.key();
     }
 }

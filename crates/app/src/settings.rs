@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use call::{AudioChoice, IceServer, SpeakerChoice, VideoChoice};
 use serde::{Deserialize, Serialize};
 
+use crate::devices::CameraKey;
+
 /// The settings file's name inside the config directory.
 pub const FILE_NAME: &str = "settings.json";
 
@@ -53,6 +55,9 @@ pub struct Settings {
     /// unreadable value reads as the test pattern.
     #[serde(deserialize_with = "lenient::video")]
     pub video: VideoChoice,
+    /// The camera `video` names, by name and path: on the next start `camera:N` is moved to
+    /// wherever that camera is listed then ([`crate::devices::resolve_camera`]).
+    pub camera: CameraKey,
     /// Audio source, stored in `duet call --audio` syntax (`mic`, `mic:NAME`, `tone`,
     /// `none`); an unreadable value reads as the default microphone.
     #[serde(deserialize_with = "lenient::audio")]
@@ -108,6 +113,7 @@ impl Default for Settings {
             server_mode: ServerMode::Host,
             server_url: "ws://127.0.0.1:8080/".to_owned(),
             video: VideoChoice::Camera(0),
+            camera: CameraKey::default(),
             audio: AudioChoice::Microphone(None),
             speaker: SpeakerChoice::Device(None),
             width: 640,
@@ -208,7 +214,11 @@ mod tests {
             room: "team".into(),
             server_mode: ServerMode::Connect,
             server_url: "wss://x.example/".into(),
-            video: VideoChoice::TestPattern,
+            video: VideoChoice::Camera(3),
+            camera: CameraKey {
+                name: "USB Camera".into(),
+                path: "Video4Linux Device @ /dev/video3".into(),
+            },
             ..Settings::default()
         };
         settings.ice_servers.push(IceServerSetting {
@@ -221,7 +231,8 @@ mod tests {
         assert_eq!(warning, None);
         assert_eq!(loaded, settings);
         let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).expect("read");
-        assert!(text.contains(r#""video": "test""#), "{text}");
+        assert!(text.contains(r#""video": "camera:3""#), "{text}");
+        assert!(text.contains(r#""name": "USB Camera""#), "{text}");
         // The default has no third-party server; the one added here is kept.
         assert_eq!(loaded.ice_server_list().len(), 1);
         assert!(loaded.audio_processing, "on unless turned off");

@@ -1,7 +1,8 @@
 //! Per-frame costs of the media hot paths, single-threaded: H.264 (openh264) and VP8 (libvpx)
 //! encode and decode of the test pattern at 640×480 and 1280×720 (1.5 Mbit/s, 30 fps), in the
 //! same run, Opus encode/decode of a 20 ms frame,
-//! I420↔RGBA conversion, and the audio processor (echo cancellation, noise suppression, gain
+//! I420↔RGBA conversion, scaling a picture to fit a smaller call (and the ladder's exact halving
+//! beside it), and the audio processor (echo cancellation, noise suppression, gain
 //! control, high-pass) per 10 ms chunk on the synthetic echo path of the tests. Results and
 //! targets: docs/benchmarks.md (media section, "Audio processing (issue 15)").
 
@@ -11,7 +12,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use media::echo_sim::{EchoPath, speech_like};
 use media::{
     AudioProcessor, EncoderConfig, OpusDecoder, OpusEncoder, PROCESSING_CHUNK_SAMPLES,
-    ProcessingConfig, TestPattern, Tone, VideoCodec, VideoDecoder, VideoEncoder, VideoFrame,
+    ProcessingConfig, Scaler, TestPattern, Tone, VideoCodec, VideoDecoder, VideoEncoder,
+    VideoFrame,
 };
 
 const SIZES: [(u32, u32); 2] = [(640, 480), (1280, 720)];
@@ -46,6 +48,17 @@ fn video(c: &mut Criterion) {
         group.bench_function("rgba_to_i420", |b| {
             b.iter(|| VideoFrame::from_rgba(w, h, black_box(&rgba), 0).expect("convert"));
         });
+        // A camera mode larger than the call asks for, scaled to fit the next size down.
+        let (fit_w, fit_h) = (w / 2, h / 2);
+        let mut scaler = Scaler::new();
+        group.bench_function(format!("scale_to_fit_{fit_w}x{fit_h}"), |b| {
+            b.iter(|| {
+                scaler
+                    .fit(black_box(frame.clone()), fit_w, fit_h)
+                    .expect("scale")
+            });
+        });
+        group.bench_function("half_size", |b| b.iter(|| black_box(frame).half_size()));
         group.finish();
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! [`list_cameras`] names the devices and their modes; [`Camera`] opens one by index at the mode
 //! nearest to the request and converts MJPEG, YUYV, NV12 or RGB frames to I420 with the `yuv`
-//! crate (MJPEG is first decompressed by nokhwa's JPEG decoder). A missing or busy camera is an
+//! crate (MJPEG is first decompressed by nokhwa's JPEG decoder); a mode larger than the request
+//! (the nearest a camera has) is scaled down to fit it, keeping its shape ([`Scaler`]). A missing or busy camera is an
 //! error from [`VideoSource::start`]; one that fails later (unplugged) ends the capture and the
 //! error comes back from [`Capture::stop`](crate::Capture::stop).
 
@@ -14,7 +15,7 @@ use nokhwa::utils::{
 use yuv::{BufferStoreMut, YuvPackedImage, YuvPlanarImageMut};
 
 use crate::capture::{Capture, FrameSender, VideoSource, spawn_named};
-use crate::{Error, VideoFrame, unix_time_us};
+use crate::{Error, Scaler, VideoFrame, camera_platform, unix_time_us};
 
 /// Pixel formats we can convert from.
 const USABLE: [FrameFormat; 4] = [
@@ -82,6 +83,7 @@ pub struct CameraInfo {
 /// # Errors
 /// [`Error::Camera`] if the platform's camera API itself fails.
 pub fn list_cameras() -> Result<Vec<CameraInfo>, Error> {
+    camera_platform::prepare()?;
     let infos = nokhwa::query(ApiBackend::Auto).map_err(|e| Error::Camera {
         index: 0,
         reason: format!("listing cameras failed: {e}"),
@@ -200,6 +202,7 @@ impl VideoSource for Camera {
     /// [`Error::CameraNotFound`] if no camera has this index, [`Error::Camera`] if it cannot be
     /// opened (busy, no usable format).
     fn start(self, capacity: usize) -> Result<Capture<VideoFrame>, Error> {
+        camera_platform::prepare()?;
         let cameras = nokhwa::query(ApiBackend::Auto).map_err(|e| camera_error(self.index, e))?;
         let exists = cameras
             .iter()
@@ -218,7 +221,7 @@ impl VideoSource for Camera {
             }
             Ok(camera) => {
                 let _ = ready_tx.send(Ok(()));
-                run_camera(camera, self.index, &tx)
+                run_camera(camera, self, &tx)
             }
         })?;
         match ready_rx.recv() {
@@ -230,6 +233,8 @@ impl VideoSource for Camera {
 }
 
 fn open_camera(request: Camera) -> Result<nokhwa::Camera, Error> {
+    // The camera is opened and read on its own thread, which needs its own preparation.
+    camera_platform::prepare()?;
     let index = request.index;
     let mut camera = open_any(index)?;
     let formats = camera
@@ -249,9 +254,12 @@ fn open_camera(request: Camera) -> Result<nokhwa::Camera, Error> {
 
 fn run_camera(
     mut camera: nokhwa::Camera,
-    index: u32,
+    request: Camera,
     tx: &FrameSender<VideoFrame>,
 ) -> Result<(), Error> {
+    let index = request.index;
+    // A mode larger than asked for (the nearest one a camera has) is scaled down to fit.
+    let mut scaler = Scaler::new();
     while !tx.should_stop() {
         let buffer = camera.frame().map_err(|e| camera_error(index, e))?;
         let captured = unix_time_us();
@@ -262,7 +270,8 @@ fn run_camera(
             resolution.width(),
             resolution.height(),
             captured,
-        );
+        )
+        .and_then(|frame| scaler.fit(frame, request.width, request.height));
         match frame {
             Ok(frame) => {
                 if !tx.push(frame) {

@@ -26,6 +26,7 @@
 mod analysis;
 mod audio;
 mod camera;
+mod camera_platform;
 mod capture;
 pub mod echo_sim;
 mod error;
@@ -36,6 +37,7 @@ mod opus_codec;
 mod pattern;
 mod pipeline;
 mod processing;
+mod scale;
 mod screen;
 mod video_codec;
 mod vp8;
@@ -59,6 +61,7 @@ pub use pipeline::{DecodeWorker, WorkerStats};
 pub use processing::{
     AudioProcessor, PROCESSING_CHUNK_SAMPLES, ProcessingConfig, ProcessingStats, RenderTap,
 };
+pub use scale::{Scaler, fit_within};
 pub use screen::{
     MAX_SCREEN_HEIGHT, MAX_SCREEN_WIDTH, SCREEN_FPS_RANGE, SCREEN_READY_WAIT, Screen, ScreenInfo,
     list_screens, screen_frame,

@@ -10,11 +10,14 @@
 //! fast as the server relays it (throughput); `hold` only connects and joins `--connections`
 //! sockets and measures memory; `attack` runs one bounded `--attack` against the server
 //! (issue 14) while a legitimate pair, from 127.0.0.2, exchanges candidates, and reports the
-//! server's RSS before, at peak and after, its CPU, and the pair's relay latency.
+//! server's RSS before, at peak and after, its CPU, and the pair's relay latency; `turn`
+//! relays video-like traffic through a TURN server (signal's or coturn) and reports its CPU
+//! per relayed packet (see [`turn_load`]).
 //!
 //! `wss://` URLs work in every mode; the server's certificate is not checked (see [`tls`]).
 
 mod tls;
+mod turn_load;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +39,7 @@ enum Mode {
     Pingpong,
     Hold,
     Attack,
+    Turn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +86,25 @@ struct Args {
     /// Which attack (mode attack).
     #[arg(long, value_enum, default_value = "ping-flood")]
     attack: Attack,
+    /// TURN server to relay through, ip:port (turn).
+    #[arg(long, default_value = "127.0.0.1:3478")]
+    turn: String,
+    /// The TURN server's REST-credential secret (signal's --turn-secret, coturn's
+    /// --static-auth-secret) (turn).
+    #[arg(long, default_value = "")]
+    turn_secret: String,
+    /// The TURN server's realm (turn).
+    #[arg(long, default_value = "duet")]
+    turn_realm: String,
+    /// Relay allocations, one client each (turn).
+    #[arg(long, default_value_t = 100)]
+    allocations: usize,
+    /// Packets per second through each allocation (turn).
+    #[arg(long, default_value_t = 100)]
+    pps: u64,
+    /// Bytes per packet (turn; video-like: 1000).
+    #[arg(long, default_value_t = 1000)]
+    size: usize,
     /// Label for the result line.
     #[arg(long, default_value = "server")]
     label: String,
@@ -312,6 +335,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Mode::Hold => hold(&args).await,
         Mode::Paced | Mode::Pingpong => traffic(&args).await,
         Mode::Attack => attack(&args).await,
+        Mode::Turn => turn_load::turn(&args).await,
     }
 }
 

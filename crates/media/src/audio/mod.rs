@@ -49,7 +49,24 @@ pub trait AudioSource: Send + 'static {
         Self: Sized;
 }
 
+/// When a sink wants its next frame ([`AudioSink::demand`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Demand {
+    /// It holds less than its lead: give it a frame now.
+    Now,
+    /// It holds enough: wait for its device to take some ([`AudioSink::wait_for_device`]).
+    Later,
+    /// There is no device clock to follow (a null sink, or a device that stopped asking):
+    /// pace by the wall clock, one frame every 20 ms.
+    Clock,
+}
+
 /// Something that plays [`AudioFrame`]s.
+///
+/// The playout loop asks [`demand`](Self::demand) before each 20 ms slot, so a real device
+/// pulls the audio at its own rate: a device clock a little faster or slower than the sender's
+/// shows up in the jitter buffer (which stretches or skips a frame) instead of as a queue that
+/// grows without end or runs dry.
 pub trait AudioSink: Send {
     /// Queues one frame for playout. Sinks never block for long: a device whose queue is full
     /// drops the frame and counts it.
@@ -57,4 +74,19 @@ pub trait AudioSink: Send {
     /// # Errors
     /// The device failed (unplugged, server gone).
     fn play(&mut self, frame: &AudioFrame) -> Result<(), Error>;
+
+    /// Whether the sink wants a frame now. The default has no device: [`Demand::Clock`].
+    fn demand(&self) -> Demand {
+        Demand::Clock
+    }
+
+    /// Waits at most `timeout` for the device to take audio; returns as soon as it does.
+    fn wait_for_device(&self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
+
+    /// Audio handed to the sink that its device has not taken yet.
+    fn queued(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }

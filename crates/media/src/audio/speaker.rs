@@ -2,7 +2,7 @@
 //! and channels and queued for its callback; a failed, removed or stalled device is reported.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cpal::traits::DeviceTrait;
@@ -14,7 +14,7 @@ use super::devices::{
 };
 use super::frame::remix;
 use super::resample::StreamResampler;
-use super::{AudioFrame, AudioSink, SAMPLE_RATE_HZ};
+use super::{AudioFrame, AudioSink, Demand, SAMPLE_RATE_HZ};
 use crate::Error;
 
 /// Counters of a [`Speaker`].
@@ -46,7 +46,9 @@ impl SpeakerStats {
 }
 
 /// A real output device through cpal. Frames passed to [`AudioSink::play`] are converted to the
-/// device's rate and channels and queued (at most ~200 ms) for the device callback.
+/// device's rate and channels and queued (at most ~200 ms) for the device callback, which
+/// paces the playout ([`AudioSink::demand`]): the queue is kept two device requests deep
+/// ([`Speaker::lead`]), topped up each time the device takes audio.
 pub struct Speaker {
     name: String,
     queue: Sender<Vec<f32>>,
@@ -63,7 +65,30 @@ pub struct Speaker {
     stall_reported: bool,
     /// Set once the stream failed: every later `play` returns it.
     failed: Option<String>,
+    /// What the device callback shares with the playout side.
+    pacing: Arc<Pacing>,
+    /// A token each time the device callback took audio.
+    taken: Receiver<()>,
+    /// Device samples per second, all channels together.
+    samples_per_sec: usize,
 }
+
+/// Counts shared between [`Speaker::play`] and the device callback.
+#[derive(Debug, Default)]
+struct Pacing {
+    /// Device samples (all channels) handed over and not yet taken by the device.
+    queued: AtomicUsize,
+    /// The device callback's latest request, in device samples.
+    last_request: AtomicUsize,
+}
+
+/// The least audio kept queued ahead of the device.
+const LEAD_MIN: Duration = Duration::from_millis(40);
+/// The most: the queue holds ~200 ms.
+const LEAD_MAX: Duration = Duration::from_millis(160);
+/// A device that has not asked for audio this long cannot pace the playout; the wall clock
+/// does until it asks again (a suspended or stalled device, the null sink's warm-up).
+pub const DEVICE_PACE_GRACE: Duration = Duration::from_millis(150);
 
 impl std::fmt::Debug for Speaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,12 +143,19 @@ impl Speaker {
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let stats = Arc::new(SpeakerStats::default());
         let callback_stats = Arc::clone(&stats);
+        let pacing = Arc::new(Pacing::default());
+        let callback_pacing = Arc::clone(&pacing);
+        let (taken_tx, taken) = bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("duet-speaker".into())
             .spawn(move || {
                 let opened = open_speaker(
                     wanted.as_deref(),
-                    queue_rx,
+                    Feed {
+                        queue: queue_rx,
+                        pacing: callback_pacing,
+                        taken: taken_tx,
+                    },
                     fail_tx.clone(),
                     callback_stats,
                     callback_clock,
@@ -184,7 +216,25 @@ impl Speaker {
             opened,
             stall_reported: false,
             failed: None,
+            pacing,
+            taken,
+            samples_per_sec: rate as usize * device_channels.max(1),
         })
+    }
+
+    fn duration_of(&self, samples: usize) -> Duration {
+        Duration::from_secs_f64(samples as f64 / self.samples_per_sec.max(1) as f64)
+    }
+
+    /// How much audio is kept queued ahead of the device: twice its latest request, between
+    /// 40 and 160 ms, so the playout thread has a whole request's time to top the queue up
+    /// before the next one (an underrun is worse than a late frame: PulseAudio then rewinds).
+    /// On PulseAudio duet asks for 40 ms requests, so 80 ms. (The latest, not the largest: a
+    /// device's first request fills its whole buffer.)
+    #[must_use]
+    pub fn lead(&self) -> Duration {
+        let request = self.duration_of(self.pacing.last_request.load(Ordering::Relaxed));
+        (request * 2).clamp(LEAD_MIN, LEAD_MAX)
     }
 
     /// How long ago the device last asked for audio; `None` before its first request.
@@ -257,9 +307,16 @@ impl CallbackClock {
     }
 }
 
+/// The device callback's side of the queue.
+struct Feed {
+    queue: Receiver<Vec<f32>>,
+    pacing: Arc<Pacing>,
+    taken: Sender<()>,
+}
+
 fn open_speaker(
     wanted: Option<&str>,
-    queue: Receiver<Vec<f32>>,
+    feed: Feed,
     failures: Sender<String>,
     stats: Arc<SpeakerStats>,
     clock: CallbackClock,
@@ -269,7 +326,9 @@ fn open_speaker(
     let event_name = name.clone();
     let (config, format) = stream_config(&device, &name, Direction::Output)?;
     let build = |config: cpal::StreamConfig| {
-        let queue = queue.clone();
+        let queue = feed.queue.clone();
+        let pacing = Arc::clone(&feed.pacing);
+        let taken = feed.taken.clone();
         let failures = failures.clone();
         let format_failures = failures.clone();
         let stats = Arc::clone(&stats);
@@ -286,6 +345,7 @@ fn open_speaker(
             move |data: &mut cpal::Data, _: &cpal::OutputCallbackInfo| {
                 clock.tick();
                 let wanted = data.len();
+                pacing.last_request.store(wanted, Ordering::Relaxed);
                 mix.clear();
                 while mix.len() < wanted {
                     if offset >= current.len() {
@@ -306,6 +366,11 @@ fn open_speaker(
                     let take = (wanted - mix.len()).min(current.len() - offset);
                     mix.extend_from_slice(&current[offset..offset + take]);
                     offset += take;
+                    // Counted in `play` before it was queued, so this never goes below zero.
+                    pacing.queued.fetch_sub(take, Ordering::Relaxed);
+                }
+                if !mix.is_empty() {
+                    let _ = taken.try_send(());
                 }
                 mix.resize(wanted, 0.0);
                 if !write_any(data, &mix) {
@@ -354,7 +419,14 @@ impl AudioSink for Speaker {
         if out.is_empty() {
             return Ok(());
         }
-        match self.queue.try_send(out) {
+        // Counted before it can be taken, so the callback's subtraction never underflows.
+        let len = out.len();
+        self.pacing.queued.fetch_add(len, Ordering::Relaxed);
+        let sent = self.queue.try_send(out);
+        if sent.is_err() {
+            self.pacing.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {
                 self.stats.frames.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -367,6 +439,31 @@ impl AudioSink for Speaker {
                 Err(device_error(&self.name, "stream closed"))
             }
         }
+    }
+
+    fn demand(&self) -> Demand {
+        if self.failed.is_some() {
+            return Demand::Clock;
+        }
+        let idle = self
+            .since_last_callback()
+            .unwrap_or_else(|| self.opened.elapsed());
+        if idle > DEVICE_PACE_GRACE {
+            return Demand::Clock;
+        }
+        if self.queued() < self.lead() {
+            Demand::Now
+        } else {
+            Demand::Later
+        }
+    }
+
+    fn wait_for_device(&self, timeout: Duration) {
+        let _ = self.taken.recv_timeout(timeout);
+    }
+
+    fn queued(&self) -> Duration {
+        self.duration_of(self.pacing.queued.load(Ordering::Relaxed))
     }
 }
 

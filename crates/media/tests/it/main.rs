@@ -20,5 +20,6 @@ mod pattern_stamp_scaled;
 mod processing_bad_input;
 mod processing_passthrough;
 mod pulse_loopback;
+mod speaker_pacing;
 mod video_frame;
 mod vp8_codec;

@@ -116,6 +116,8 @@ pub fn pactl(args: &[&str]) -> Result<String, String> {
 pub struct PrivateSink {
     /// The sink's description: the name `Speaker::open` finds it by.
     pub description: String,
+    /// The sink's PulseAudio name (what `pactl` takes).
+    pub name: String,
     module: Option<String>,
 }
 
@@ -125,13 +127,15 @@ impl PrivateSink {
     pub fn load(tag: &str, args: &[&str]) -> Self {
         let id = format!("{tag}{}", std::process::id());
         let description = format!("Duet{id}");
-        let name = format!("sink_name=duet_{}", id.to_lowercase());
+        let sink_name = format!("duet_{}", id.to_lowercase());
+        let name = format!("sink_name={sink_name}");
         let props = format!("sink_properties=device.description={description}");
         let mut full = vec!["load-module", "module-null-sink", &name, &props];
         full.extend_from_slice(args);
         let module = pactl(&full).expect("load a private null sink");
         Self {
             description,
+            name: sink_name,
             module: Some(module),
         }
     }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Benchmarks signal's built-in TURN relay against coturn (Debian's `turnserver`) in one run,
+# with the same load (`signal-load --mode turn`: 100 allocations on loopback, video-like
+# 1000-byte packets to one peer), each server on one core: signal with --threads 1, coturn with
+# --relay-threads 1. Prints one RESULT line per run and a markdown table.
+#
+#   scripts/bench-turn.sh [PPS_PER_ALLOCATION ...]     (default: 50 100 50 100)
+#
+# Keep the offered rate where the generator delivers ≥ 95 %: it is one thread on a 2-core
+# machine, and above ~12 000 packets/s it, not the server, is the limit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh build
+if ! command -v turnserver >/dev/null; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq coturn >/dev/null
+fi
+cargo build --release -p signal -p signal-load
+rates=("$@"); [ ${#rates[@]} -eq 0 ] && rates=(50 100 50 100)
+secret="bench-turn-secret"
+out=$(mktemp)
+log=$(mktemp -d)
+pid=""
+stop_server() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  pid=""
+}
+trap 'stop_server; rm -rf "$log"' EXIT
+
+start_server() { # label port
+  if [ "$1" = signal ]; then
+    RUST_LOG=warn target/release/signal --listen 127.0.0.1:18190 --threads 1 --turn-port "$2" \
+      --turn-secret "$secret" --turn-allow-peer 127.0.0.0/8 --turn-max-kbps 0 \
+      --turn-max-allocations-per-user 1 --no-turn-tcp >"$log/signal.log" 2>&1 &
+  else
+    turnserver -n --listening-ip=127.0.0.1 --listening-port="$2" --relay-ip=127.0.0.1 \
+      --min-port=40000 --max-port=45000 --use-auth-secret --static-auth-secret="$secret" \
+      --realm=duet --allow-loopback-peers --no-cli --no-tls --no-dtls --no-tcp-relay \
+      --relay-threads=1 --no-multicast-peers --log-file=stdout --simple-log >"$log/coturn.log" 2>&1 &
+  fi
+  pid=$!
+  sleep 1
+}
+
+for pps in "${rates[@]}"; do
+  for label in signal coturn; do
+    port=$([ "$label" = signal ] && echo 3478 || echo 3479)
+    start_server "$label" "$port"
+    target/release/signal-load --mode turn --label "$label" --turn "127.0.0.1:$port" \
+      --turn-secret "$secret" --allocations 100 --pps "$pps" --size 1000 --duration 10 \
+      --server-pid "$pid" | tee -a "$out"
+    stop_server
+  done
+done
+
+echo
+echo "| server | offered pps | delivered pps | delivered % | server CPU % | CPU µs per packet |"
+echo "|---|---|---|---|---|---|"
+while read -r line; do
+  get() { echo "$line" | tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
+  echo "| $(get label) | $(get offered_pps) | $(get delivered_pps) | $(get delivered_pct) | $(get server_cpu_pct) | $(get server_cpu_us_per_pkt) |"
+done < <(grep "^RESULT mode=turn" "$out")
+rm -f "$out"

@@ -16,7 +16,7 @@
 //! per-IP limit. Each refusal is a plain HTTP answer (when the socket takes one), a counter in
 //! [`crate::metrics`] and, at most once per interval per reason, a log line with a count.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,7 +26,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
@@ -218,12 +218,58 @@ pub struct Stats {
     pub errors: u64,
 }
 
+/// Frames waiting for one connection's writer. An empty queue allocates nothing (a channel
+/// would allocate its first block of slots, ~1 KiB, for every idle connection).
+#[derive(Default)]
+struct Queue {
+    frames: std::sync::Mutex<VecDeque<Utf8Bytes>>,
+    /// Bytes queued and not yet taken by the writer.
+    bytes: AtomicUsize,
+    /// Signalled after each push.
+    pushed: Notify,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Utf8Bytes>> {
+        // A push or pop cannot panic half-way, so a poisoned queue is still consistent.
+        self.frames
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `frame` unless that would hold more than `max_frames` frames or `max_bytes`
+    /// bytes; returns whether it was queued.
+    fn push(&self, frame: Utf8Bytes, max_frames: usize, max_bytes: usize) -> bool {
+        let len = frame.len();
+        {
+            let mut frames = self.lock();
+            if frames.len() >= max_frames || self.bytes.load(Ordering::Relaxed) + len > max_bytes {
+                return false;
+            }
+            self.bytes.fetch_add(len, Ordering::Relaxed);
+            frames.push_back(frame);
+        }
+        self.pushed.notify_one();
+        true
+    }
+
+    /// The next frame, waiting for one. Cancel-safe: a frame is only taken when returned.
+    async fn next(&self) -> Utf8Bytes {
+        loop {
+            if let Some(frame) = self.lock().pop_front() {
+                self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+                return frame;
+            }
+            // A push between the check and here leaves a permit: no wake-up is lost.
+            self.pushed.notified().await;
+        }
+    }
+}
+
 /// A connection's queue of frames to write, bounded in messages and in bytes. Relayed frames
 /// are the sender's received buffer, shared (reference-counted), not copied.
 struct Outbox {
-    tx: mpsc::Sender<Utf8Bytes>,
-    /// Bytes queued and not yet taken by the connection's writer.
-    queued_bytes: Arc<AtomicUsize>,
+    queue: Arc<Queue>,
     /// Cancelled when the connection is too slow to keep up.
     kill: CancellationToken,
     /// Where the client reached us, for the ICE server URLs on `ready`.
@@ -240,11 +286,8 @@ struct Reached {
 
 impl Outbox {
     /// Queues `frame`, or marks the connection too slow when either bound would be exceeded.
-    fn push(&self, frame: Utf8Bytes, max_bytes: usize) {
-        let len = frame.len();
-        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if queued + len > max_bytes || self.tx.try_send(frame).is_err() {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    fn push(&self, frame: Utf8Bytes, max_frames: usize, max_bytes: usize) {
+        if !self.queue.push(frame, max_frames, max_bytes) {
             self.kill.cancel();
         }
     }
@@ -800,8 +843,7 @@ async fn run_websocket<S>(
 {
     let config = &shared.config;
     let id = ConnId(shared.next_id.fetch_add(1, Ordering::Relaxed));
-    let (tx, rx) = mpsc::channel::<Utf8Bytes>(config.outbox_capacity.max(1));
-    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let queue = Arc::new(Queue::default());
     // Cancelled by server shutdown (parent) or when this socket is too slow (this token only).
     let cancel = stop.child_token();
     {
@@ -810,8 +852,7 @@ async fn run_websocket<S>(
         hub.outboxes.insert(
             id,
             Outbox {
-                tx,
-                queued_bytes: queued_bytes.clone(),
+                queue: Arc::clone(&queue),
                 kill: cancel.clone(),
                 reached,
             },
@@ -827,7 +868,7 @@ async fn run_websocket<S>(
     let ping_now = Notify::new();
     let end = {
         let reader = read_loop(&shared, id, &mut stream, &ping_now);
-        let writer = write_loop(config, &mut sink, rx, &queued_bytes, &ping_now);
+        let writer = write_loop(config, &mut sink, &queue, &ping_now);
         tokio::select! {
             biased;
             () = cancel.cancelled() => if stop.is_cancelled() {
@@ -960,8 +1001,7 @@ where
 async fn write_loop<S>(
     config: &Config,
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    mut outbox: mpsc::Receiver<Utf8Bytes>,
-    queued_bytes: &AtomicUsize,
+    outbox: &Queue,
     ping_now: &Notify,
 ) -> CloseReason
 where
@@ -971,14 +1011,7 @@ where
         let msg = tokio::select! {
             biased;
             () = ping_now.notified() => Message::Ping(Default::default()),
-            frame = outbox.recv() => match frame {
-                Some(frame) => {
-                    queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-                    Message::Text(frame)
-                }
-                // The sender lives in the hub until this connection ends.
-                None => return CloseReason::Error,
-            },
+            frame = outbox.next() => Message::Text(frame),
         };
         match tokio::time::timeout(config.send_timeout, sink.send(msg)).await {
             Ok(Ok(())) => {}
@@ -1036,7 +1069,11 @@ fn route(shared: &Shared, hub: &Hub, frame: &Utf8Bytes, decisions: &mut Vec<Deli
             }
             _ => msg.to_json().unwrap_or_default().into(),
         };
-        outbox.push(payload, shared.config.effective_outbox_bytes());
+        outbox.push(
+            payload,
+            shared.config.outbox_capacity.max(1),
+            shared.config.effective_outbox_bytes(),
+        );
     }
 }
 
@@ -1066,6 +1103,32 @@ fn ready_with_ice(shared: &Shared, room: &str, offerer: bool, reached: &Reached)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_outbox_queue_is_bounded_in_frames_and_bytes_and_loses_nothing() {
+        let queue = Queue::default();
+        assert!(queue.push("abc".into(), 2, 10));
+        assert!(queue.push("defg".into(), 2, 10));
+        assert!(
+            !queue.push("h".into(), 2, 10),
+            "third frame over the frame bound"
+        );
+        assert_eq!(queue.bytes.load(Ordering::Relaxed), 7);
+        assert_eq!(queue.next().await, "abc");
+        assert!(!queue.push("hijk".into(), 2, 7), "over the byte bound");
+        assert!(queue.push("hij".into(), 2, 7));
+        assert_eq!(queue.next().await, "defg");
+        assert_eq!(queue.next().await, "hij");
+        assert_eq!(queue.bytes.load(Ordering::Relaxed), 0);
+        // Waiting, then woken by a push; a wait given up (the writer sent a ping instead)
+        // takes nothing: the frame comes with the next wait.
+        let waiting = tokio::time::timeout(Duration::from_millis(20), queue.next()).await;
+        assert!(waiting.is_err(), "nothing queued");
+        assert!(queue.push("late".into(), 2, 10));
+        assert_eq!(queue.next().await, "late");
+        // An idle connection's queue holds no buffer.
+        assert_eq!(Queue::default().lock().capacity(), 0);
+    }
 
     #[test]
     fn connections_fit_the_open_file_limit() {

@@ -216,6 +216,29 @@ pub(super) fn find_device(
 /// How often running microphones and speakers check that their device still exists.
 pub(super) const PRESENCE_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
+/// Listings in a row that must lack a device before it counts as removed. One listing can miss
+/// a device the sound server is busy with: seen in CI, a null sink's monitor absent from one
+/// listing while it was being recorded, which ended a healthy capture with "device removed".
+pub(super) const PRESENCE_MISSES: u32 = 2;
+
+/// Counts listings without the device ([`PRESENCE_MISSES`] in a row mean it is gone).
+#[derive(Debug, Default)]
+pub(super) struct Presence {
+    misses: u32,
+}
+
+impl Presence {
+    /// Records one check; true once the device was missing from enough listings in a row.
+    pub(super) fn gone(&mut self, listed: bool) -> bool {
+        if listed {
+            self.misses = 0;
+            return false;
+        }
+        self.misses += 1;
+        self.misses >= PRESENCE_MISSES
+    }
+}
+
 /// True unless the host positively lists its devices without one named `name` (a failed
 /// listing is not taken as a removal).
 pub(super) fn device_present(name: &str, direction: Direction) -> bool {
@@ -411,3 +434,17 @@ pub const DEVICE_STALL_MS: u64 = 1_000;
 pub const SPEAKER_WARMUP_MS: u64 = 3_000;
 /// Digital silence for this long is a [`DeviceEvent::MicrophoneSilent`].
 pub const MICROPHONE_SILENT_MS: u64 = 3_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_listing_without_the_device_is_not_a_removal() {
+        let mut presence = Presence::default();
+        assert!(!presence.gone(false), "one miss");
+        assert!(!presence.gone(true));
+        assert!(!presence.gone(false), "the count starts again");
+        assert!(presence.gone(false), "two in a row: removed");
+    }
+}

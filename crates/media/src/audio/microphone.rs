@@ -9,7 +9,7 @@ use cpal::traits::DeviceTrait;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use super::devices::{
-    DEVICE_STALL_MS, DeviceEvent, Direction, MICROPHONE_SILENT_MS, PRESENCE_CHECK_PERIOD,
+    DEVICE_STALL_MS, DeviceEvent, Direction, MICROPHONE_SILENT_MS, PRESENCE_CHECK_PERIOD, Presence,
     device_error, device_present, find_device, read_any, start_stream, stream_config,
 };
 use super::frame::{check_channels, remix};
@@ -235,10 +235,11 @@ fn run_microphone(
     let frame_len = SAMPLES_PER_FRAME * channels;
     let mut reported_drops = 0;
     let mut presence_checked = Instant::now();
+    let mut presence = Presence::default();
     while !tx.should_stop() {
         if presence_checked.elapsed() >= PRESENCE_CHECK_PERIOD {
             presence_checked = Instant::now();
-            if !device_present(&mic.name, Direction::Input) {
+            if presence.gone(device_present(&mic.name, Direction::Input)) {
                 watch.on_failure("device removed");
                 return Err(device_error(&mic.name, "device removed"));
             }

@@ -9,7 +9,7 @@ use cpal::traits::DeviceTrait;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use super::devices::{
-    DEVICE_STALL_MS, DeviceEvent, Direction, PRESENCE_CHECK_PERIOD, SPEAKER_WARMUP_MS,
+    DEVICE_STALL_MS, DeviceEvent, Direction, PRESENCE_CHECK_PERIOD, Presence, SPEAKER_WARMUP_MS,
     device_error, device_present, find_device, start_stream, stream_config, write_any,
 };
 use super::frame::remix;
@@ -170,10 +170,11 @@ impl Speaker {
                         // Hold the stream until the Speaker is dropped, checking that the
                         // device still exists: PulseAudio moves the streams of a removed
                         // device to another one without telling the client.
+                        let mut presence = Presence::default();
                         while let Err(RecvTimeoutError::Timeout) =
                             stop_rx.recv_timeout(PRESENCE_CHECK_PERIOD)
                         {
-                            if !device_present(&name, Direction::Output) {
+                            if presence.gone(device_present(&name, Direction::Output)) {
                                 let reason = "device removed".to_owned();
                                 if let Some(events) = &callback_events {
                                     let _ = events.try_send(DeviceEvent::SpeakerFailed {

@@ -13,9 +13,7 @@ use egui::{Color32, RichText};
 use signal::HostedSignal;
 
 use crate::call_view::{CallExit, CallSetup, CallView, link_row};
-use crate::devices::{
-    Choice, DeviceLists, DeviceScan, camera_after_scan, label_for, resolve_camera,
-};
+use crate::devices::{Choice, DeviceLists, DeviceScan, camera_after_scan, label_for};
 use crate::room::{suggest_room, validate_room};
 use crate::screenshot::{ScreenshotPlan, ScreenshotTaker};
 use crate::settings::{
@@ -307,14 +305,12 @@ impl DuetApp {
         let VideoChoice::Camera(index) = self.settings.video else {
             return;
         };
-        let found = resolve_camera(&self.settings.camera, index, &self.devices.cameras);
         if let Some(now) = camera_after_scan(&self.settings.camera, index, &self.devices.cameras) {
             tracing::info!(
                 camera = %self.settings.camera.name,
                 from = index,
                 to = now,
-                found = found.is_some(),
-                "the chosen camera is listed under another index"
+                "the chosen camera is listed under another index, or gone"
             );
             self.settings.video = VideoChoice::Camera(now);
         }

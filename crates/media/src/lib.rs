@@ -46,8 +46,9 @@ pub use analysis::{dominant_frequency_hz, goertzel_power};
 pub use audio::{
     AudioDeviceInfo, AudioDeviceKind, AudioFrame, AudioSink, AudioSource, Bursts, CHANNELS_MAX,
     DEVICE_STALL_MS, Demand, DeviceEvent, FRAME_DURATION_US, MICROPHONE_SILENT_MS, Microphone,
-    NullSink, NullSinkStats, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME, SPEAKER_WARMUP_MS, Silence,
-    Speaker, SpeakerStats, Tone, Warble, list_audio_inputs, list_audio_outputs,
+    NullSink, NullSinkStats, PACE_SLICE, Pace, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME,
+    SPEAKER_WARMUP_MS, Silence, Speaker, SpeakerStats, Step, Tone, Warble, list_audio_inputs,
+    list_audio_outputs,
 };
 pub use camera::{Camera, CameraInfo, CameraMode, CameraPixelFormat, list_cameras};
 pub use capture::{AudioCapture, Capture, CaptureStats, STOP_TIMEOUT, VideoCapture, VideoSource};

@@ -4,10 +4,10 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use media::{
-    AudioFrame, AudioSink, Demand, JitterBuffer, JitterConfig, NullSink, OpusDecoder, Playout,
+    AudioFrame, AudioSink, JitterBuffer, JitterConfig, NullSink, OpusDecoder, Pace, Playout,
     Speaker,
 };
 use rtc::rtp;
@@ -38,63 +38,8 @@ pub fn open_sink(
     }
 }
 
-/// Longest the playout thread waits at once (for the device, or for the clock), so a stop,
-/// a speaker switch or a device event is seen within it.
-const PACE_SLICE: Duration = Duration::from_millis(10);
-/// One playout slot.
-const SLOT: Duration = Duration::from_millis(20);
-/// A clock this far behind (suspend, debugger) is set to now instead of catching up.
-const CLOCK_RESYNC: Duration = Duration::from_millis(200);
-
-/// What the playout thread does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Pop one slot from the jitter buffer and play it.
-    Play,
-    /// The device has enough queued: wait until it takes some.
-    WaitForDevice,
-    /// Clock-paced: nothing to do for this long.
-    Sleep(Duration),
-}
-
-/// The playout's pacing, pure: the device's demand leads; the wall clock (one slot per 20 ms)
-/// only paces sinks without a device clock, or a device that stopped asking. A slot played on
-/// the device's demand moves the clock along, so switching between the two never plays a
-/// burst.
-#[derive(Debug)]
-struct Pace {
-    /// When the clock allows the next slot.
-    next_tick: Instant,
-}
-
-impl Pace {
-    fn new(now: Instant) -> Self {
-        Self { next_tick: now }
-    }
-
-    fn next(&mut self, demand: Demand, now: Instant) -> Step {
-        match demand {
-            Demand::Now => {
-                self.next_tick = now + SLOT;
-                Step::Play
-            }
-            Demand::Later => Step::WaitForDevice,
-            Demand::Clock => {
-                if self.next_tick > now {
-                    return Step::Sleep((self.next_tick - now).min(PACE_SLICE));
-                }
-                if now - self.next_tick > CLOCK_RESYNC {
-                    self.next_tick = now;
-                }
-                self.next_tick += SLOT;
-                Step::Play
-            }
-        }
-    }
-}
-
 /// Receives the remote audio track until it ends: RTP → jitter buffer; `duet-audio-out`
-/// plays out one 20 ms slot each time the sink's device wants one ([`Pace`]).
+/// plays out one 20 ms slot each time the sink's device wants one ([`media::Pace`]).
 pub async fn receive_audio(
     track: Arc<dyn TrackRemote>,
     counters: Arc<MediaCounters>,
@@ -136,16 +81,8 @@ pub async fn receive_audio(
                 }
             }
             // One 20 ms slot when the device asks for it (or the clock says so).
-            match pace.next(sink.demand(), Instant::now()) {
-                Step::Play => {}
-                Step::WaitForDevice => {
-                    sink.wait_for_device(PACE_SLICE);
-                    continue;
-                }
-                Step::Sleep(d) => {
-                    std::thread::sleep(d);
-                    continue;
-                }
+            if pace.step(sink.as_ref()).is_none() {
+                continue;
             }
             let slot = lock(&playout_jitter).pop();
             let frame: Option<AudioFrame> = match slot {
@@ -283,46 +220,5 @@ mod level_tests {
             "{}",
             level_dbfs(&sine)
         );
-    }
-}
-
-#[cfg(test)]
-mod pace_tests {
-    use super::*;
-
-    #[test]
-    fn the_device_leads_and_the_clock_takes_over_only_without_it() {
-        let t0 = Instant::now();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut pace = Pace::new(t0);
-        // A device that wants audio gets a slot at once, as often as it asks.
-        assert_eq!(pace.next(Demand::Now, ms(0)), Step::Play);
-        assert_eq!(pace.next(Demand::Now, ms(1)), Step::Play);
-        assert_eq!(pace.next(Demand::Later, ms(2)), Step::WaitForDevice);
-        // It stops asking (stalled): the clock goes on from the last slot, 20 ms later, not
-        // with a burst for the time the device was followed.
-        assert_eq!(
-            pace.next(Demand::Clock, ms(5)),
-            Step::Sleep(PACE_SLICE),
-            "next slot at 21 ms"
-        );
-        assert_eq!(
-            pace.next(Demand::Clock, ms(15)),
-            Step::Sleep(Duration::from_millis(6))
-        );
-        assert_eq!(pace.next(Demand::Clock, ms(21)), Step::Play);
-        assert_eq!(pace.next(Demand::Clock, ms(22)), Step::Sleep(PACE_SLICE));
-        assert_eq!(pace.next(Demand::Clock, ms(41)), Step::Play);
-        // Late by less than the resync bound: catches up one slot at a time.
-        assert_eq!(pace.next(Demand::Clock, ms(100)), Step::Play);
-        assert_eq!(pace.next(Demand::Clock, ms(100)), Step::Play);
-        assert_eq!(
-            pace.next(Demand::Clock, ms(100)),
-            Step::Sleep(Duration::from_millis(1))
-        );
-        // Far behind (a suspend): one slot now, then the normal pace, no burst of 50.
-        assert_eq!(pace.next(Demand::Clock, ms(1_200)), Step::Play);
-        assert_eq!(pace.next(Demand::Clock, ms(1_201)), Step::Sleep(PACE_SLICE));
-        assert_eq!(pace.next(Demand::Clock, ms(1_220)), Step::Play);
     }
 }

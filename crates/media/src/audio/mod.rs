@@ -13,11 +13,13 @@
 //! - [`synthetic`]: [`Tone`], [`Warble`], [`Silence`], [`NullSink`];
 //! - [`devices`]: listing and finding devices, stream configuration, [`DeviceEvent`];
 //! - [`resample`]: rate conversion at the device edge;
-//! - [`microphone`] and [`speaker`]: the cpal streams.
+//! - [`microphone`] and [`speaker`]: the cpal streams;
+//! - [`pace`]: when a playout loop plays its next slot into a sink.
 
 mod devices;
 mod frame;
 mod microphone;
+mod pace;
 mod resample;
 mod speaker;
 mod synthetic;
@@ -28,6 +30,7 @@ pub use devices::{
 };
 pub use frame::{AudioFrame, CHANNELS_MAX, FRAME_DURATION_US, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME};
 pub use microphone::Microphone;
+pub use pace::{PACE_SLICE, Pace, Step};
 pub use speaker::{Speaker, SpeakerStats};
 pub use synthetic::{Bursts, NullSink, NullSinkStats, Silence, Tone, Warble};
 

@@ -1,5 +1,5 @@
-//! The speaker paces the playout: a loop that asks `demand()` before each 20 ms frame (as the
-//! call's playout thread does) plays exactly as fast as a private PulseAudio null sink takes
+//! The speaker paces the playout: the call's pacing (`media::Pace`) asked before each 20 ms
+//! frame plays exactly as fast as a private PulseAudio null sink takes
 //! audio, with the queue ahead of it held near `Speaker::lead`; when the sink is suspended
 //! (`pactl suspend-sink`: the device stops asking) the wall clock takes over, so the playout
 //! does not freeze; when it is resumed the device leads again.
@@ -10,7 +10,7 @@ use crate::common::pulse::{PrivateSink, RAN, pactl, with_pulse};
 
 use std::time::{Duration, Instant};
 
-use media::{AudioSink, Demand, Speaker, Tone};
+use media::{AudioSink, Demand, Pace, Speaker, Tone};
 
 #[test]
 fn the_speaker_paces_the_playout() {
@@ -40,13 +40,12 @@ impl Stretch {
     }
 }
 
-/// A playout loop like the call's: a frame whenever the speaker asks, the wall clock (one
-/// frame per 20 ms) when it has no demand to give.
+/// The call's playout loop: a frame whenever `Pace` grants a slot.
 struct Playout {
     speaker: Speaker,
     tone: Tone,
     played: u64,
-    next_tick: Instant,
+    pace: Pace,
 }
 
 impl Playout {
@@ -54,28 +53,13 @@ impl Playout {
         let end = Instant::now() + length;
         let mut stretch = Stretch::default();
         while Instant::now() < end {
-            let demand = self.speaker.demand();
-            stretch.last = Some(demand);
             stretch.max_queued = stretch.max_queued.max(self.speaker.queued());
-            let now = Instant::now();
-            match demand {
-                Demand::Now => {
-                    self.next_tick = now + Duration::from_millis(20);
-                    stretch.by_device += 1;
-                }
-                Demand::Later => {
-                    self.speaker.wait_for_device(Duration::from_millis(10));
-                    continue;
-                }
-                Demand::Clock => {
-                    if self.next_tick > now {
-                        std::thread::sleep((self.next_tick - now).min(Duration::from_millis(10)));
-                        continue;
-                    }
-                    self.next_tick = self.next_tick.max(now - Duration::from_millis(200))
-                        + Duration::from_millis(20);
-                    stretch.by_clock += 1;
-                }
+            let granted = self.pace.step(&self.speaker);
+            stretch.last = Some(granted.unwrap_or_else(|| self.speaker.demand()));
+            match granted {
+                None => continue,
+                Some(Demand::Clock) => stretch.by_clock += 1,
+                Some(_) => stretch.by_device += 1,
             }
             self.speaker
                 .play(&self.tone.frame(self.played, 0))
@@ -106,7 +90,7 @@ fn pacing() {
         speaker,
         tone: Tone::new(440.0),
         played: 0,
-        next_tick: Instant::now(),
+        pace: Pace::new(Instant::now()),
     };
     // A fresh null sink asks for nothing for about 2 s (it plays out what it rendered ahead).
     let warmed_in = playout.until_the_device_leads(Duration::from_secs(8));

@@ -81,6 +81,45 @@ impl StatsHistory {
                     format!("{:.1} % / {:.1} ms", s.loss_percent, s.jitter_ms),
                 );
                 row(
+                    "Target / rung",
+                    format!(
+                        "{:.0} kbit/s / {}",
+                        s.target_bitrate_bps / 1000.0,
+                        rung_name(s.video_rung)
+                    ),
+                );
+                row(
+                    "Video packets",
+                    format!(
+                        "{} lost, {} recovered",
+                        s.video_packets_lost.max(0),
+                        s.video_packets_recovered
+                    ),
+                );
+                row(
+                    "Frames",
+                    format!(
+                        "{} lost, {} concealed, {} PLIs sent",
+                        s.video_frames_lost, s.video_frames_concealed, s.plis_sent
+                    ),
+                );
+                row(
+                    "Freezes",
+                    format!(
+                        "{} ({:.1} s in all, longest {:.1} s)",
+                        s.freeze_count,
+                        s.freeze_total_ms / 1000.0,
+                        s.freeze_longest_ms / 1000.0
+                    ),
+                );
+                row(
+                    "Audio buffer",
+                    format!(
+                        "{:.0} ms (target {:.0} ms)",
+                        s.audio_jitter_delay_ms, s.audio_jitter_target_ms
+                    ),
+                );
+                row(
                     "Encode / decode",
                     format!("{:.1} ms / {:.1} ms", s.encode_ms, s.decode_ms),
                 );
@@ -140,9 +179,26 @@ impl StatsHistory {
     }
 }
 
+/// The resolution ladder's rung as a user reads it: each rung halves the configured size.
+fn rung_name(rung: u64) -> String {
+    match rung {
+        0 => "full size".into(),
+        1 => "half size".into(),
+        n => format!("1/{} size", 1u64 << n.min(16)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rungs_read_as_sizes() {
+        assert_eq!(rung_name(0), "full size");
+        assert_eq!(rung_name(1), "half size");
+        assert_eq!(rung_name(2), "1/4 size");
+        assert_eq!(rung_name(u64::MAX), "1/65536 size");
+    }
 
     #[test]
     fn keeps_one_minute() {

@@ -131,6 +131,9 @@ pub struct CallStats {
     pub video_frames_lost: u64,
     /// Remote video packets that filled a hole: reordered, or recovered by a NACK.
     pub video_packets_recovered: u64,
+    /// Remote video pictures shown with errors concealed: decoded after a frame was lost,
+    /// on the last good picture, while a keyframe was on its way (they count as decoded).
+    pub video_frames_concealed: u64,
     /// How long the receiver waits for a missing packet before giving its frame up, ms.
     pub video_reorder_wait_ms: f64,
     /// Freezes of the remote video, as browsers count them (a gap between two frames of more

@@ -12,7 +12,7 @@ use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig as OpenH264Config, FrameRate, FrameType,
     IntraFramePeriod, Level, Profile, RateControlMode, SpsPpsStrategy, UsageType,
 };
-use openh264::formats::{YUVSlices, YUVSource};
+use openh264::formats::YUVSlices;
 
 use crate::video_codec::KeyframeGate;
 use crate::{EncodedFrame, EncoderConfig, Error, VideoFrame};
@@ -206,13 +206,141 @@ impl H264Encoder {
 /// The two runtime settings the safe openh264 wrapper does not expose.
 #[allow(unsafe_code)]
 mod raw {
+    use openh264::decoder::Decoder;
     use openh264::encoder::Encoder;
     use openh264_sys2::{
+        DECODER_OPTION_ERROR_CON_IDC, DECODER_OPTION_NUM_OF_FRAMES_REMAINING_IN_BUFFER,
         ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE,
-        SBitrateInfo, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
+        ERROR_CON_SLICE_MV_COPY_CROSS_IDR_FREEZE_RES_CHANGE, SBitrateInfo, SBufferInfo,
+        SPATIAL_LAYER_0, SPATIAL_LAYER_ALL, dsDataErrorConcealed, dsErrorFree, dsFramePending,
     };
 
-    use crate::Error;
+    use crate::{Error, VideoFrame};
+
+    /// Turns on openh264's error concealment: a slice whose data or reference is missing is
+    /// filled in by copying motion vectors and pixels from the last good picture, across IDRs,
+    /// and the output freezes instead when the resolution changes (its new IDR is awaited). The
+    /// Rust wrapper has no setter for it (its `DecoderConfig` leaves it off).
+    pub(super) fn conceal_errors(decoder: &mut Decoder) -> Result<(), Error> {
+        let mut idc = ERROR_CON_SLICE_MV_COPY_CROSS_IDR_FREEZE_RES_CHANGE;
+        // SAFETY: the decoder is initialised; DECODER_OPTION_ERROR_CON_IDC takes a pointer to an
+        // int that lives for the call. The wrapper caches nothing that depends on it.
+        let rc = unsafe {
+            decoder
+                .raw_api()
+                .set_option(DECODER_OPTION_ERROR_CON_IDC, (&raw mut idc).cast())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::Decoder(format!(
+                "H.264: openh264 refused error concealment (code {rc})"
+            )))
+        }
+    }
+
+    /// What one access unit gave.
+    pub(super) struct Decoded {
+        /// openh264 concealed something: in this unit (with `damaged`), or in a reference it
+        /// was built on, or in a unit left incomplete before it.
+        pub(super) concealed: bool,
+        /// This unit itself had a reference or data missing, or corrupt.
+        pub(super) damaged: bool,
+        pub(super) picture: Option<VideoFrame>,
+    }
+
+    /// Decodes one access unit as `Decoder::decode` does (no delay, then a flush if a picture
+    /// is still held), but keeps the picture openh264 returns together with a "concealed"
+    /// status, which the wrapper turns into an error and drops.
+    pub(super) fn decode(decoder: &mut Decoder, access_unit: &[u8]) -> Result<Decoded, Error> {
+        let len = i32::try_from(access_unit.len())
+            .map_err(|_| Error::Decoder("H.264: access unit too large".into()))?;
+        let mut dst = [std::ptr::null_mut::<u8>(); 3];
+        let mut info = SBufferInfo::default();
+        // SAFETY: the decoder is initialised; openh264 reads `len` bytes of `access_unit` and
+        // writes three plane pointers into `dst` and the picture's description into `info`,
+        // both of which live for the call.
+        let mut state = unsafe {
+            decoder.raw_api().decode_frame_no_delay(
+                access_unit.as_ptr(),
+                len,
+                (&raw mut dst).cast(),
+                &raw mut info,
+            )
+        };
+        if info.iBufferStatus != 1 && state & !dsFramePending == dsErrorFree {
+            let mut remaining = 0i32;
+            // SAFETY: the option takes a pointer to an int that lives for the call.
+            let rc = unsafe {
+                decoder.raw_api().get_option(
+                    DECODER_OPTION_NUM_OF_FRAMES_REMAINING_IN_BUFFER,
+                    (&raw mut remaining).cast(),
+                )
+            };
+            if rc == 0 && remaining > 0 {
+                // SAFETY: as for the decode above.
+                state |= unsafe {
+                    decoder
+                        .raw_api()
+                        .flush_frame((&raw mut dst).cast(), &raw mut info)
+                };
+            }
+        }
+        let concealed = state & dsDataErrorConcealed != 0;
+        let picture = if info.iBufferStatus == 1 {
+            // SAFETY: a buffer status of 1 means `dst` and `info` describe a picture in the
+            // decoder's own buffers, valid until the next call into it (we copy it out first).
+            unsafe { picture(&dst, &info)? }
+        } else {
+            None
+        };
+        let damaged = state & !(dsFramePending | dsDataErrorConcealed) != dsErrorFree;
+        if damaged && !concealed {
+            return Err(Error::Decoder(format!(
+                "H.264: openh264 could not decode (state {state:#x})"
+            )));
+        }
+        Ok(Decoded {
+            concealed,
+            damaged,
+            picture,
+        })
+    }
+
+    /// Copies out the picture openh264 returned.
+    ///
+    /// # Safety
+    /// `dst` and `info` must come from a decode or flush that reported a buffer status of 1,
+    /// with no call into the decoder since.
+    unsafe fn picture(dst: &[*mut u8; 3], info: &SBufferInfo) -> Result<Option<VideoFrame>, Error> {
+        if dst.iter().any(|p| p.is_null()) {
+            return Ok(None);
+        }
+        // SAFETY: the only member of the union, written by the decoder with the picture.
+        let system = unsafe { info.UsrData.sSystemBuffer };
+        let dims = |v: i32| usize::try_from(v).unwrap_or(0);
+        // A cropped stream can have an odd size; show it one pixel smaller.
+        let (w, h) = (dims(system.iWidth) & !1, dims(system.iHeight) & !1);
+        let (ys, uvs) = (dims(system.iStride[0]), dims(system.iStride[1]));
+        if w == 0 || h == 0 || ys < w || uvs < w / 2 {
+            return Ok(None);
+        }
+        // SAFETY: openh264's planes hold at least `h` rows of `ys` bytes (Y) and `h / 2` rows
+        // of `uvs` bytes (U, V): its buffers are allocated for the padded, macroblock-aligned
+        // picture, larger than the display size reported here.
+        let (y, u, v) = unsafe {
+            (
+                std::slice::from_raw_parts(dst[0], h * ys),
+                std::slice::from_raw_parts(dst[1], h / 2 * uvs),
+                std::slice::from_raw_parts(dst[2], h / 2 * uvs),
+            )
+        };
+        let width =
+            u32::try_from(w).map_err(|_| Error::Decoder("H.264: picture too wide".into()))?;
+        let height =
+            u32::try_from(h).map_err(|_| Error::Decoder("H.264: picture too tall".into()))?;
+        VideoFrame::from_strided_planes(width, height, (y, ys), (u, uvs), (v, uvs), 0).map(Some)
+    }
 
     fn bitrate_option(
         encoder: &mut Encoder,
@@ -285,38 +413,55 @@ impl std::fmt::Debug for H264Decoder {
     }
 }
 
+/// Pictures concealed after a loss before the decoder stops showing them and waits for the
+/// keyframe: about 3 s at 30 fps. The engine asks for a keyframe at once and at most once a
+/// round trip, so this is only reached when keyframes are lost again and again; by then the
+/// errors have spread too far for the picture to be worth showing.
+pub const CONCEAL_LIMIT_FRAMES: u32 = 90;
+
 impl H264Decoder {
-    /// Creates a decoder. It needs a keyframe before it can show anything.
+    /// Creates a decoder. It needs a keyframe before it can show anything; after that, lost
+    /// data is concealed (see [`H264Decoder::needs_keyframe`]).
     ///
     /// # Errors
     /// [`Error::Decoder`] if openh264 fails to initialise.
     pub fn new() -> Result<Self, Error> {
-        let inner = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+        let mut inner = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
             .map_err(|e| Error::Decoder(format!("H.264: {e}")))?;
+        raw::conceal_errors(&mut inner)?;
         Ok(Self {
             inner,
-            gate: KeyframeGate::new(),
+            gate: KeyframeGate::concealing(CONCEAL_LIMIT_FRAMES),
         })
     }
 
-    /// True until an IDR has been decoded, and again after any decode error or reported loss.
-    /// While true the engine should send PLI; delta frames are not decoded (they would only show
-    /// garbage).
+    /// True until an IDR has been decoded, and again after any decode error or reported loss,
+    /// until the next IDR: while true the engine should send PLI. Meanwhile delta frames are
+    /// still decoded, with openh264's error concealment filling in what the lost data would
+    /// have drawn (motion vectors and pixels copied from the last good picture), for at most
+    /// [`CONCEAL_LIMIT_FRAMES`] pictures; before the first IDR nothing is shown.
     #[must_use]
     pub fn needs_keyframe(&self) -> bool {
         self.gate.needs_keyframe()
     }
 
-    /// Tells the decoder that data was lost (for example an RTP sequence gap): it will wait for
-    /// the next IDR.
+    /// Tells the decoder that data was lost (for example an RTP sequence gap): it conceals,
+    /// and asks for the next IDR.
     pub fn report_loss(&mut self) {
         self.gate.report_loss();
     }
 
-    /// Pictures decoded so far.
+    /// Pictures decoded so far (concealed ones included).
     #[must_use]
     pub fn decoded_frames(&self) -> u64 {
         self.gate.decoded()
+    }
+
+    /// Pictures decoded while waiting for an IDR after a loss: built on a lost or broken
+    /// reference, with errors concealed.
+    #[must_use]
+    pub fn concealed_frames(&self) -> u64 {
+        self.gate.concealed()
     }
 
     /// Decodes one Annex-B access unit. Returns `Ok(None)` when there is nothing to show yet
@@ -342,24 +487,21 @@ impl H264Decoder {
         if self.gate.holds_back(types.contains(&NAL_SLICE), has_idr) {
             return Ok(None);
         }
-        let result = match self.inner.decode(access_unit) {
-            Ok(Some(yuv)) => {
-                let (w, h) = yuv.dimensions();
-                let (ys, us, vs) = yuv.strides();
-                // A cropped stream can have an odd size; show it one pixel smaller.
-                VideoFrame::from_strided_planes(
-                    u32::try_from(w).unwrap_or(0) & !1,
-                    u32::try_from(h).unwrap_or(0) & !1,
-                    (yuv.y(), ys),
-                    (yuv.u(), us),
-                    (yuv.v(), vs),
-                    0,
-                )
-                .map(Some)
-            }
-            Ok(None) => Ok(None),
-            Err(e) => Err(Error::Decoder(format!("H.264: {e}"))),
-        };
-        self.gate.settle(has_idr, result)
+        match raw::decode(&mut self.inner, access_unit) {
+            // An intact IDR needs nothing before it: a "concealed" flag on its picture is left
+            // over from an incomplete unit before it (seen after a truncated IDR).
+            Ok(raw::Decoded {
+                concealed: true,
+                damaged: false,
+                picture: Some(picture),
+            }) if has_idr => self.gate.settle(true, Ok(Some(picture))),
+            Ok(raw::Decoded {
+                concealed: true,
+                picture,
+                ..
+            }) => Ok(self.gate.conceal(picture)),
+            Ok(raw::Decoded { picture, .. }) => self.gate.settle(has_idr, Ok(picture)),
+            Err(e) => self.gate.settle(has_idr, Err(e)),
+        }
     }
 }

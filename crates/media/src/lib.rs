@@ -54,7 +54,7 @@ pub use camera::{Camera, CameraInfo, CameraMode, CameraPixelFormat, list_cameras
 pub use capture::{AudioCapture, Capture, CaptureStats, STOP_TIMEOUT, VideoCapture, VideoSource};
 pub use error::Error;
 pub use frame::{VideoFrame, unix_time_us};
-pub use h264::{H264Decoder, H264Encoder, nal_unit_types};
+pub use h264::{CONCEAL_LIMIT_FRAMES, H264Decoder, H264Encoder, nal_unit_types};
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use pattern::{PatternRect, Stamp, TestPattern, read_pattern_stamp, read_pattern_stamp_rgba};

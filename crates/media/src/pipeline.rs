@@ -22,6 +22,7 @@ pub struct WorkerStats {
     processed: AtomicU64,
     dropped: AtomicU64,
     errors: AtomicU64,
+    concealed: AtomicU64,
 }
 
 impl WorkerStats {
@@ -41,6 +42,13 @@ impl WorkerStats {
     #[must_use]
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Of the pictures decoded, those concealed: built on a lost or broken reference while
+    /// the decoder waited for a keyframe.
+    #[must_use]
+    pub fn concealed(&self) -> u64 {
+        self.concealed.load(Ordering::Relaxed)
     }
 
     fn add(counter: &AtomicU64) {
@@ -162,6 +170,9 @@ impl DecodeWorker {
                     }
                 }
                 nk.store(decoder.needs_keyframe(), Ordering::Relaxed);
+                counters
+                    .concealed
+                    .store(decoder.concealed_frames(), Ordering::Relaxed);
             }
             Ok(())
         })?;

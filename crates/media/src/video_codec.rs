@@ -105,21 +105,43 @@ pub struct EncodedFrame {
     pub height: u32,
 }
 
-/// The keyframe rule both decoders follow: nothing is shown until a keyframe has been taken,
-/// and again after a decode error or reported loss (a delta frame then would only show
-/// garbage), while the engine sends PLI; plus the counts.
+/// The keyframe rule both decoders follow: nothing is shown until a keyframe has been taken.
+/// After a decode error or reported loss the engine sends PLI until the next keyframe; a codec
+/// that cannot conceal errors shows nothing meanwhile (a delta frame would only show garbage),
+/// while one that can ([`KeyframeGate::concealing`]) goes on decoding delta frames on its last
+/// good picture for at most `conceal_limit` pictures, so a lost frame costs a blemish instead of
+/// a freeze until the next keyframe; plus the counts.
 #[derive(Debug)]
 pub(crate) struct KeyframeGate {
     needs_keyframe: bool,
+    /// A keyframe has been decoded since the codec was created: there is a picture to
+    /// conceal from.
+    has_reference: bool,
+    /// Pictures shown while waiting for a keyframe, at most this many (0: none).
+    conceal_limit: u32,
+    /// Pictures shown since the wait began.
+    concealing: u32,
     decoded: u64,
+    concealed: u64,
     errors: u64,
 }
 
 impl KeyframeGate {
+    /// A gate for a codec that cannot conceal: nothing is shown while a keyframe is needed.
     pub(crate) fn new() -> Self {
+        Self::concealing(0)
+    }
+
+    /// A gate for a codec that conceals errors in delta frames: after a loss up to
+    /// `conceal_limit` pictures are shown before it waits for the keyframe.
+    pub(crate) fn concealing(conceal_limit: u32) -> Self {
         Self {
             needs_keyframe: true,
+            has_reference: false,
+            conceal_limit,
+            concealing: 0,
             decoded: 0,
+            concealed: 0,
             errors: 0,
         }
     }
@@ -136,33 +158,63 @@ impl KeyframeGate {
         self.decoded
     }
 
-    /// Whether a delta frame is held back (not given to the codec) while a keyframe is needed.
-    pub(crate) fn holds_back(&self, delta: bool, keyframe: bool) -> bool {
-        self.needs_keyframe && delta && !keyframe
+    /// Pictures shown while a keyframe was needed (built on a lost or broken reference).
+    pub(crate) fn concealed(&self) -> u64 {
+        self.concealed
     }
 
-    /// Counts `error`; with `wait`, nothing is shown again until the next keyframe.
+    /// Whether concealment may show one more picture.
+    fn may_conceal(&self) -> bool {
+        self.has_reference && self.concealing < self.conceal_limit
+    }
+
+    /// Whether a delta frame is held back (not given to the codec) while a keyframe is needed.
+    pub(crate) fn holds_back(&self, delta: bool, keyframe: bool) -> bool {
+        self.needs_keyframe && delta && !keyframe && !self.may_conceal()
+    }
+
+    /// Counts `error`; with `wait`, nothing is shown again until the next keyframe (or only
+    /// what concealment allows).
     pub(crate) fn fail(&mut self, error: Error, wait: bool) -> Error {
         self.errors += 1;
         self.needs_keyframe |= wait;
         error
     }
 
+    /// Books a picture the codec says it concealed (it found a reference or data missing):
+    /// a keyframe is needed from now on, and the picture is shown while concealment allows.
+    pub(crate) fn conceal(&mut self, picture: Option<VideoFrame>) -> Option<VideoFrame> {
+        self.needs_keyframe = true;
+        self.show_while_waiting(picture)
+    }
+
+    fn show_while_waiting(&mut self, picture: Option<VideoFrame>) -> Option<VideoFrame> {
+        let picture = picture.filter(|_| self.may_conceal())?;
+        self.concealing += 1;
+        self.concealed += 1;
+        self.decoded += 1;
+        Some(picture)
+    }
+
     /// Books what the codec made of a frame: a picture is counted; a keyframe the codec took
     /// ends the wait even when it holds its picture back (some encoders' streams, browsers'
-    /// among them, come out one call later: the reference is there); an error waits again.
+    /// among them, come out one call later: the reference is there); a delta frame's picture
+    /// while waiting is a concealed one; an error waits again.
     pub(crate) fn settle(
         &mut self,
         keyframe: bool,
         result: Result<Option<VideoFrame>, Error>,
     ) -> Result<Option<VideoFrame>, Error> {
         match result {
+            Ok(picture) if self.needs_keyframe && !keyframe => Ok(self.show_while_waiting(picture)),
             Ok(picture) => {
                 if picture.is_some() {
                     self.decoded += 1;
                 }
                 if keyframe {
                     self.needs_keyframe = false;
+                    self.has_reference = true;
+                    self.concealing = 0;
                 }
                 Ok(picture)
             }
@@ -315,6 +367,16 @@ impl VideoDecoder {
         match self {
             VideoDecoder::H264(d) => d.decoded_frames(),
             VideoDecoder::Vp8(d) => d.decoded_frames(),
+        }
+    }
+
+    /// Of those, pictures concealed: decoded on a lost or broken reference while waiting for
+    /// a keyframe (H.264 only; VP8 shows nothing while it waits).
+    #[must_use]
+    pub fn concealed_frames(&self) -> u64 {
+        match self {
+            VideoDecoder::H264(d) => d.concealed_frames(),
+            VideoDecoder::Vp8(_) => 0,
         }
     }
 

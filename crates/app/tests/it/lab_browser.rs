@@ -8,14 +8,16 @@ use crate::common::browser::{
     Browser, BrowserKit, BrowserRun, browser_kit, finish_browser, firefox_kit, start_page,
 };
 use crate::common::lab::{
-    Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived, finish, signal_lab,
-    start_bare_peer, summary,
+    Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived, finish, fps_after,
+    freezes_after, median_between, signal_lab, start_bare_peer, summary,
 };
 use crate::common::unique_room;
 use netlab::Nat;
 
 const SMALL: &str = "duet-pattern-320x240.y4m";
 const LARGE: &str = "duet-pattern-640x360.y4m";
+/// Seconds (since a peer started) after which a call is considered settled.
+const SETTLED_S: f64 = 6.0;
 
 /// The page in home `a` and `duet call` in home `b` of `lab`, in a fresh room; what each
 /// reported, after printing it.
@@ -55,6 +57,104 @@ fn page_and_duet_connect_through_signals_turn_across_symmetric_nats() {
     assert!(
         relayed(&local) || relayed(&remote),
         "the page's call did not go through signal's TURN: {local} -> {remote}"
+    );
+}
+
+/// Chromium and duet across a link losing 3 % each way (home A's): pictures keep coming in
+/// both directions. Each side retransmits what the other NACKs; duet conceals what stays lost
+/// until the keyframe it asks for arrives; Chromium adapts to duet's feedback.
+#[test]
+fn page_and_duet_keep_video_moving_at_three_percent_loss() {
+    let Some(kit) = browser_kit(&[SMALL]) else {
+        return;
+    };
+    let Some(lab) = signal_lab("brloss", Nat::Cone) else {
+        return;
+    };
+    lab.a.set_loss_permille(30, 30).expect("loss");
+    // 12 s: the page's camera loops its 15 s file, and duet checks the counters run forward.
+    let (fb, fa) = page_calls_duet(&kit, &lab, "brloss");
+    let duet_fps = fps_after(&fb, SETTLED_S);
+    let page_fps = fa.fps_after_connecting(SETTLED_S);
+    eprintln!(
+        "3 % loss: duet receives {duet_fps:.1} fps, the page {page_fps:.1} fps (freezes {} / {:.1} s); \
+         duet's freezes after {SETTLED_S} s: {:?}",
+        fa.freezes().0,
+        fa.freezes().1,
+        freezes_after(&fb, SETTLED_S)
+    );
+    assert!(duet_fps >= 20.0, "duet received only {duet_fps:.1} fps");
+    assert!(page_fps >= 20.0, "the page received only {page_fps:.1} fps");
+    let long: Vec<f64> = freezes_after(&fb, SETTLED_S)
+        .into_iter()
+        .filter(|ms| *ms > 1000.0)
+        .collect();
+    assert!(
+        long.is_empty(),
+        "duet's picture froze for over 1 s: {long:?}"
+    );
+}
+
+/// Chromium and duet on 1 Mbit/s links (both homes, each way): each sender keeps within the
+/// cap and pictures keep coming both ways.
+#[test]
+fn page_and_duet_adapt_to_a_one_megabit_cap() {
+    let Some(kit) = browser_kit(&[LARGE]) else {
+        return;
+    };
+    let Some(lab) = signal_lab("brcap", Nat::Cone) else {
+        return;
+    };
+    for home in [&lab.a, &lab.b] {
+        home.set_rate_kbit(Some(1000)).expect("cap");
+    }
+    let room = unique_room("brcap");
+    let page = start_page(&kit, Browser::Chromium, &lab.a, "a", &room, 20, LARGE, "");
+    let duet = start_bare_peer(
+        &lab.b,
+        &lab.signal.signal_url(),
+        "b",
+        &PeerOptions {
+            room: &room,
+            tone: "tone:660",
+            seconds: 18,
+            extra: &["--size", "640x480"],
+        },
+    );
+    let fb = finish(duet, Duration::from_secs(60));
+    let fa = finish_browser(page, Duration::from_secs(75));
+    eprintln!("{}", summary(&fb));
+    let duet_fps = fps_after(&fb, SETTLED_S);
+    let page_fps = fa.fps_after_connecting(SETTLED_S);
+    let duet_target = median_between(&fb, "target_bitrate_bps", 10.0, f64::MAX);
+    let page_rates = fa.send_bitrates_after_connecting();
+    let page_sent = page_rates.iter().skip(8).copied().fold(0.0, f64::max);
+    eprintln!(
+        "1 Mbit/s cap: duet receives {duet_fps:.1} fps, sends at a target of {:.0} kbit/s; the \
+         page receives {page_fps:.1} fps (freezes {} / {:.1} s) and sends at most {:.0} kbit/s \
+         after 8 s; duet's freezes after {SETTLED_S} s: {:?}",
+        duet_target / 1000.0,
+        fa.freezes().0,
+        fa.freezes().1,
+        page_sent / 1000.0,
+        freezes_after(&fb, SETTLED_S)
+    );
+    // The page's camera loops its 15 s file, so its counters restart: only count frames here.
+    assert!(fb.success, "duet's side failed: {}", fb.output);
+    assert!(
+        fb.stat("frames_decoded") >= 150.0,
+        "duet decoded too little: {}",
+        fb.report["stats"]
+    );
+    assert!(duet_fps >= 15.0, "duet received only {duet_fps:.1} fps");
+    assert!(page_fps >= 15.0, "the page received only {page_fps:.1} fps");
+    assert!(
+        duet_target <= 1_000_000.0,
+        "duet's rate after 10 s (median {duet_target:.0} bit/s) exceeds the 1 Mbit/s cap"
+    );
+    assert!(
+        page_sent <= 1_000_000.0,
+        "Chromium sent duet {page_sent:.0} bit/s in a second, over the 1 Mbit/s cap"
     );
 }
 

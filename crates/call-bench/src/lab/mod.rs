@@ -50,11 +50,15 @@ pub enum Condition {
     Step,
     /// Chromium in home A calls `duet call` in home B, no impairment.
     BrowserToDuet,
+    /// Chromium in home A and `duet call` in home B, 1 Mbit/s each way on both homes.
+    BrowserToDuetCap1000,
+    /// Chromium in home A and `duet call` in home B, 3 % loss both ways on home A's link.
+    BrowserToDuetLoss3,
 }
 
 impl Condition {
     /// Every condition, in the table's order.
-    pub const ALL: [Condition; 7] = [
+    pub const ALL: [Condition; 9] = [
         Condition::Clean,
         Condition::Cap1000,
         Condition::Cap500,
@@ -62,6 +66,8 @@ impl Condition {
         Condition::Loss10,
         Condition::Step,
         Condition::BrowserToDuet,
+        Condition::BrowserToDuetCap1000,
+        Condition::BrowserToDuetLoss3,
     ];
 
     fn title(self) -> &'static str {
@@ -75,6 +81,12 @@ impl Condition {
             Condition::BrowserToDuet => {
                 "Browser → duet (Chromium in A, duet call in B), no impairment"
             }
+            Condition::BrowserToDuetCap1000 => {
+                "Browser ↔ duet (Chromium in A, duet call in B), 1 Mbit/s cap (both homes, each way)"
+            }
+            Condition::BrowserToDuetLoss3 => {
+                "Browser ↔ duet (Chromium in A, duet call in B), 3 % loss each way (home A's link)"
+            }
         }
     }
 
@@ -87,12 +99,16 @@ impl Condition {
             Condition::Loss10 => "loss10",
             Condition::Step => "step",
             Condition::BrowserToDuet => "b2d",
+            Condition::BrowserToDuetCap1000 => "b2d-cap1000",
+            Condition::BrowserToDuetLoss3 => "b2d-loss3",
         }
     }
 
     fn calls(self) -> &'static [(PeerKind, PeerKind)] {
         match self {
-            Condition::BrowserToDuet => &[(PeerKind::Chromium, PeerKind::Duet)],
+            Condition::BrowserToDuet
+            | Condition::BrowserToDuetCap1000
+            | Condition::BrowserToDuetLoss3 => &[(PeerKind::Chromium, PeerKind::Duet)],
             _ => &[
                 (PeerKind::Duet, PeerKind::Duet),
                 (PeerKind::Chromium, PeerKind::Chromium),
@@ -102,7 +118,7 @@ impl Condition {
 
     fn cap_kbit(self) -> Option<u32> {
         match self {
-            Condition::Cap1000 => Some(1000),
+            Condition::Cap1000 | Condition::BrowserToDuetCap1000 => Some(1000),
             Condition::Cap500 => Some(500),
             _ => None,
         }
@@ -115,7 +131,7 @@ impl Condition {
             h.set_loss_permille(0, 0)?;
         }
         match self {
-            Condition::Loss3 => a.set_loss_permille(30, 30),
+            Condition::Loss3 | Condition::BrowserToDuetLoss3 => a.set_loss_permille(30, 30),
             Condition::Loss10 => a.set_loss_permille(100, 100),
             Condition::Step => {
                 a.set_rate_kbit(Some(3000))?;

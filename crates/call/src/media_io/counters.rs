@@ -81,10 +81,15 @@ pub struct MediaCounters {
     pub frames_lost: AtomicU64,
     /// Video packets that arrived after a later one: reordered, or recovered by NACK.
     pub packets_recovered: AtomicU64,
+    /// Remote video pictures decoded with errors concealed (after a loss, before the keyframe).
+    pub frames_concealed: AtomicU64,
     /// The receiver's current wait for a missing packet, microseconds.
     pub reorder_wait_us: AtomicU64,
     /// Smoothed round-trip time of the selected candidate pair, microseconds (0 = unknown).
     pub rtt_us: AtomicU64,
+    /// STUN binding responses the selected pair had received when `rtt_us` was stored: a
+    /// change means `rtt_us` is a new measurement (webrtc-rs keeps the last one otherwise).
+    pub rtt_responses: AtomicU64,
     /// Freezes of the remote video (see [`FreezeDetector`]).
     pub freezes: Mutex<FreezeDetector>,
     /// Whether the microphone's audio processing is on (the owner may toggle it mid-call).

@@ -154,16 +154,36 @@ mod tests {
     fn a_filling_queue_cuts_the_rate_once_a_second() {
         let t = Instant::now();
         let mut g = QueueGuard::default();
-        assert!(!g.sample(20.0, t));
-        assert!(!g.sample(70.0, t), "50 ms above the minimum is not a queue");
-        assert!(g.sample(90.0, t + Duration::from_millis(100)));
+        assert!(!g.sample(20.0, 1, t));
         assert!(
-            !g.sample(150.0, t + Duration::from_millis(500)),
+            !g.sample(70.0, 2, t),
+            "50 ms above the minimum is not a queue"
+        );
+        assert!(g.sample(90.0, 3, t + Duration::from_millis(100)));
+        assert!(
+            !g.sample(150.0, 4, t + Duration::from_millis(500)),
             "once a second"
         );
-        assert!(g.sample(150.0, t + Duration::from_millis(1200)));
-        assert!(!g.sample(25.0, t + Duration::from_secs(3)));
-        assert!(!g.sample(f64::NAN, t + Duration::from_secs(5)));
+        assert!(g.sample(150.0, 5, t + Duration::from_millis(1200)));
+        assert!(!g.sample(25.0, 6, t + Duration::from_secs(3)));
+        assert!(!g.sample(f64::NAN, 7, t + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_stale_round_trip_cuts_only_once() {
+        let t = Instant::now();
+        let mut g = QueueGuard::default();
+        assert!(!g.sample(1.0, 10, t));
+        assert!(g.sample(90.0, 11, t + Duration::from_secs(1)));
+        // No new STUN response: the same 90 ms is reported again and again.
+        for s in 2..30 {
+            assert!(
+                !g.sample(90.0, 11, t + Duration::from_secs(s)),
+                "{s} s: a repeated measurement is not a queue"
+            );
+        }
+        // A fresh one that still shows the queue cuts again.
+        assert!(g.sample(90.0, 12, t + Duration::from_secs(31)));
     }
 
     #[test]

@@ -65,20 +65,28 @@ pub const QUEUE_CUT: f64 = 0.8;
 /// A backstop for the congestion controller's delay detector, which in webrtc-rs 0.21 missed
 /// a queue filling on a capped link (the round trip grew to 100–180 ms while its estimate kept
 /// climbing; measured in the lab). When the round trip stays [`QUEUE_DELAY_MS`] above the
-/// lowest one seen, the sender cuts its rate by [`QUEUE_CUT`], at most once a second. Pure:
-/// the round trip and the time come in.
+/// lowest one seen, the sender cuts its rate by [`QUEUE_CUT`], at most once a second.
+///
+/// Only fresh measurements count: each sample names the measurement it comes from (the
+/// selected pair's count of STUN responses), and a repeat is ignored. webrtc-rs's pair stats
+/// keep their last round trip when no response comes back, and a value stuck at 90 ms after a
+/// congested second once cut the rate every second for 20 s after the link had recovered
+/// (the estimate back at 1.7 Mbit/s, the sender held at 60 kbit/s; seen in CI). Pure: the
+/// round trip, its measurement and the time come in.
 #[derive(Debug, Default, Clone)]
 pub struct QueueGuard {
     min_rtt_ms: Option<f64>,
     last_cut: Option<std::time::Instant>,
+    last_measurement: Option<u64>,
 }
 
 impl QueueGuard {
-    /// A round-trip sample at `now`; returns whether to cut the rate now.
-    pub fn sample(&mut self, rtt_ms: f64, now: std::time::Instant) -> bool {
-        if !rtt_ms.is_finite() || rtt_ms <= 0.0 {
+    /// A round-trip sample from `measurement` at `now`; returns whether to cut the rate now.
+    pub fn sample(&mut self, rtt_ms: f64, measurement: u64, now: std::time::Instant) -> bool {
+        if !rtt_ms.is_finite() || rtt_ms <= 0.0 || self.last_measurement == Some(measurement) {
             return false;
         }
+        self.last_measurement = Some(measurement);
         let min = self.min_rtt_ms.map_or(rtt_ms, |m| m.min(rtt_ms));
         self.min_rtt_ms = Some(min);
         let queued = rtt_ms - min > QUEUE_DELAY_MS;

@@ -178,6 +178,9 @@ pub async fn receive_video(
         counters
             .packets_recovered
             .store(stats.packets_recovered, Ordering::Relaxed);
+        counters
+            .frames_concealed
+            .store(decoder.stats().concealed(), Ordering::Relaxed);
         if lost {
             send_pli(&counters, &mut last_pli).await;
         }

@@ -255,7 +255,8 @@ pub fn spawn_video_sender(
                     _ => ramp_toward(allowed_bps, estimated),
                 };
                 let rtt_ms = counters.rtt_us.load(Ordering::Relaxed) as f64 / 1000.0;
-                if queue_guard.sample(rtt_ms, now) {
+                let measurement = counters.rtt_responses.load(Ordering::Relaxed);
+                if queue_guard.sample(rtt_ms, measurement, now) {
                     allowed_bps = (allowed_bps * QUEUE_CUT).max(f64::from(MIN_VIDEO_BPS));
                 }
                 let target = allowed_bps;

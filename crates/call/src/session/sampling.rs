@@ -64,6 +64,8 @@ impl Session {
                         stats.rtt_ms = Some(p.current_round_trip_time * 1000.0);
                         c.rtt_us
                             .store((p.current_round_trip_time * 1e6) as u64, Ordering::Relaxed);
+                        c.rtt_responses
+                            .store(p.responses_received, Ordering::Relaxed);
                     }
                     RTCStatsReportEntry::InboundRtp(i)
                         if i.received_rtp_stream_stats.rtp_stream_stats.kind
@@ -163,6 +165,7 @@ impl Session {
         stats.encoder_bitrate_bps = c.encoder_bps.load(Ordering::Relaxed) as f64;
         stats.video_frames_lost = c.frames_lost.load(Ordering::Relaxed);
         stats.video_packets_recovered = c.packets_recovered.load(Ordering::Relaxed);
+        stats.video_frames_concealed = c.frames_concealed.load(Ordering::Relaxed);
         stats.video_reorder_wait_ms = c.reorder_wait_us.load(Ordering::Relaxed) as f64 / 1000.0;
         {
             let f = lock(&c.freezes);

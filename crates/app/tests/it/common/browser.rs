@@ -220,6 +220,48 @@ impl BrowserRun {
         (s("local"), s("remote"))
     }
 
+    /// Frames decoded per second from `after_s` seconds after the page connected to its last
+    /// sample with an inbound stream (0 when it never connected, or had no sample that late).
+    pub fn fps_after_connecting(&self, after_s: f64) -> f64 {
+        let history = self.report["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let at = |s: &Value| s["at"].as_f64().unwrap_or(0.0) / 1000.0;
+        let frames = |s: &Value| s["in"]["framesDecoded"].as_f64().unwrap_or(0.0);
+        let Some(connected) = history
+            .iter()
+            .find(|s| s["connection"].as_str() == Some("connected"))
+            .map(at)
+        else {
+            return 0.0;
+        };
+        let (Some(start), Some(end)) = (
+            history.iter().find(|s| at(s) >= connected + after_s),
+            history
+                .iter()
+                .rev()
+                .find(|s| s["in"]["framesDecoded"].is_number()),
+        ) else {
+            return 0.0;
+        };
+        let seconds = at(end) - at(start);
+        if seconds <= 0.0 {
+            return 0.0;
+        }
+        (frames(end) - frames(start)) / seconds
+    }
+
+    /// The page's freezes of the remote video (the browser's own count) and their total
+    /// duration, seconds.
+    pub fn freezes(&self) -> (f64, f64) {
+        let i = &self.report["final"]["in"];
+        (
+            i["freezeCount"].as_f64().unwrap_or(0.0),
+            i["totalFreezesDuration"].as_f64().unwrap_or(0.0),
+        )
+    }
+
     /// Outbound video bitrates, bit/s, one per second from the first sample whose peer
     /// connection is `connected`.
     pub fn send_bitrates_after_connecting(&self) -> Vec<f64> {

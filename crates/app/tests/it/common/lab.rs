@@ -549,7 +549,7 @@ pub fn freezes_after(f: &Finished, from_s: f64) -> Vec<f64> {
 pub fn summary(f: &Finished) -> String {
     let s = &f.report["stats"];
     format!(
-        "{}: decoded {} frames (pattern {}), fps after 6 s {:.1}, target {:.0} kbit/s, encoder {:.0} kbit/s, freezes {} ({:.0} ms, longest {:.0} ms), frames lost {}, packets recovered {}, PLIs sent {}, keyframes sent {}, g2g p50/p95 {}/{} ms, mouth to ear p50/p95 {}/{} ms ({} bursts, jitter buffer {} ms), rtt {} ms, setup {} ms, remote {}",
+        "{}: decoded {} frames (pattern {}), fps after 6 s {:.1}, target {:.0} kbit/s, encoder {:.0} kbit/s, freezes {} ({:.0} ms, longest {:.0} ms), frames lost {}, concealed {}, packets recovered {}, PLIs sent {}, keyframes sent {}, g2g p50/p95 {}/{} ms, mouth to ear p50/p95 {}/{} ms ({} bursts, jitter buffer {} ms), rtt {} ms, setup {} ms, remote {}",
         f.name,
         s["frames_decoded"],
         s["pattern_frames"],
@@ -560,6 +560,7 @@ pub fn summary(f: &Finished) -> String {
         num(s, "freeze_total_ms"),
         num(s, "freeze_longest_ms"),
         s["video_frames_lost"],
+        s["video_frames_concealed"],
         s["video_packets_recovered"],
         s["plis_sent"],
         s["keyframes_sent"],

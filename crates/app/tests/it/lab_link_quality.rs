@@ -13,6 +13,9 @@ use netlab::Nat;
 
 /// Seconds (since a peer started) after which the call is considered settled.
 const SETTLED_S: f64 = 6.0;
+/// Seconds after which no freeze may last over 1 s on a capped link (the first seconds
+/// probe the link).
+const FREEZE_FREE_AFTER_S: f64 = 5.0;
 
 #[test]
 fn one_megabit_cap_adapts_without_freezes() {
@@ -53,14 +56,25 @@ fn one_megabit_cap(tag: &str, extra: &[&str]) {
             "{}: only {fps:.1} fps after {SETTLED_S} s",
             f.name
         );
-        // Not yet asserted: "no freeze over 1 s after the first 5 s". On a capped link
-        // webrtc-rs 0.21's GCC still overshoots now and then, and the loss that follows costs
-        // a keyframe: freezes of 1.5–3 s remain (docs/benchmarks.md, "Calls on real links").
+        let freezes = freezes_after(f, FREEZE_FREE_AFTER_S);
         eprintln!(
-            "{}: freezes after {SETTLED_S} s: {:?}",
-            f.name,
-            freezes_after(f, SETTLED_S)
+            "{}: freezes after {FREEZE_FREE_AFTER_S} s: {freezes:?}",
+            f.name
         );
+        // H.264 conceals a lost frame until the keyframe it asks for arrives, so the loss
+        // after GCC overshoots the cap costs a blemish, not a freeze. What remains comes with
+        // the rate's collapse after an overshoot: up to 0.9 s seen in 4 runs (the issue's
+        // target is 1 s; before concealment 1.5–3 s). Asserted with a margin for a
+        // loaded CI machine, at 1.5 s. VP8 (libvpx) cannot conceal and still freezes until
+        // its keyframe (1–1.5 s seen): printed, not asserted.
+        if !extra.contains(&"vp8") {
+            let long: Vec<f64> = freezes.into_iter().filter(|ms| *ms > 1500.0).collect();
+            assert!(
+                long.is_empty(),
+                "{}: freezes over 1.5 s after {FREEZE_FREE_AFTER_S} s: {long:?}",
+                f.name
+            );
+        }
     }
 }
 

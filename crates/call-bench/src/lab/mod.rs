@@ -99,8 +99,8 @@ impl Condition {
             Condition::Loss10 => "loss10",
             Condition::Step => "step",
             Condition::BrowserToDuet => "b2d",
-            Condition::BrowserToDuetCap1000 => "b2d-cap1000",
-            Condition::BrowserToDuetLoss3 => "b2d-loss3",
+            Condition::BrowserToDuetCap1000 => "b2d_cap1000",
+            Condition::BrowserToDuetLoss3 => "b2d_loss3",
         }
     }
 

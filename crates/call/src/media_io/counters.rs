@@ -154,8 +154,12 @@ pub struct PatternTrace {
     pub last: Option<u32>,
     pub frames: u64,
     pub out_of_order: u64,
+    /// The highest counter seen.
+    pub newest: Option<u32>,
     /// Glass-to-glass latencies over the whole call, as a histogram: recording is O(1) and a
-    /// quantile is O(buckets), whatever the call's length (see [`LatencyHistogram`]).
+    /// quantile is O(buckets), whatever the call's length (see [`LatencyHistogram`]). Only a
+    /// picture's first appearance counts: a repeat (a sender re-sending a frame, or a
+    /// concealed picture still showing an older frame's stamp) is not a new picture.
     pub latencies: LatencyHistogram,
 }
 
@@ -172,7 +176,10 @@ impl PatternTrace {
         self.first.get_or_insert(counter);
         self.last = Some(counter);
         self.frames += 1;
-        self.latencies.record(latency_ms);
+        if self.newest.is_none_or(|newest| counter > newest) {
+            self.newest = Some(counter);
+            self.latencies.record(latency_ms);
+        }
     }
 
     /// The `q` quantile of the latencies, ms.

@@ -267,6 +267,28 @@ mod tests {
             t.latency_quantile(0.5)
                 .is_some_and(|p| (p - 10.0).abs() < 2.5)
         );
+        assert_eq!(
+            t.latencies.len(),
+            4,
+            "only first appearances are latencies: 1, 2, 4, 5"
+        );
+    }
+
+    #[test]
+    fn a_stale_stamp_shown_again_is_not_a_late_picture() {
+        let mut t = PatternTrace::default();
+        t.record(10, 5.0);
+        // Concealed pictures keep showing frame 10's stamp while 1.4 s pass.
+        for n in 1..=40 {
+            t.record(10, 5.0 + f64::from(n) * 35.0);
+        }
+        t.record(52, 6.0);
+        assert_eq!(t.frames, 42);
+        assert!(
+            t.latency_quantile(0.95).is_some_and(|p| p < 10.0),
+            "p95 {:?}",
+            t.latency_quantile(0.95)
+        );
     }
 
     #[test]

@@ -230,8 +230,10 @@ test('a relay rewriting the DTLS fingerprints makes the page and duet show diffe
   });
   await lib.waitForState(page, 'waiting');
   run.native = nativePeer(signal, room, 8);
-  await page.waitForFunction(() => window.duet.verification !== null, null, { timeout: 30000 });
-  const pageCode = await page.evaluate(() => window.duet.verification);
+  // Read the code in the same poll that sees it: the page clears it again when the forged
+  // call's DTLS then fails (a separate evaluate once read it back as null).
+  const shown = await page.waitForFunction(() => window.duet.verification, null, { timeout: 30000 });
+  const pageCode = await shown.jsonValue();
   const { json, output } = await run.native.done;
   run.native = null;
   assert.ok(json, `duet call wrote no report; output:\n${output}`);

@@ -45,12 +45,24 @@ pub struct PeerRun {
     pub glass_to_glass_ms: Option<(f64, f64)>,
     /// Mean jitter-buffer delay of emitted frames (Chromium only), ms.
     pub jitter_buffer_ms: Option<f64>,
-    /// Codec and selected candidate pair, for the notes.
+    /// Codec, selected candidate pair and call setup (second join or `ready` → first remote
+    /// frame decoded), for the notes.
     pub detail: String,
+}
+
+/// `"; setup 412 ms"`, or nothing when unknown.
+fn setup_note(ms: Option<f64>) -> String {
+    ms.map_or_else(String::new, |ms| format!("; setup {ms:.0} ms"))
 }
 
 fn num(v: &Value, key: &str) -> Option<f64> {
     v.get(key).and_then(Value::as_f64)
+}
+
+/// Chromium's call setup as the page saw it: `ready` → first remote frame decoded, ms.
+fn chromium_setup_ms(line: &Value) -> Option<f64> {
+    let t = &line["final"]["timings"];
+    Some(num(t, "firstFrameDecoded")? - num(t, "ready")?)
 }
 
 /// duet's last snapshot that still had a remote peer (the final one may come after it left).
@@ -107,9 +119,10 @@ impl PeerRun {
                 || "never connected".to_owned(),
                 |s| {
                     format!(
-                        "{}; remote {}",
+                        "{}; remote {}{}",
                         s["codecs"].as_str().unwrap_or("?"),
-                        s["ice_remote_candidate"].as_str().unwrap_or("?")
+                        s["ice_remote_candidate"].as_str().unwrap_or("?"),
+                        setup_note(num(stats, "setup_ms"))
                     )
                 },
             ),
@@ -192,10 +205,11 @@ impl PeerRun {
             jitter_buffer_ms: (emitted > 0.0)
                 .then(|| num(input, "jitterBufferDelay").unwrap_or(0.0) / emitted * 1000.0),
             detail: format!(
-                "{} {}x{}; remote {remote}",
+                "{} {}x{}; remote {remote}{}",
                 input["codec"].as_str().unwrap_or("?"),
                 num(input, "frameWidth").unwrap_or(0.0),
                 num(input, "frameHeight").unwrap_or(0.0),
+                setup_note(chromium_setup_ms(line)),
             ),
         }
     }
@@ -359,9 +373,16 @@ mod tests {
                  "out": {"targetBitrate": 350000}, "pair": {"availableOutgoingBitrate": 600000,
                  "remote": "srflx 203.0.113.100:20002"}},
                 {"at": 3000.0, "state": "peer-left"}
-            ]
+            ],
+            "final": {"timings": {"ready": 1100.0, "firstFrameDecoded": 1512.0}}
         });
         let p = PeerRun::from_chromium(&line, 500.0);
+        assert!(
+            p.detail
+                .ends_with("remote srflx 203.0.113.100:20002; setup 412 ms"),
+            "{}",
+            p.detail
+        );
         assert!(p.ok);
         assert_eq!(p.frames_decoded, 40.0);
         assert_eq!(p.freeze_count, 1.0);

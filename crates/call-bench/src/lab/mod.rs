@@ -1,8 +1,9 @@
 //! `call-bench lab`: duet next to Chromium on impaired links, in the network lab (`netlab`).
 //!
 //! For each [`Condition`] a fresh lab is built the way the app's lab tests build theirs: two
-//! homes behind cone NATs, and on the public host `signal` (in-process, serving the browser
-//! page too) and coturn as a STUN server. In it, one after the other, a duet ↔ duet call
+//! homes behind cone NATs (symmetric ones for [`Condition::SymmetricCoturn`]), and on the
+//! public host `signal` (in-process, serving the browser page too) and coturn as a STUN server
+//! (and as the TURN server whose credentials signal hands out, for the symmetric condition). In it, one after the other, a duet ↔ duet call
 //! (`duet call` in each home) and a Chromium ↔ Chromium call (`tests/browser/lab-peer.js` in
 //! each home: headless Chromium on the page, its fake camera playing duet's test pattern) run
 //! for the same time under the same impairment; the browser → duet condition runs one mixed
@@ -54,11 +55,14 @@ pub enum Condition {
     BrowserToDuetCap1000,
     /// Chromium in home A and `duet call` in home B, 3 % loss both ways on home A's link.
     BrowserToDuetLoss3,
+    /// Both homes behind symmetric NATs: calls go through coturn as a TURN server, whose
+    /// credentials `signal` hands out on `ready` (as with `--turn-url`); no impairment.
+    SymmetricCoturn,
 }
 
 impl Condition {
     /// Every condition, in the table's order.
-    pub const ALL: [Condition; 9] = [
+    pub const ALL: [Condition; 10] = [
         Condition::Clean,
         Condition::Cap1000,
         Condition::Cap500,
@@ -68,6 +72,7 @@ impl Condition {
         Condition::BrowserToDuet,
         Condition::BrowserToDuetCap1000,
         Condition::BrowserToDuetLoss3,
+        Condition::SymmetricCoturn,
     ];
 
     fn title(self) -> &'static str {
@@ -87,6 +92,9 @@ impl Condition {
             Condition::BrowserToDuetLoss3 => {
                 "Browser ↔ duet (Chromium in A, duet call in B), 3 % loss each way (home A's link)"
             }
+            Condition::SymmetricCoturn => {
+                "Both homes behind symmetric NATs, through coturn's TURN (credentials from signal)"
+            }
         }
     }
 
@@ -101,6 +109,7 @@ impl Condition {
             Condition::BrowserToDuet => "b2d",
             Condition::BrowserToDuetCap1000 => "b2d_cap1000",
             Condition::BrowserToDuetLoss3 => "b2d_loss3",
+            Condition::SymmetricCoturn => "sym_coturn",
         }
     }
 
@@ -114,6 +123,19 @@ impl Condition {
                 (PeerKind::Chromium, PeerKind::Chromium),
             ],
         }
+    }
+
+    /// The homes' NATs.
+    fn nat(self) -> Nat {
+        match self {
+            Condition::SymmetricCoturn => Nat::Symmetric,
+            _ => Nat::Cone,
+        }
+    }
+
+    /// Whether coturn serves TURN (not only STUN) and signal hands out its credentials.
+    fn coturn_relays(self) -> bool {
+        self == Condition::SymmetricCoturn
     }
 
     fn cap_kbit(self) -> Option<u32> {
@@ -232,12 +254,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The secret coturn and signal share in [`Condition::SymmetricCoturn`] (lab only).
+const LAB_TURN_SECRET: &str = "duet-lab-bench";
+
 fn run_condition(options: &Options, condition: Condition) -> anyhow::Result<String> {
     let lab = Lab::new(&format!("b_{}", condition.tag())).context("building the lab")?;
     let server = lab.public_host("srv", SERVER_IP)?;
     let addr = SocketAddr::from((SERVER_IP, SIGNAL_PORT));
     let config = signal::Config {
         pages: Some(signal::web::pages()),
+        ice: condition.coturn_relays().then(|| signal::IceConfig {
+            offer: signal::IceOffer::External {
+                urls: vec![format!("turn:{SERVER_IP}:{STUN_PORT}?transport=udp")],
+            },
+            secret: signal::TurnSecret::new(LAB_TURN_SECRET),
+            credential_ttl: Duration::from_secs(3600),
+        }),
         ..signal::Config::default()
     };
     let _signal = server
@@ -246,21 +278,34 @@ fn run_condition(options: &Options, condition: Condition) -> anyhow::Result<Stri
     let coturn_log = options
         .out_dir
         .join(format!("{}-coturn.log", condition.tag()));
+    let mut coturn = server.command("turnserver");
+    coturn
+        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--simple-log"])
+        .arg(format!("--listening-ip={SERVER_IP}"))
+        .arg(format!("--listening-port={STUN_PORT}"))
+        .arg(format!("--log-file={}", coturn_log.display()));
+    if condition.coturn_relays() {
+        coturn
+            .arg(format!("--relay-ip={SERVER_IP}"))
+            .args(["--min-port=40000", "--max-port=45000", "--realm=duet"])
+            .args([
+                "--use-auth-secret",
+                "--no-tcp-relay",
+                "--no-multicast-peers",
+            ])
+            .arg(format!("--static-auth-secret={LAB_TURN_SECRET}"));
+    } else {
+        coturn.arg("--stun-only");
+    }
     let _stun = KillOnDrop(
-        server
-            .command("turnserver")
-            .args(["-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls"])
-            .arg("--simple-log")
-            .arg(format!("--listening-ip={SERVER_IP}"))
-            .arg(format!("--listening-port={STUN_PORT}"))
-            .arg(format!("--log-file={}", coturn_log.display()))
+        coturn
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("starting coturn (turnserver)")?,
     );
-    let a = lab.home("a", Nat::Cone)?;
-    let b = lab.home("b", Nat::Cone)?;
+    let a = lab.home("a", condition.nat())?;
+    let b = lab.home("b", condition.nat())?;
     let mut calls = Vec::new();
     let mut step = None;
     for (i, &(ka, kb)) in condition.calls().iter().enumerate() {

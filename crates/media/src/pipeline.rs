@@ -187,7 +187,7 @@ impl DecodeWorker {
     }
 
     /// Queues an access unit. If the queue is full it is dropped (returns `false`), counted, and
-    /// the decoder will wait for the next keyframe.
+    /// the decoder asks for the next keyframe (concealing meanwhile, for H.264).
     pub fn push(&self, access_unit: Vec<u8>) -> bool {
         match self.input.try_send(access_unit) {
             Ok(()) => true,
@@ -199,7 +199,8 @@ impl DecodeWorker {
         }
     }
 
-    /// Tells the decoder that data was lost upstream (RTP gap): it waits for the next keyframe.
+    /// Tells the decoder that data was lost upstream (RTP gap): it asks for the next keyframe,
+    /// concealing the loss until then (H.264) or showing nothing (VP8).
     pub fn report_loss(&self) {
         self.loss.store(true, Ordering::Relaxed);
         self.needs_keyframe.store(true, Ordering::Relaxed);

@@ -353,7 +353,8 @@ impl VideoDecoder {
         }
     }
 
-    /// Tells the decoder that data was lost: it waits for the next keyframe.
+    /// Tells the decoder that data was lost: it asks for the next keyframe, concealing the loss
+    /// until then (H.264) or showing nothing (VP8).
     pub fn report_loss(&mut self) {
         match self {
             VideoDecoder::H264(d) => d.report_loss(),

@@ -19,15 +19,49 @@ const LARGE: &str = "duet-pattern-640x360.y4m";
 /// Seconds (since a peer started) after which a call is considered settled.
 const SETTLED_S: f64 = 6.0;
 
+/// Chromium on the page in home `a` (its camera playing `y4m`) and `duet call` in home `b`
+/// (with `extra` flags) in a fresh room; duet stays `seconds`, the page two more. What each
+/// reported, duet's summary printed.
+fn page_and_duet(
+    kit: &BrowserKit,
+    lab: &SignalLab,
+    tag: &str,
+    y4m: &str,
+    seconds: u32,
+    extra: &[&str],
+) -> (Finished, BrowserRun) {
+    let room = unique_room(tag);
+    let page = start_page(
+        kit,
+        Browser::Chromium,
+        &lab.a,
+        "a",
+        &room,
+        seconds + 2,
+        y4m,
+        "",
+    );
+    let duet = start_bare_peer(
+        &lab.b,
+        &lab.signal.signal_url(),
+        "b",
+        &PeerOptions {
+            room: &room,
+            tone: "tone:660",
+            seconds,
+            extra,
+        },
+    );
+    let fb = finish(duet, Duration::from_secs(u64::from(seconds) + 33));
+    let fa = finish_browser(page, Duration::from_secs(u64::from(seconds) + 46));
+    eprintln!("{}", summary(&fb));
+    (fb, fa)
+}
+
 /// The page in home `a` and `duet call` in home `b` of `lab`, in a fresh room; what each
 /// reported, after printing it.
 fn page_calls_duet(kit: &BrowserKit, lab: &SignalLab, tag: &str) -> (Finished, BrowserRun) {
-    let room = unique_room(tag);
-    let page = start_page(kit, Browser::Chromium, &lab.a, "a", &room, 14, SMALL, "");
-    let duet = lab.duet_in_b(&room, 12);
-    let fb = finish(duet, Duration::from_secs(45));
-    let fa = finish_browser(page, Duration::from_secs(60));
-    eprintln!("{}", summary(&fb));
+    let (fb, fa) = page_and_duet(kit, lab, tag, SMALL, 12, &[]);
     let (local, remote) = fa.pair();
     eprintln!(
         "{}: decoded {} frames, pair {local} -> {remote}",
@@ -108,22 +142,7 @@ fn page_and_duet_adapt_to_a_one_megabit_cap() {
     for home in [&lab.a, &lab.b] {
         home.set_rate_kbit(Some(1000)).expect("cap");
     }
-    let room = unique_room("brcap");
-    let page = start_page(&kit, Browser::Chromium, &lab.a, "a", &room, 20, LARGE, "");
-    let duet = start_bare_peer(
-        &lab.b,
-        &lab.signal.signal_url(),
-        "b",
-        &PeerOptions {
-            room: &room,
-            tone: "tone:660",
-            seconds: 18,
-            extra: &["--size", "640x480"],
-        },
-    );
-    let fb = finish(duet, Duration::from_secs(60));
-    let fa = finish_browser(page, Duration::from_secs(75));
-    eprintln!("{}", summary(&fb));
+    let (fb, fa) = page_and_duet(&kit, &lab, "brcap", LARGE, 18, &["--size", "640x480"]);
     let duet_fps = fps_after(&fb, SETTLED_S);
     let page_fps = fa.fps_after_connecting(SETTLED_S);
     let duet_target = median_between(&fb, "target_bitrate_bps", 10.0, f64::MAX);
@@ -169,23 +188,7 @@ fn chromium_sending_to_duet_passes_a_megabit_within_10_s() {
     let Some(lab) = signal_lab("brbw", Nat::Cone) else {
         return;
     };
-    let (a, b, signal) = (&lab.a, &lab.b, &lab.signal);
-    let room = unique_room("brbw");
-    let page = start_page(&kit, Browser::Chromium, a, "a", &room, 16, LARGE, "");
-    let duet = start_bare_peer(
-        b,
-        &signal.signal_url(),
-        "b",
-        &PeerOptions {
-            room: &room,
-            tone: "tone:660",
-            seconds: 14,
-            extra: &[],
-        },
-    );
-    let fb = finish(duet, Duration::from_secs(45));
-    let fa = finish_browser(page, Duration::from_secs(60));
-    eprintln!("{}", summary(&fb));
+    let (fb, fa) = page_and_duet(&kit, &lab, "brbw", LARGE, 14, &[]);
     let rates = fa.send_bitrates_after_connecting();
     let kbit: Vec<String> = rates.iter().map(|r| format!("{:.0}", r / 1000.0)).collect();
     let (local, remote) = fa.pair();

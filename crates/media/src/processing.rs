@@ -75,7 +75,11 @@ impl ProcessingConfig {
             echo_canceller: self.echo_cancellation.then(|| EchoCanceller {
                 // Our switch decides about the high-pass filter, not the canceller.
                 enforce_high_pass_filtering: false,
-                ..EchoCanceller::default()
+                // The default ("legacy") transparent-mode detector took a 0 dB echo path that
+                // converges slowly (a null sink's monitor) for "no echo, a headset" in 7 of 11
+                // calls and stopped suppressing; the HMM classifier did in 2 of 9
+                // (docs/benchmarks.md, "Audio processing").
+                transparent_mode: sonora::config::TransparentModeType::Hmm,
             }),
             noise_suppression: self.noise_suppression.then(|| NoiseSuppression {
                 level: NoiseSuppressionLevel::Moderate,

@@ -9,12 +9,14 @@
 //! - [`config`]: what a call is made of (devices, ICE servers, loopback restriction).
 //! - [`negotiation`]: the pure offer/answer role logic and the codec choice.
 //! - [`peer`]: building the peer connection (codecs, interceptors, ICE settings).
+//! - [`congestion`]: the send-side congestion controller (GCC with libwebrtc's rate control).
 //! - [`media_io`]: the media threads and tasks of a connected call.
 //! - [`session`]: the shell that carries out the core's outputs on webrtc-rs.
 //! - [`engine`]: the non-blocking handle a UI or the headless peer holds.
 
 pub mod assembler;
 pub mod config;
+pub mod congestion;
 pub mod core;
 pub mod engine;
 pub mod error;

@@ -72,7 +72,7 @@ impl ProcessingConfig {
     fn to_sonora(self) -> Config {
         Config {
             high_pass_filter: self.high_pass_filter.then(HighPassFilter::default),
-            echo_canceller: self.echo_cancellation.then(|| EchoCanceller {
+            echo_canceller: self.echo_cancellation.then_some(EchoCanceller {
                 // Our switch decides about the high-pass filter, not the canceller.
                 enforce_high_pass_filtering: false,
                 // The default ("legacy") transparent-mode detector took a 0 dB echo path that

@@ -215,7 +215,11 @@ fn echo_through_the_sound_server_is_25_db_lower_with_processing() {
     let mut on = None;
     for _ in 0..ECHO_ATTEMPTS {
         let heard = one_call(&room, true, &near_end);
-        eprintln!("processing off: {off:?}\nprocessing on: {heard:?}");
+        eprintln!(
+            "processing off: {off:?}\nprocessing on: {heard:?}\nB's level each second with \
+             processing: {:?} dBFS",
+            heard.per_second
+        );
         let good = off.echo_dbfs - heard.echo_dbfs >= 25.0;
         attempts.push(heard);
         if good {

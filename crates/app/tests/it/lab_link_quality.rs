@@ -118,7 +118,9 @@ fn three_percent_loss(tag: &str, extra: &[&str]) {
         let recovered = f.stat("video_packets_recovered");
         let lost_frames = f.stat("video_frames_lost");
         assert!(
-            recovered >= 20.0 && recovered >= 5.0 * lost_frames,
+            // About 1300 video packets in 20 s, 3 % of them lost: ~40 to recover (a CI run saw
+            // 18, with no frame lost); 10 proves NACK works without betting on the dice.
+            recovered >= 10.0 && recovered >= 5.0 * lost_frames,
             "{}: retransmissions recovered {recovered} packets while {lost_frames} frames were lost",
             f.name
         );

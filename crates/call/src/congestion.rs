@@ -47,6 +47,8 @@ pub const INCREASE_PER_SECOND: f64 = 1.08;
 pub const ADDITIVE_PER_SECOND: f64 = 60_000.0;
 /// Near the ceiling means above this fraction of the rate received at the last decrease.
 pub const NEAR_CEILING: f64 = 0.85;
+/// A received rate this far above the last ceiling means the ceiling no longer holds.
+pub const STALE_CEILING: f64 = 1.2;
 /// How often the target may rise.
 pub const INCREASE_INTERVAL: Duration = Duration::from_millis(200);
 /// The window the received rate is measured over, on the receiver's clock.
@@ -189,6 +191,14 @@ impl DuetGcc {
                     return;
                 }
                 let seconds = elapsed.as_secs_f64().min(1.0);
+                // The path now carries well above the last ceiling (a link that widened):
+                // the ceiling is stale, climb multiplicatively again (libwebrtc resets its
+                // link capacity estimate the same way).
+                if let (Some(ceiling), Some(received)) = (self.ceiling, received)
+                    && received > ceiling * STALE_CEILING
+                {
+                    self.ceiling = None;
+                }
                 let near = self
                     .ceiling
                     .is_some_and(|ceiling| self.target > ceiling * NEAR_CEILING);
@@ -275,6 +285,23 @@ mod tests {
     const MIN: f64 = 150_000.0;
     const MAX: f64 = 5_000_000.0;
 
+    /// Packet `id` of `size` bytes, sent at `departure`, arrived at `arrival` (receiver clock)
+    /// or lost.
+    fn report(id: u64, size: usize, departure: Instant, arrival: Option<Duration>) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived: arrival.is_some(),
+            departure,
+            arrival,
+            ecn: Default::default(),
+        }
+    }
+
     /// A simulated bottleneck: packets of `size` bytes sent at `send_bps`, served at
     /// `link_bps` through a FIFO that drops beyond `queue` of delay; feedback every 100 ms.
     struct Link {
@@ -314,18 +341,8 @@ mod tests {
                 } else {
                     None
                 };
-                reports.push(PacketReport {
-                    ssrc: 1,
-                    id: self.id,
-                    rtp_sequence_number: self.id as u16,
-                    is_twcc: true,
-                    twcc_sequence_number: self.id as u16,
-                    size,
-                    arrived,
-                    departure: self.epoch + Duration::from_secs_f64(sent),
-                    arrival,
-                    ecn: Default::default(),
-                });
+                let departure = self.epoch + Duration::from_secs_f64(sent);
+                reports.push(report(self.id, size, departure, arrival));
                 self.id += 1;
             }
             let handled = self.free_at.max(t + 0.1) + 0.02;
@@ -364,6 +381,31 @@ mod tests {
         );
     }
 
+    /// A link that narrows and widens again: down near the narrow rate, then climbing past
+    /// 2 Mbit/s within 22 s (multiplicatively once the path carries 1.2 × the old ceiling;
+    /// adding 60 kbit/s a second towards the stale ceiling would take 26 s).
+    #[test]
+    fn a_widened_link_is_climbed_again() {
+        let mut gcc = DuetGcc::new(1_000_000.0, MIN, MAX);
+        let mut link = Link::new(500_000.0);
+        let narrow = run(&mut gcc, &mut link, 10.0);
+        let at_narrow = *narrow.last().unwrap();
+        assert!(at_narrow < 700_000.0, "{narrow:?}");
+        link.link_bps = 3_000_000.0;
+        let mut t = 10.0;
+        let mut wide = Vec::new();
+        while t < 32.0 {
+            let (at, reports) = link.interval(t, gcc.target_bitrate());
+            gcc.on_reports(at, &reports);
+            wide.push(gcc.target_bitrate());
+            t += 0.1;
+        }
+        assert!(
+            wide.iter().any(|&bps| bps > 2_000_000.0),
+            "{at_narrow:.0} then {wide:?}"
+        );
+    }
+
     #[test]
     fn a_clear_link_is_climbed() {
         let mut gcc = DuetGcc::new(300_000.0, MIN, MAX);
@@ -394,17 +436,9 @@ mod tests {
     #[test]
     fn heavy_loss_cuts_and_moderate_loss_holds() {
         let epoch = Instant::now();
-        let report = |id: u64, arrived: bool| PacketReport {
-            ssrc: 1,
-            id,
-            rtp_sequence_number: id as u16,
-            is_twcc: true,
-            twcc_sequence_number: id as u16,
-            size: 1200,
-            arrived,
-            departure: epoch + Duration::from_millis(id),
-            arrival: arrived.then(|| Duration::from_millis(id + 10)),
-            ecn: Default::default(),
+        let report = |id: u64, arrived: bool| {
+            let arrival = arrived.then(|| Duration::from_millis(id + 10));
+            report(id, 1200, epoch + Duration::from_millis(id), arrival)
         };
         // 5 % loss for 5 s: no increase.
         let mut gcc = DuetGcc::new(1_000_000.0, MIN, MAX);
@@ -436,17 +470,10 @@ mod tests {
         assert_eq!(gcc.target_bitrate(), 600_000.0);
         // Arrival times going backwards and a zero-size packet.
         let reports: Vec<PacketReport> = (0..10u64)
-            .map(|id| PacketReport {
-                ssrc: 1,
-                id,
-                rtp_sequence_number: id as u16,
-                is_twcc: true,
-                twcc_sequence_number: id as u16,
-                size: if id == 3 { 0 } else { 1200 },
-                arrived: true,
-                departure: epoch + Duration::from_millis(id * 5),
-                arrival: Some(Duration::from_millis(1000 - id * 50)),
-                ecn: Default::default(),
+            .map(|id| {
+                let size = if id == 3 { 0 } else { 1200 };
+                let arrival = Some(Duration::from_millis(1000 - id * 50));
+                report(id, size, epoch + Duration::from_millis(id * 5), arrival)
             })
             .collect();
         gcc.on_reports(epoch + Duration::from_millis(100), &reports);

@@ -1,3 +1,10 @@
+//! **Not yet in use**: calls still run webrtc-rs's `Gcc` (`peer::build`). In the lab this
+//! controller fixed `Gcc`'s collapse to its floor (a page <-> duet call at 1 Mbit/s: 29.7 fps
+//! where `Gcc` once gave 3.7) and met the 250 ms glass-to-glass p95 at 500 kbit/s (59-208 ms
+//! against 1058), but in one of two CI runs it held a sender's target at 1.03 Mbit/s on a
+//! 1 Mbit/s link (the overuse detector's adaptive threshold is the suspect: it grows with the
+//! scaled trend's noise). docs/benchmarks.md, "duet's own congestion controller".
+//!
 //! duet's congestion controller: Google Congestion Control built from webrtc-rs's public
 //! parts (the arrival-group slope filter and the overuse detector of `rtc-interceptor`), with
 //! the rate control of libwebrtc's `AimdRateControl` where webrtc-rs 0.21's `Gcc` differs from

@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::congestion::DuetGcc;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    Attribute, BandwidthEstimator, EstimatorStats, Interceptor, NackGeneratorBuilder, PacerBuilder,
-    Packet as IPacket, PacketReport, Slot, StreamInfo, TaggedPacket,
+    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, NackGeneratorBuilder,
+    PacerBuilder, Packet as IPacket, PacketReport, Slot, StreamInfo, TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
@@ -283,10 +282,10 @@ impl BandwidthEstimate {
     }
 }
 
-/// duet's congestion controller ([`DuetGcc`]), publishing each new estimate for the encoder,
-/// and handing the chain (the pacer) [`PACING_FACTOR`] times the estimate.
+/// Google Congestion Control, publishing each new estimate for the encoder, and handing the
+/// chain (the pacer) [`PACING_FACTOR`] times the estimate.
 struct PublishingGcc {
-    inner: DuetGcc,
+    inner: Gcc,
     estimate: Arc<BandwidthEstimate>,
 }
 
@@ -351,7 +350,7 @@ pub async fn build(
     let estimate = Arc::new(BandwidthEstimate::default());
     estimate.set(bitrate.initial_bps);
     let gcc = PublishingGcc {
-        inner: DuetGcc::new(bitrate.initial_bps, bitrate.min_bps, bitrate.max_bps),
+        inner: Gcc::new(bitrate.initial_bps, bitrate.min_bps, bitrate.max_bps),
         estimate: estimate.clone(),
     };
     // Codecs first: the helper adds transport-cc feedback to the codecs already registered.

@@ -162,18 +162,6 @@ impl DuetGcc {
         }
     }
 
-    /// What the delay detector says now.
-    #[must_use]
-    pub fn usage(&self) -> Usage {
-        self.detector.usage()
-    }
-
-    /// The received rate the far end reported, bits/s (`None` until it means something).
-    #[must_use]
-    pub fn received_bps(&self) -> Option<f64> {
-        self.received.bps()
-    }
-
     fn delay_based(&mut self, now: Instant, usage: Usage) {
         self.state = self.state.next(usage);
         let received = self.received.bps();
@@ -365,12 +353,12 @@ mod tests {
         }
     }
 
-    /// Runs `seconds` of a sender that follows the estimate exactly; returns the targets, one
-    /// per 100 ms.
-    fn run(gcc: &mut DuetGcc, link: &mut Link, seconds: f64) -> Vec<f64> {
+    /// Runs a sender that follows the estimate exactly from `from_s` to `to_s` seconds;
+    /// returns the targets, one per 100 ms.
+    fn run(gcc: &mut DuetGcc, link: &mut Link, from_s: f64, to_s: f64) -> Vec<f64> {
         let mut targets = Vec::new();
-        let mut t = 0.0;
-        while t < seconds {
+        let mut t = from_s;
+        while t < to_s {
             let (at, reports) = link.interval(t, gcc.target_bitrate());
             gcc.on_reports(at, &reports);
             targets.push(gcc.target_bitrate());
@@ -385,7 +373,7 @@ mod tests {
     fn an_overshoot_settles_near_the_link_not_at_the_floor() {
         let mut gcc = DuetGcc::new(1_000_000.0, MIN, MAX);
         let mut link = Link::new(500_000.0);
-        let targets = run(&mut gcc, &mut link, 20.0);
+        let targets = run(&mut gcc, &mut link, 0.0, 20.0);
         let late = &targets[50..];
         let low = late.iter().copied().fold(f64::MAX, f64::min);
         let mean = late.iter().sum::<f64>() / late.len() as f64;
@@ -403,18 +391,11 @@ mod tests {
     fn a_widened_link_is_climbed_again() {
         let mut gcc = DuetGcc::new(1_000_000.0, MIN, MAX);
         let mut link = Link::new(500_000.0);
-        let narrow = run(&mut gcc, &mut link, 10.0);
+        let narrow = run(&mut gcc, &mut link, 0.0, 10.0);
         let at_narrow = *narrow.last().unwrap();
         assert!(at_narrow < 700_000.0, "{narrow:?}");
         link.link_bps = 3_000_000.0;
-        let mut t = 10.0;
-        let mut wide = Vec::new();
-        while t < 32.0 {
-            let (at, reports) = link.interval(t, gcc.target_bitrate());
-            gcc.on_reports(at, &reports);
-            wide.push(gcc.target_bitrate());
-            t += 0.1;
-        }
+        let wide = run(&mut gcc, &mut link, 10.0, 32.0);
         assert!(
             wide.iter().any(|&bps| bps > 2_000_000.0),
             "{at_narrow:.0} then {wide:?}"
@@ -425,7 +406,7 @@ mod tests {
     fn a_clear_link_is_climbed() {
         let mut gcc = DuetGcc::new(300_000.0, MIN, MAX);
         let mut link = Link::new(50_000_000.0);
-        let targets = run(&mut gcc, &mut link, 10.0);
+        let targets = run(&mut gcc, &mut link, 0.0, 10.0);
         let last = *targets.last().unwrap();
         assert!(last > 500_000.0, "{targets:?}");
     }

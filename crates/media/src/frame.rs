@@ -35,6 +35,10 @@ pub struct VideoFrame {
     /// Wall-clock capture time, microseconds since the UNIX epoch (see [`unix_time_us`]).
     /// Decoded frames carry 0 unless the caller sets it.
     pub capture_time_us: u64,
+    /// A decoder built this picture on a lost or broken reference while it waited for a
+    /// keyframe: a guess at what was sent (it may show parts of an older picture), shown so a
+    /// loss costs a blemish instead of a freeze. Always `false` for pictures not decoded.
+    pub concealed: bool,
 }
 
 impl std::fmt::Debug for VideoFrame {
@@ -43,6 +47,7 @@ impl std::fmt::Debug for VideoFrame {
             .field("width", &self.width)
             .field("height", &self.height)
             .field("capture_time_us", &self.capture_time_us)
+            .field("concealed", &self.concealed)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +102,7 @@ impl VideoFrame {
             u: vec![128; chroma],
             v: vec![128; chroma],
             capture_time_us,
+            concealed: false,
         })
     }
 
@@ -131,6 +137,7 @@ impl VideoFrame {
             u,
             v,
             capture_time_us,
+            concealed: false,
         })
     }
 
@@ -155,6 +162,7 @@ impl VideoFrame {
             u: copy_plane("U", u, u_stride, w / 2, h / 2)?,
             v: copy_plane("V", v, v_stride, w / 2, h / 2)?,
             capture_time_us,
+            concealed: false,
         })
     }
 
@@ -347,6 +355,7 @@ impl VideoFrame {
             u: halve(&self.u, w / 2, hw / 2, hh / 2),
             v: halve(&self.v, w / 2, hw / 2, hh / 2),
             capture_time_us: self.capture_time_us,
+            concealed: self.concealed,
         }
     }
 

@@ -189,10 +189,11 @@ impl KeyframeGate {
     }
 
     fn show_while_waiting(&mut self, picture: Option<VideoFrame>) -> Option<VideoFrame> {
-        let picture = picture.filter(|_| self.may_conceal())?;
+        let mut picture = picture.filter(|_| self.may_conceal())?;
         self.concealing += 1;
         self.concealed += 1;
         self.decoded += 1;
+        picture.concealed = true;
         Some(picture)
     }
 

@@ -154,6 +154,8 @@ pub struct PatternTrace {
     pub last: Option<u32>,
     pub frames: u64,
     pub out_of_order: u64,
+    /// Of `frames`, concealed pictures (left out of the order and the latencies).
+    pub concealed: u64,
     /// The highest counter seen.
     pub newest: Option<u32>,
     /// Glass-to-glass latencies over the whole call, as a histogram: recording is O(1) and a
@@ -164,8 +166,17 @@ pub struct PatternTrace {
 }
 
 impl PatternTrace {
-    /// One decoded frame carried `counter`, `latency_ms` after its capture.
-    pub fn record(&mut self, counter: u32, latency_ms: f64) {
+    /// One decoded frame carried `counter`, `latency_ms` after its capture. A `concealed`
+    /// picture (built on a lost reference, see [`media::VideoFrame::concealed`]) is counted
+    /// but says nothing about order or latency: openh264 may fill it from an older picture
+    /// than the last one shown (seen once in the lab, after a 3.4 s outage), so its stamp is
+    /// not a picture the sender sent then.
+    pub fn record(&mut self, counter: u32, latency_ms: f64, concealed: bool) {
+        self.frames += 1;
+        if concealed {
+            self.concealed += 1;
+            return;
+        }
         // A repeated counter is a repeated picture (a sender re-sending a frame to keep its
         // rate), not disorder; only going backwards counts.
         if let Some(last) = self.last
@@ -175,7 +186,6 @@ impl PatternTrace {
         }
         self.first.get_or_insert(counter);
         self.last = Some(counter);
-        self.frames += 1;
         if self.newest.is_none_or(|newest| counter > newest) {
             self.newest = Some(counter);
             self.latencies.record(latency_ms);

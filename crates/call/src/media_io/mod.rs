@@ -259,7 +259,7 @@ mod tests {
             (3, 30.0),
             (5, 8.0),
         ] {
-            t.record(counter, ms);
+            t.record(counter, ms, false);
         }
         assert_eq!((t.first, t.last, t.frames), (Some(1), Some(5), 6));
         assert_eq!(t.out_of_order, 1, "only 4 → 3 went backwards");
@@ -275,14 +275,30 @@ mod tests {
     }
 
     #[test]
+    fn a_concealed_picture_showing_an_older_stamp_is_not_disorder() {
+        let mut t = PatternTrace::default();
+        t.record(100, 10.0, false);
+        t.record(101, 10.0, false);
+        // After an outage openh264 fills a picture from an older reference.
+        t.record(97, 900.0, true);
+        t.record(140, 12.0, false);
+        assert_eq!((t.frames, t.concealed, t.out_of_order), (4, 1, 0));
+        assert_eq!(t.last, Some(140));
+        assert_eq!(t.latencies.len(), 3, "the concealed picture is no latency");
+        // The same stamps on clean pictures are disorder.
+        t.record(97, 10.0, false);
+        assert_eq!(t.out_of_order, 1);
+    }
+
+    #[test]
     fn a_stale_stamp_shown_again_is_not_a_late_picture() {
         let mut t = PatternTrace::default();
-        t.record(10, 5.0);
+        t.record(10, 5.0, false);
         // Concealed pictures keep showing frame 10's stamp while 1.4 s pass.
         for n in 1..=40 {
-            t.record(10, 5.0 + f64::from(n) * 35.0);
+            t.record(10, 5.0 + f64::from(n) * 35.0, false);
         }
-        t.record(52, 6.0);
+        t.record(52, 6.0, false);
         assert_eq!(t.frames, 42);
         assert!(
             t.latency_quantile(0.95).is_some_and(|p| p < 10.0),

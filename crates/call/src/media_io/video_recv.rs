@@ -76,7 +76,7 @@ pub async fn receive_video(
                 .store(u64::from(frame.height()), Ordering::Relaxed);
             if let Some(stamp) = read_pattern_stamp(&frame) {
                 let latency_ms = now_us.saturating_sub(stamp.capture_time_us) as f64 / 1000.0;
-                lock(&out_counters.pattern).record(stamp.counter, latency_ms);
+                lock(&out_counters.pattern).record(stamp.counter, latency_ms, frame.concealed);
             }
             out_remote.put(frame);
             out_wake();

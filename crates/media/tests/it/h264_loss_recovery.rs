@@ -44,6 +44,11 @@ fn lost_access_units_are_concealed_until_the_idr() {
             worst_concealed_db = worst_concealed_db.min(db);
         }
         if let Some(picture) = &picture {
+            assert_eq!(
+                picture.concealed,
+                (13..25).contains(n),
+                "frame {n}: a picture says whether it was concealed"
+            );
             if !(13..25).contains(n) {
                 let stamp = read_pattern_stamp(picture).expect("stamp");
                 assert_eq!(stamp.counter, *n, "frame {n}: exact outside the loss");
@@ -81,10 +86,13 @@ fn report_loss_conceals_until_the_next_idr() {
         if *n == 6 {
             dec.report_loss();
         }
-        let picture = dec.decode(&e.data).expect("intact stream decodes");
-        let stamp =
-            read_pattern_stamp(&picture.expect("a picture for every frame")).expect("stamp");
+        let picture = dec
+            .decode(&e.data)
+            .expect("intact stream decodes")
+            .expect("a picture for every frame");
+        let stamp = read_pattern_stamp(&picture).expect("stamp");
         assert_eq!(stamp.counter, *n, "frame {n}");
+        assert_eq!(picture.concealed, (6..12).contains(n), "frame {n}");
         assert_eq!(dec.needs_keyframe(), (6..12).contains(n), "frame {n}");
     }
     assert_eq!(dec.concealed_frames(), 6, "frames 6..12 came while waiting");

@@ -53,8 +53,15 @@ fn page_and_duet(
         },
     );
     let fb = finish(duet, Duration::from_secs(u64::from(seconds) + 33));
-    let fa = finish_browser(page, Duration::from_secs(u64::from(seconds) + 46));
+    // duet's side first: when the page's call fails, what duet saw is the other half of it.
     eprintln!("{}", summary(&fb));
+    if !fb.success {
+        eprintln!(
+            "b: the call failed: {}\n{}",
+            fb.report["failure"], fb.output
+        );
+    }
+    let fa = finish_browser(page, Duration::from_secs(u64::from(seconds) + 46));
     (fb, fa)
 }
 

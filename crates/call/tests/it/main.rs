@@ -4,6 +4,7 @@
 mod bad_remote;
 mod camera_off;
 mod common;
+mod dtls_lost_flight;
 mod engine_ends;
 mod glare;
 mod keyframe_request;

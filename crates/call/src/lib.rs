@@ -9,8 +9,8 @@
 //! - [`config`]: what a call is made of (devices, ICE servers, loopback restriction).
 //! - [`negotiation`]: the pure offer/answer role logic and the codec choice.
 //! - [`peer`]: building the peer connection (codecs, interceptors, ICE settings).
-//! - [`congestion`]: a send-side congestion controller (GCC with libwebrtc's rate control),
-//!   measured in the lab but not yet the one calls use (see its docs).
+//! - [`congestion`]: the send-side congestion controller every call runs (GCC with
+//!   libwebrtc's overuse detector and rate control).
 //! - [`media_io`]: the media threads and tasks of a connected call.
 //! - [`session`]: the shell that carries out the core's outputs on webrtc-rs.
 //! - [`engine`]: the non-blocking handle a UI or the headless peer holds.

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, NackGeneratorBuilder,
-    PacerBuilder, Packet as IPacket, PacketReport, Slot, StreamInfo, TaggedPacket,
+    Attribute, BandwidthEstimator, EstimatorStats, Interceptor, NackGeneratorBuilder, PacerBuilder,
+    Packet as IPacket, PacketReport, Slot, StreamInfo, TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
@@ -41,6 +41,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::config::IceServer;
+use crate::congestion::DuetGcc;
 use crate::error::CallError;
 use crate::video_track::VideoTrack;
 
@@ -282,10 +283,11 @@ impl BandwidthEstimate {
     }
 }
 
-/// Google Congestion Control, publishing each new estimate for the encoder, and handing the
+/// duet's congestion controller ([`DuetGcc`]: webrtc-rs's `Gcc` collapsed to its floor on
+/// narrow links, see its docs), publishing each new estimate for the encoder, and handing the
 /// chain (the pacer) [`PACING_FACTOR`] times the estimate.
 struct PublishingGcc {
-    inner: Gcc,
+    inner: DuetGcc,
     estimate: Arc<BandwidthEstimate>,
 }
 
@@ -356,7 +358,7 @@ pub async fn build(
     let estimate = Arc::new(BandwidthEstimate::default());
     estimate.set(bitrate.initial_bps);
     let gcc = PublishingGcc {
-        inner: Gcc::new(bitrate.initial_bps, bitrate.min_bps, bitrate.max_bps),
+        inner: DuetGcc::new(bitrate.initial_bps, bitrate.min_bps, bitrate.max_bps),
         estimate: estimate.clone(),
     };
     // Codecs first: the helper adds transport-cc feedback to the codecs already registered.

@@ -8,7 +8,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -272,7 +272,10 @@ pub fn signal_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
 /// A running `duet call` in a home, and where its report goes.
 pub struct Peer {
     pub name: String,
-    pub child: Child,
+    pid: u32,
+    /// The process's exit and output, read from the start: a peer whose output nobody read
+    /// would stall on a full pipe while the test waits for the other one.
+    output: std::sync::mpsc::Receiver<std::io::Result<Output>>,
     pub report: PathBuf,
 }
 
@@ -328,9 +331,15 @@ fn spawn_peer(
         .stderr(Stdio::piped())
         .spawn()
         .expect("duet call starts in the lab");
+    let pid = child.id();
+    let (tx, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
     Peer {
         name: name.to_owned(),
-        child,
+        pid,
+        output,
         report,
     }
 }
@@ -368,15 +377,11 @@ impl Finished {
 pub fn finish(peer: Peer, limit: Duration) -> Finished {
     let Peer {
         name,
-        child,
+        pid,
+        output,
         report,
     } = peer;
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(limit) {
+    let output = match output.recv_timeout(limit) {
         Ok(out) => out.expect("duet call output"),
         Err(_) => {
             let _ = std::process::Command::new("kill")

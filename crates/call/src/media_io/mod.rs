@@ -125,6 +125,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_first_keyframe_request_is_answered_at_once_later_ones_once_per_window() {
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        let rtt = Duration::from_millis(40);
+        let mut k = KeyframeWindow::default();
+        assert!(k.may_answer(at(0), rtt), "nothing sent yet");
+        // The opening keyframe, then the receiver's first request 100 ms later: answered.
+        k.sent_keyframe(at(0));
+        assert!(k.may_answer(at(100), rtt));
+        k.answered();
+        k.sent_keyframe(at(110));
+        // A second request soon after waits for the window (500 ms at this round trip)...
+        assert!(!k.may_answer(at(300), rtt));
+        assert!(!k.may_answer(at(609), rtt));
+        assert!(k.may_answer(at(610), rtt));
+        // ...which is twice the round trip when that is longer.
+        k.answered();
+        k.sent_keyframe(at(1000));
+        let slow = Duration::from_millis(400);
+        assert!(!k.may_answer(at(1700), slow));
+        assert!(k.may_answer(at(1800), slow));
+    }
+
+    #[test]
     fn the_ladder_steps_down_and_back_with_hysteresis() {
         let t = Instant::now();
         let mut l = Ladder::new(640, 480);

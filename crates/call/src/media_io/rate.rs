@@ -1,7 +1,7 @@
 //! How the video sender turns the congestion controller's estimate into an encoder rate:
 //! ramped up, backed off without feedback, with room left for audio and overhead. Pure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the video sender applies the bandwidth estimate to the encoder.
 pub const RATE_UPDATE_INTERVAL: Duration = Duration::from_millis(200);
@@ -188,5 +188,46 @@ impl Ladder {
             _ => self.pending = Some((want, now)),
         }
         self.rung
+    }
+}
+
+/// Minimum time between two keyframes the sender makes on request (or twice the round trip,
+/// if longer).
+pub const MIN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// When the video sender may answer a keyframe request: at most one keyframe per window
+/// (twice the round trip, at least [`MIN_KEYFRAME_INTERVAL`]), so a receiver asking again
+/// while the last keyframe is on its way cannot start a keyframe spiral on a narrow link.
+///
+/// The first request of the call is answered at once. It means the receiver never had the
+/// opening keyframe: that left as soon as this side's DTLS was done, and the other side,
+/// still finishing its own handshake, could not decrypt its first packets. Measured across
+/// symmetric NATs through TURN (docs/benchmarks.md): the side that missed it waited out the
+/// window and saw video ~0.5 s after the other side.
+#[derive(Debug, Default, Clone)]
+pub struct KeyframeWindow {
+    last_keyframe: Option<Instant>,
+    answered_a_request: bool,
+}
+
+impl KeyframeWindow {
+    /// Whether a pending request may be answered now.
+    #[must_use]
+    pub fn may_answer(&self, now: Instant, rtt: Duration) -> bool {
+        let window = (rtt * 2).max(MIN_KEYFRAME_INTERVAL);
+        !self.answered_a_request
+            || self
+                .last_keyframe
+                .is_none_or(|at| now.saturating_duration_since(at) >= window)
+    }
+
+    /// A request was answered (the encoder was asked for a keyframe).
+    pub fn answered(&mut self) {
+        self.answered_a_request = true;
+    }
+
+    /// A keyframe went out (asked for or not: the encoder's first, a ladder step's).
+    pub fn sent_keyframe(&mut self, now: Instant) {
+        self.last_keyframe = Some(now);
     }
 }

@@ -23,10 +23,6 @@ use crate::events::FrameSlot;
 use crate::peer::BandwidthEstimate;
 use crate::video_track::VideoTrack;
 
-/// Minimum time between two keyframes the sender makes on request (or twice the round trip,
-/// if longer).
-pub const MIN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
-
 /// RTP sample duration for `delta_us` at `clock_hz`, rounded so webrtc-rs (which truncates
 /// `duration * clock`) advances the timestamp by the intended number of ticks.
 pub(crate) fn sample_duration(delta_us: u64, clock_hz: u64) -> Duration {
@@ -237,7 +233,7 @@ pub fn spawn_video_sender(
         let mut ladder = Ladder::new(cfg.width, cfg.height);
         // The source's picture size (a screen's is its own), for the ladder.
         let mut source_size = (cfg.width, cfg.height);
-        let mut last_keyframe: Option<Instant> = None;
+        let mut keyframes = KeyframeWindow::default();
         counters
             .encoder_bps
             .store(u64::from(bitrate_bps), Ordering::Relaxed);
@@ -381,10 +377,10 @@ pub fn spawn_video_sender(
             // At most one keyframe per window: requests arriving sooner (a receiver asking
             // again while the last keyframe is still on its way) wait for the window's end.
             let rtt = Duration::from_micros(counters.rtt_us.load(Ordering::Relaxed));
-            let window = (rtt * 2).max(MIN_KEYFRAME_INTERVAL);
-            if last_keyframe.is_none_or(|t| t.elapsed() >= window)
+            if keyframes.may_answer(Instant::now(), rtt)
                 && counters.want_keyframe.swap(false, Ordering::Relaxed)
             {
+                keyframes.answered();
                 encoder.request_keyframe();
             }
             // A narrow link sends a smaller picture (the encoder restarts with an IDR).
@@ -424,7 +420,7 @@ pub fn spawn_video_sender(
             counters.frames_sent.fetch_add(1, Ordering::Relaxed);
             if encoded.keyframe {
                 counters.keyframes_sent.fetch_add(1, Ordering::Relaxed);
-                last_keyframe = Some(Instant::now());
+                keyframes.sent_keyframe(Instant::now());
             }
             counters
                 .video_bytes_sent

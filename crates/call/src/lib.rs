@@ -25,6 +25,7 @@ pub mod events;
 pub mod media_io;
 pub mod negotiation;
 pub mod peer;
+pub mod probe;
 pub mod session;
 pub mod stats;
 pub mod verify;

@@ -41,6 +41,8 @@ struct State {
     codec: VideoCodec,
     description: MediaStreamTrack,
     packetizer: Box<dyn Packetizer + Send + Sync>,
+    /// The RTP timestamp and payload type of the last frame written: padding carries them.
+    last_frame: Option<(u32, u8)>,
 }
 
 /// See the module documentation.
@@ -109,6 +111,7 @@ impl VideoTrack {
                 codec,
                 description: desc,
                 packetizer,
+                last_frame: None,
             }),
         })
     }
@@ -169,15 +172,75 @@ impl VideoTrack {
         let packets = {
             let mut state = self.lock();
             let ticks = (sample.duration.as_secs_f64() * 90_000.0) as u32;
-            state
+            let packets = state
                 .packetizer
-                .packetize(sample.timestamp, &sample.data, ticks)?
+                .packetize(sample.timestamp, &sample.data, ticks)?;
+            if let Some(last) = packets.last() {
+                state.last_frame = Some((last.header.timestamp, payload_type));
+            }
+            packets
         };
         for mut packet in packets {
             packet.header.payload_type = payload_type;
             self.rtp.write_rtp(packet).await?;
         }
         Ok(())
+    }
+}
+
+impl VideoTrack {
+    /// Sends `count` padding-only packets ([`PADDING_BYTES`] octets of padding each) in the
+    /// stream's sequence, with the last frame's timestamp, as a bandwidth probe's burst (see
+    /// [`crate::probe`]); receivers count and drop them. Returns the first one's sequence
+    /// number, or `None` (nothing sent) before the first frame.
+    ///
+    /// # Errors
+    /// webrtc-rs's error if a packet cannot be written.
+    pub async fn write_padding(&self, count: u16) -> webrtc::error::Result<Option<u16>> {
+        let Some((timestamp, payload_type)) = self.lock().last_frame else {
+            return Ok(None);
+        };
+        let mut first = None;
+        for _ in 0..count {
+            let sequence_number = self.sequencer.next_sequence_number();
+            first.get_or_insert(sequence_number);
+            self.rtp
+                .write_rtp(padding_packet(
+                    self.ssrc,
+                    payload_type,
+                    sequence_number,
+                    timestamp,
+                ))
+                .await?;
+        }
+        Ok(first)
+    }
+}
+
+/// The padding in one padding-only packet, octets: the most RFC 3550's one-octet count allows.
+pub const PADDING_BYTES: u8 = 255;
+
+/// A padding-only RTP packet (RFC 3550 §5.1): no payload, [`PADDING_BYTES`] of padding whose
+/// last octet counts them. Written as it is by the patched `rtc-rtp` (vendor/rtc-rtp).
+fn padding_packet(
+    ssrc: SSRC,
+    payload_type: u8,
+    sequence_number: u16,
+    timestamp: u32,
+) -> rtp::Packet {
+    let mut padding = vec![0u8; usize::from(PADDING_BYTES)];
+    padding[usize::from(PADDING_BYTES) - 1] = PADDING_BYTES;
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            padding: true,
+            payload_type,
+            sequence_number,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload: padding.into(),
     }
 }
 
@@ -278,5 +341,45 @@ impl TrackLocal for VideoTrack {
     }
     async fn poll(&self) -> Option<TrackLocalEvent> {
         self.rtp.poll().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+
+    use super::*;
+
+    /// The probe's packets are as large as asked on the wire, and a receiver sees no payload:
+    /// what the patched rtc-rtp is for (vendor/rtc-rtp/DUET-PATCH.md). As published it
+    /// appended padding of its own and the packet carried 255 octets of garbage payload.
+    #[test]
+    fn padding_only_packets_keep_their_size() {
+        let packet = padding_packet(0x1234_5678, 102, 65_535, 90_000);
+        let header_size = packet.header.marshal_size();
+        let wire = packet.marshal().expect("marshal");
+        assert_eq!(wire.len(), header_size + usize::from(PADDING_BYTES));
+        assert_eq!(packet.marshal_size(), wire.len());
+        let received = rtp::Packet::unmarshal(&mut &wire[..]).expect("unmarshal");
+        assert!(received.header.padding);
+        assert!(
+            received.payload.is_empty(),
+            "{} octets",
+            received.payload.len()
+        );
+        assert_eq!(received.header.sequence_number, 65_535);
+        assert_eq!(received.header.timestamp, 90_000);
+    }
+
+    /// Every other packet is marshalled as before: a payload that does not end in its own
+    /// length gets rtc-rtp's alignment padding.
+    #[test]
+    fn other_padded_packets_are_unchanged() {
+        let mut packet = padding_packet(1, 102, 1, 1);
+        packet.payload = vec![1u8, 2, 9].into();
+        let wire = packet.marshal().expect("marshal");
+        assert_eq!(wire.len(), packet.header.marshal_size() + 3 + 1);
+        let received = rtp::Packet::unmarshal(&mut &wire[..]).expect("unmarshal");
+        assert_eq!(&received.payload[..], &[1, 2, 9]);
     }
 }

@@ -161,8 +161,10 @@ fn a_step_down_and_back_up_is_survived() {
             "{}: the encoder did not step down under the 500 kbit/s cap (before {before:.0}, during {during:.0})",
             f.name
         );
+        // Probing finds the widened link within seconds (the estimate climbing 8 % a second
+        // on its own reached about 450 kbit/s by the end of the call).
         assert!(
-            after > during * 1.3,
+            after > during * 1.3 && after >= 1_000_000.0,
             "{}: the encoder did not recover after the cap was lifted (during {during:.0}, after {after:.0})",
             f.name
         );

@@ -349,8 +349,8 @@ mod tests {
     fn the_sender_ramps_up_slowly_and_down_at_once() {
         assert_eq!(ramp_toward(1_000_000.0, 400_000.0), 400_000.0);
         let up = ramp_toward(1_000_000.0, 3_000_000.0);
-        assert!((up - 1_030_000.0).abs() < 1e-6, "{up}");
-        assert_eq!(ramp_toward(1_000_000.0, 1_010_000.0), 1_010_000.0);
+        assert!((up - 1_100_000.0).abs() < 1e-6, "{up}");
+        assert_eq!(ramp_toward(1_000_000.0, 1_050_000.0), 1_050_000.0);
     }
 
     #[test]

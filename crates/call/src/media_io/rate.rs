@@ -10,14 +10,15 @@ pub const MIN_VIDEO_BPS: u32 = 60_000;
 /// Share of the estimate left for RTP/SRTP headers and retransmissions.
 pub const OVERHEAD_SHARE: f64 = 0.10;
 /// How fast the sender's rate may climb towards a higher estimate, per
-/// [`RATE_UPDATE_INTERVAL`] (×1.03 every 200 ms ≈ +16 % a second). Decreases apply at once.
+/// [`RATE_UPDATE_INTERVAL`] (×1.10 every 200 ms ≈ ×1.6 a second). Decreases apply at once.
 ///
-/// webrtc-rs 0.21's GCC raises its estimate by a factor per feedback report and has no
-/// "application limited" check, so the raw estimate runs far above what the link carries
-/// before the delay or loss detector reacts; following it directly overshot a 1 Mbit/s cap
-/// within 3 s and collapsed to the minimum (measured in the lab). Ramping the sender's own
-/// rate gives the detectors time to see the queue grow.
-pub const RAMP_UP_PER_UPDATE: f64 = 1.03;
+/// The controller (`congestion::DuetGcc`) climbs by at most 8 % a second on its own, so this
+/// only binds when a bandwidth probe proved room and the estimate jumped (at most
+/// `probe::PROBE_FACTOR` × at a time): the encoder then follows within a second or two, and the
+/// delay detector sees the queue grow if the probe was wrong. (It was ×1.03, +16 % a second,
+/// when webrtc-rs's `Gcc` ran calls: that estimate ran far above the link by itself, and
+/// following it directly overshot a 1 Mbit/s cap within 3 s.)
+pub const RAMP_UP_PER_UPDATE: f64 = 1.10;
 
 /// No transport-wide feedback for this long means the estimate is stale (see
 /// [`BACKOFF_PER_UPDATE`]).

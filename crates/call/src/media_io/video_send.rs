@@ -21,6 +21,7 @@ use super::*;
 use crate::config::VideoChoice;
 use crate::events::FrameSlot;
 use crate::peer::BandwidthEstimate;
+use crate::probe::ProbeSent;
 use crate::video_track::VideoTrack;
 
 /// RTP sample duration for `delta_us` at `clock_hz`, rounded so webrtc-rs (which truncates
@@ -418,6 +419,23 @@ pub fn spawn_video_sender(
                 continue;
             }
             counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+            // A bandwidth probe the congestion controller asked for: its padding goes out
+            // behind this frame, at the probe's rate (crate::probe).
+            if let Some(probe) = estimate.take_probe() {
+                match rt.block_on(track.write_padding(probe.packets)) {
+                    Ok(Some(first_sequence)) => estimate.probe_sent(
+                        ProbeSent {
+                            id: probe.id,
+                            ssrc: track.ssrc(),
+                            first_sequence,
+                            packets: probe.packets,
+                        },
+                        Instant::now(),
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, "probe write failed"),
+                }
+            }
             if encoded.keyframe {
                 counters.keyframes_sent.fetch_add(1, Ordering::Relaxed);
                 keyframes.sent_keyframe(Instant::now());

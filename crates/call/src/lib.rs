@@ -26,6 +26,7 @@ pub mod media_io;
 pub mod negotiation;
 pub mod peer;
 pub mod probe;
+pub mod resend;
 pub mod session;
 pub mod stats;
 pub mod verify;

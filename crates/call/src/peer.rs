@@ -44,6 +44,7 @@ use crate::config::IceServer;
 use crate::congestion::DuetGcc;
 use crate::error::CallError;
 use crate::probe::{ProbeRequest, ProbeSent};
+use crate::resend::ResendGuard;
 use crate::video_track::VideoTrack;
 
 /// RTP payload type offered for H.264.
@@ -297,7 +298,7 @@ impl BandwidthEstimate {
         self.probes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn set(&self, bps: f64) {
+    pub(crate) fn set(&self, bps: f64) {
         self.bits.store(bps.to_bits(), Ordering::Relaxed);
     }
 
@@ -357,6 +358,10 @@ pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(1);
 pub const ICE_TICK: Duration = Duration::from_millis(40);
 /// Silence after which ICE reports `failed`.
 pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(8);
+
+/// Where [`ResendGuard`] sits in the interceptor chain: wire-ward of the NACK responder (4000),
+/// application-ward of the pacer (3000).
+const RESEND_GUARD_SLOT: usize = 3_500;
 
 /// Packets the pacer may hold (see `build`).
 pub const PACER_QUEUE_PACKETS: usize = 256;
@@ -429,6 +434,13 @@ pub async fn build(
                 .with_queue_limit(PACER_QUEUE_PACKETS)
                 .build(),
         );
+    // Between the pacer and the NACK responder: each NACKed packet is sent again at most once
+    // per 100 ms, while it is young enough to help, within a budget of the estimate
+    // (crate::resend; without it a step down to 500 kbit/s filled the pacer with resends).
+    let registry = registry.with(
+        Slot::from(RESEND_GUARD_SLOT),
+        ResendGuard::new(estimate.clone()),
+    );
     let registry = configure_rtcp_reports(registry);
     let registry = registry.with(Slot::from(14_000), RtcpToApp::default());
     // Work-arounds measured in docs/benchmarks.md (call setup): without them the first DTLS

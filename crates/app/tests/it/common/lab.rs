@@ -494,9 +494,14 @@ fn num(v: &Value, key: &str) -> f64 {
 /// Frames decoded per second between the first snapshot at or after `from_s` (seconds since
 /// the engine started) and the last snapshot.
 pub fn fps_after(f: &Finished, from_s: f64) -> f64 {
-    let h = history(f);
-    let (Some(start), Some(end)) = (h.iter().find(|s| num(s, "elapsed_s") >= from_s), h.last())
-    else {
+    fps_between(f, from_s, f64::MAX)
+}
+
+/// Frames decoded per second between the first snapshot at or after `from_s` and the last one
+/// before `to_s`.
+pub fn fps_between(f: &Finished, from_s: f64, to_s: f64) -> f64 {
+    let h: Vec<Value> = window(f, from_s, to_s).collect();
+    let (Some(start), Some(end)) = (h.first(), h.last()) else {
         return 0.0;
     };
     let dt = num(end, "elapsed_s") - num(start, "elapsed_s");

@@ -171,6 +171,12 @@ impl Prober {
 
     /// Folds in a feedback batch; returns a finished probe's result.
     pub fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) -> Option<ProbeResult> {
+        // Only a probe's feedback is measured: everything it needs departs after it was asked
+        // for, so between probes nothing is kept.
+        if self.outstanding.is_none() {
+            self.history.clear();
+            return None;
+        }
         for report in reports {
             self.history.push_back(Seen {
                 departure: report.departure,

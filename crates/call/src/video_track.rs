@@ -200,17 +200,17 @@ impl VideoTrack {
         let Some((timestamp, payload_type)) = self.lock().last_frame else {
             return Ok(None);
         };
+        let padding = padding_payload();
         let mut first = None;
         for _ in 0..count {
             let sequence_number = self.sequencer.next_sequence_number();
             first.get_or_insert(sequence_number);
+            let header = padding_header(self.ssrc, payload_type, sequence_number, timestamp);
             self.rtp
-                .write_rtp(padding_packet(
-                    self.ssrc,
-                    payload_type,
-                    sequence_number,
-                    timestamp,
-                ))
+                .write_rtp(rtp::Packet {
+                    header,
+                    payload: padding.clone(),
+                })
                 .await?;
         }
         Ok(first)
@@ -220,27 +220,30 @@ impl VideoTrack {
 /// The padding in one padding-only packet, octets: the most RFC 3550's one-octet count allows.
 pub const PADDING_BYTES: u8 = 255;
 
-/// A padding-only RTP packet (RFC 3550 §5.1): no payload, [`PADDING_BYTES`] of padding whose
+/// The payload of a padding-only RTP packet (RFC 3550 §5.1): [`PADDING_BYTES`] of padding whose
 /// last octet counts them. Written as it is by the patched `rtc-rtp` (vendor/rtc-rtp).
-fn padding_packet(
+fn padding_payload() -> bytes::Bytes {
+    let mut padding = vec![0u8; usize::from(PADDING_BYTES)];
+    padding[usize::from(PADDING_BYTES) - 1] = PADDING_BYTES;
+    padding.into()
+}
+
+/// The header of a padding-only packet: the padding bit, the stream's next sequence number and
+/// the last frame's timestamp.
+fn padding_header(
     ssrc: SSRC,
     payload_type: u8,
     sequence_number: u16,
     timestamp: u32,
-) -> rtp::Packet {
-    let mut padding = vec![0u8; usize::from(PADDING_BYTES)];
-    padding[usize::from(PADDING_BYTES) - 1] = PADDING_BYTES;
-    rtp::Packet {
-        header: rtp::header::Header {
-            version: 2,
-            padding: true,
-            payload_type,
-            sequence_number,
-            timestamp,
-            ssrc,
-            ..Default::default()
-        },
-        payload: padding.into(),
+) -> rtp::header::Header {
+    rtp::header::Header {
+        version: 2,
+        padding: true,
+        payload_type,
+        sequence_number,
+        timestamp,
+        ssrc,
+        ..Default::default()
     }
 }
 
@@ -355,7 +358,10 @@ mod tests {
     /// appended padding of its own and the packet carried 255 octets of garbage payload.
     #[test]
     fn padding_only_packets_keep_their_size() {
-        let packet = padding_packet(0x1234_5678, 102, 65_535, 90_000);
+        let packet = rtp::Packet {
+            header: padding_header(0x1234_5678, 102, 65_535, 90_000),
+            payload: padding_payload(),
+        };
         let header_size = packet.header.marshal_size();
         let wire = packet.marshal().expect("marshal");
         assert_eq!(wire.len(), header_size + usize::from(PADDING_BYTES));
@@ -375,8 +381,10 @@ mod tests {
     /// length gets rtc-rtp's alignment padding.
     #[test]
     fn other_padded_packets_are_unchanged() {
-        let mut packet = padding_packet(1, 102, 1, 1);
-        packet.payload = vec![1u8, 2, 9].into();
+        let packet = rtp::Packet {
+            header: padding_header(1, 102, 1, 1),
+            payload: vec![1u8, 2, 9].into(),
+        };
         let wire = packet.marshal().expect("marshal");
         assert_eq!(wire.len(), packet.header.marshal_size() + 3 + 1);
         let received = rtp::Packet::unmarshal(&mut &wire[..]).expect("unmarshal");

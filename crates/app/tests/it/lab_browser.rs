@@ -8,8 +8,9 @@ use crate::common::browser::{
     Browser, BrowserKit, BrowserRun, browser_kit, finish_browser, firefox_kit, start_page,
 };
 use crate::common::lab::{
-    Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived, finish, fps_after,
-    freezes_after, median_between, signal_lab, start_bare_peer, summary,
+    Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived, assert_rode_the_step,
+    finish, fps_after, freezes_after, median_between, signal_lab, start_bare_peer,
+    step_down_and_back_up, summary,
 };
 use crate::common::unique_room;
 use netlab::Nat;
@@ -181,6 +182,76 @@ fn page_and_duet_adapt_to_a_one_megabit_cap() {
     assert!(
         page_sent <= 1_000_000.0,
         "Chromium sent duet {page_sent:.0} bit/s in a second, over the 1 Mbit/s cap"
+    );
+}
+
+/// Chromium and duet through a step from 3 Mbit/s to 500 kbit/s and back (both homes, each
+/// way), as `lab_link_quality`'s duet ↔ duet step: duet's encoder and picture size follow the
+/// cap down and back up, Chromium's sender follows duet's feedback down and back up, and
+/// video keeps moving both ways.
+#[test]
+fn page_and_duet_ride_a_step_down_and_back_up() {
+    let Some(kit) = browser_kit(&[LARGE]) else {
+        return;
+    };
+    let Some(lab) = signal_lab("brstep", Nat::Cone) else {
+        return;
+    };
+    let (fb, fa) = std::thread::scope(|s| {
+        s.spawn(|| step_down_and_back_up(&lab.a, &lab.b));
+        page_and_duet(&kit, &lab, "brstep", LARGE, 30, &["--size", "640x480"])
+    });
+    let page_rates = fa.send_bitrates_after_connecting();
+    let kbit: Vec<String> = page_rates
+        .iter()
+        .map(|r| format!("{:.0}", r / 1000.0))
+        .collect();
+    eprintln!(
+        "step: the page received {:.1} fps after 20 s (freezes {} / {:.1} s); Chromium's video \
+         per second after connecting, kbit/s: {}",
+        fa.fps_after_connecting(20.0),
+        fa.freezes().0,
+        fa.freezes().1,
+        kbit.join(" ")
+    );
+    assert!(fb.success, "duet's side failed: {}", fb.output);
+    assert!(
+        fb.stat("frames_decoded") >= 300.0,
+        "duet decoded too little: {}",
+        fb.report["stats"]
+    );
+    // duet's sending side, and what it received from Chromium through the narrow spell.
+    assert_rode_the_step(&fb);
+    let page_fps = fa.fps_after_connecting(20.0);
+    assert!(
+        page_fps >= 15.0,
+        "the page received only {page_fps:.1} fps after the step"
+    );
+    // Chromium's sender follows duet's transport-wide feedback: under the cap in the narrow
+    // spell (seconds 9-15 after connecting; the page connects within about a second of the
+    // step's start), and climbing again once it is lifted (seconds 18-26; Chromium climbs
+    // about 8 % a second from there: 175 → 600 kbit/s in one run).
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let narrow = median(page_rates.get(9..15).unwrap_or_default());
+    let after = page_rates
+        .get(18..26)
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    assert!(
+        narrow <= 500_000.0,
+        "Chromium did not come down under the 500 kbit/s cap: {} kbit/s",
+        kbit.join(" ")
+    );
+    assert!(
+        after >= narrow * 1.5,
+        "Chromium did not climb again after the step up: {} kbit/s",
+        kbit.join(" ")
     );
 }
 

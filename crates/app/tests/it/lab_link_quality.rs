@@ -3,11 +3,9 @@
 //! is what a person would see: pictures keep coming, in order, without long freezes, and the
 //! sender adapts to the link (its estimate and encoder rate follow the cap).
 
-use std::time::Duration;
-
 use crate::common::lab::{
-    assert_pictures_arrived, call_between_homes, fps_after, fps_between, freezes_after,
-    max_between, median_between, min_between, summary,
+    assert_pictures_arrived, assert_rode_the_step, call_between_homes, fps_after, freezes_after,
+    median_between, step_down_and_back_up, summary,
 };
 use netlab::Nat;
 
@@ -61,20 +59,15 @@ fn one_megabit_cap(tag: &str, extra: &[&str]) {
             "{}: freezes after {FREEZE_FREE_AFTER_S} s: {freezes:?}",
             f.name
         );
-        // H.264 conceals a lost frame until the keyframe it asks for arrives, so the loss
-        // after GCC overshoots the cap costs a blemish, not a freeze. What remains comes with
-        // the rate's collapse after an overshoot: up to 0.9 s seen in 4 runs (the issue's
-        // target is 1 s; before concealment 1.5–3 s). Asserted with a margin for a
-        // loaded CI machine, at 1.5 s. VP8 (libvpx) cannot conceal and still freezes until
-        // its keyframe (1–1.5 s seen): printed, not asserted.
-        if !extra.contains(&"vp8") {
-            let long: Vec<f64> = freezes.into_iter().filter(|ms| *ms > 1500.0).collect();
-            assert!(
-                long.is_empty(),
-                "{}: freezes over 1.5 s after {FREEZE_FREE_AFTER_S} s: {long:?}",
-                f.name
-            );
-        }
+        // Since probing (a start at 500 kbit/s) and the resend guard, no freeze after 5 s
+        // lasted over 221 ms in 14 lab runs of each codec (before: up to 0.9 s in H.264, which
+        // conceals a lost frame, and 1-1.5 s in VP8, which waits for a keyframe).
+        let long: Vec<f64> = freezes.into_iter().filter(|ms| *ms > 1000.0).collect();
+        assert!(
+            long.is_empty(),
+            "{}: freezes over 1 s after {FREEZE_FREE_AFTER_S} s: {long:?}",
+            f.name
+        );
     }
 }
 
@@ -135,55 +128,18 @@ fn three_percent_loss(tag: &str, extra: &[&str]) {
 #[test]
 fn a_step_down_and_back_up_is_survived() {
     // 3 Mbit/s, then 500 kbit/s from about 8 s to 16 s, then 3 Mbit/s again.
-    let Some((a, b)) = call_between_homes("step", Nat::Cone, 30, &["--size", "640x480"], |a, b| {
-        for h in [a, b] {
-            h.set_rate_kbit(Some(3000)).expect("cap");
-        }
-        std::thread::sleep(Duration::from_secs(8));
-        for h in [a, b] {
-            h.set_rate_kbit(Some(500)).expect("step down");
-        }
-        std::thread::sleep(Duration::from_secs(8));
-        for h in [a, b] {
-            h.set_rate_kbit(Some(3000)).expect("step up");
-        }
-    }) else {
+    let Some((a, b)) = call_between_homes(
+        "step",
+        Nat::Cone,
+        30,
+        &["--size", "640x480"],
+        step_down_and_back_up,
+    ) else {
         return;
     };
     for f in [&a, &b] {
         eprintln!("{}", summary(f));
         assert_pictures_arrived(f, 300.0);
-        let before = max_between(f, "encoder_bitrate_bps", 5.0, 8.0);
-        let during = min_between(f, "encoder_bitrate_bps", 9.0, 16.5);
-        let after = max_between(f, "encoder_bitrate_bps", 20.0, f64::MAX);
-        assert!(
-            during < 500_000.0 && during < before,
-            "{}: the encoder did not step down under the 500 kbit/s cap (before {before:.0}, during {during:.0})",
-            f.name
-        );
-        // Probing finds the widened link within seconds (the estimate climbing 8 % a second
-        // on its own reached about 450 kbit/s by the end of the call).
-        assert!(
-            after > during * 1.3 && after >= 1_000_000.0,
-            "{}: the encoder did not recover after the cap was lifted (during {during:.0}, after {after:.0})",
-            f.name
-        );
-        assert!(
-            fps_after(f, 20.0) >= 15.0,
-            "{}: video did not come back smoothly after the step",
-            f.name
-        );
-        // The narrow spell itself: video keeps moving once the overflow has passed (with every
-        // NACKed packet sent again up to five times, the pacer filled with resends and one side
-        // decoded 2-3 frames a second from 9 s to 15 s).
-        let narrow_fps = fps_between(f, 11.0, 16.0);
-        assert!(
-            narrow_fps >= 12.0,
-            "{}: {narrow_fps:.1} fps under the 500 kbit/s cap",
-            f.name
-        );
-        // 640×480 does not fit 500 kbit/s: the picture went down the ladder meanwhile.
-        let rung = max_between(f, "video_rung", 9.0, 16.5);
-        assert!(rung >= 1.0, "{}: the resolution never stepped down", f.name);
+        assert_rode_the_step(f);
     }
 }

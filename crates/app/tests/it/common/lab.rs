@@ -542,6 +542,68 @@ fn window(f: &Finished, from_s: f64, to_s: f64) -> impl Iterator<Item = Value> {
     })
 }
 
+/// The link change of the step tests, run once both peers have started: both homes at
+/// 3 Mbit/s, down to 500 kbit/s from about 8 s to 16 s, then 3 Mbit/s again.
+pub fn step_down_and_back_up(a: &Home, b: &Home) {
+    for h in [a, b] {
+        h.set_rate_kbit(Some(3000)).expect("cap");
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    for h in [a, b] {
+        h.set_rate_kbit(Some(500)).expect("step down");
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    for h in [a, b] {
+        h.set_rate_kbit(Some(3000)).expect("step up");
+    }
+}
+
+/// What a duet peer that sent 640×480 through [`step_down_and_back_up`] (for about 30 s)
+/// must have done: its encoder and picture size went down under the cap and came back up
+/// after it, and video kept moving through the narrow spell and after it.
+pub fn assert_rode_the_step(f: &Finished) {
+    let before = max_between(f, "encoder_bitrate_bps", 5.0, 8.0);
+    let during = min_between(f, "encoder_bitrate_bps", 9.0, 16.5);
+    let after = max_between(f, "encoder_bitrate_bps", 20.0, f64::MAX);
+    assert!(
+        during < 500_000.0 && during < before,
+        "{}: the encoder did not step down under the 500 kbit/s cap (before {before:.0}, during {during:.0})",
+        f.name
+    );
+    // Probing finds the widened link within seconds (the estimate climbing 8 % a second
+    // on its own reached about 450 kbit/s by the end of the call).
+    assert!(
+        after > during * 1.3 && after >= 1_000_000.0,
+        "{}: the encoder did not recover after the cap was lifted (during {during:.0}, after {after:.0})",
+        f.name
+    );
+    assert!(
+        fps_after(f, 20.0) >= 15.0,
+        "{}: video did not come back smoothly after the step",
+        f.name
+    );
+    // The narrow spell itself: video keeps moving once the overflow has passed (with every
+    // NACKed packet sent again up to five times, the pacer filled with resends and one side
+    // decoded 2-3 frames a second from 9 s to 15 s).
+    let narrow_fps = fps_between(f, 11.0, 16.0);
+    assert!(
+        narrow_fps >= 12.0,
+        "{}: {narrow_fps:.1} fps under the 500 kbit/s cap",
+        f.name
+    );
+    // 640×480 does not fit 500 kbit/s: the picture went down the ladder meanwhile.
+    let rung = max_between(f, "video_rung", 9.0, 16.5);
+    assert!(rung >= 1.0, "{}: the resolution never stepped down", f.name);
+    // ...and back up to the call's first rung once the link widened again (about 8 s after
+    // the step up in the lab runs since probing).
+    let rung_late = min_between(f, "video_rung", 24.0, f64::MAX);
+    assert!(
+        rung_late == 0.0,
+        "{}: the resolution did not come back up after the step (rung {rung_late} from 24 s)",
+        f.name
+    );
+}
+
 /// Freezes of the remote video that ended at or after `from_s`: their durations in ms.
 pub fn freezes_after(f: &Finished, from_s: f64) -> Vec<f64> {
     f.report["stats"]["freezes"]

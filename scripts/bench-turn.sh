@@ -4,7 +4,12 @@
 # 1000-byte packets to one peer), each server on one core: signal with --threads 1, coturn with
 # --relay-threads 1. Prints one RESULT line per run and a markdown table.
 #
-#   scripts/bench-turn.sh [PPS_PER_ALLOCATION ...]     (default: 50 100 50 100)
+#   scripts/bench-turn.sh [PPS_PER_ALLOCATION ...]     (default: 100 150 100 150 100 150)
+#   DURATION=S (default 15) sets each run's measured seconds.
+#
+# The server runs on core 1 and the load on core 0 (taskset), and each server's CPU is its
+# threads' time on a CPU (schedstat, ns); runs of the same server still differ by up to ~30 %
+# on this VM, so compare the medians printed at the end over several alternating rounds.
 #
 # Keep the offered rate where the generator delivers ≥ 95 %: it is one thread on a 2-core
 # machine, and above ~12 000 packets/s it, not the server, is the limit.
@@ -16,7 +21,7 @@ if ! command -v turnserver >/dev/null; then
   $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq coturn >/dev/null
 fi
 cargo build --release -p signal -p signal-load
-rates=("$@"); [ ${#rates[@]} -eq 0 ] && rates=(50 100 50 100)
+rates=("$@"); [ ${#rates[@]} -eq 0 ] && rates=(100 150 100 150 100 150)
 secret="bench-turn-secret"
 out=$(mktemp)
 log=$(mktemp -d)
@@ -29,11 +34,11 @@ trap 'stop_server; rm -rf "$log"' EXIT
 
 start_server() { # label port
   if [ "$1" = signal ]; then
-    RUST_LOG=warn target/release/signal --listen 127.0.0.1:18190 --threads 1 --turn-port "$2" \
+    RUST_LOG=warn taskset -c 1 target/release/signal --listen 127.0.0.1:18190 --threads 1 --turn-port "$2" \
       --turn-secret "$secret" --turn-allow-peer 127.0.0.0/8 --turn-max-kbps 0 \
       --turn-max-allocations-per-user 1 --no-turn-tcp >"$log/signal.log" 2>&1 &
   else
-    turnserver -n --listening-ip=127.0.0.1 --listening-port="$2" --relay-ip=127.0.0.1 \
+    taskset -c 1 turnserver -n --listening-ip=127.0.0.1 --listening-port="$2" --relay-ip=127.0.0.1 \
       --min-port=40000 --max-port=45000 --use-auth-secret --static-auth-secret="$secret" \
       --realm=duet --allow-loopback-peers --no-cli --no-tls --no-dtls --no-tcp-relay \
       --relay-threads=1 --no-multicast-peers --log-file=stdout --simple-log >"$log/coturn.log" 2>&1 &
@@ -46,8 +51,8 @@ for pps in "${rates[@]}"; do
   for label in signal coturn; do
     port=$([ "$label" = signal ] && echo 3478 || echo 3479)
     start_server "$label" "$port"
-    target/release/signal-load --mode turn --label "$label" --turn "127.0.0.1:$port" \
-      --turn-secret "$secret" --allocations 100 --pps "$pps" --size 1000 --duration 10 \
+    taskset -c 0 target/release/signal-load --mode turn --label "$label" --turn "127.0.0.1:$port" \
+      --turn-secret "$secret" --allocations 100 --pps "$pps" --size 1000 --duration "${DURATION:-15}" \
       --server-pid "$pid" | tee -a "$out"
     stop_server
   done
@@ -60,4 +65,10 @@ while read -r line; do
   get() { echo "$line" | tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
   echo "| $(get label) | $(get offered_pps) | $(get delivered_pps) | $(get delivered_pct) | $(get server_cpu_pct) | $(get server_cpu_us_per_pkt) |"
 done < <(grep "^RESULT mode=turn" "$out")
+echo
+echo "Median CPU µs per relayed packet over all runs of each server:"
+for label in signal coturn; do
+  grep "^RESULT mode=turn label=$label " "$out" | tr ' ' '\n' | grep '^server_cpu_us_per_pkt=' |
+    cut -d= -f2 | sort -n | awk -v l="$label" '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "  %s: %.2f (%d runs, %.2f-%.2f)\n", l, m, NR, v[1], v[NR]}'
+done
 rm -f "$out"

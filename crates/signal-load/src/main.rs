@@ -131,6 +131,9 @@ struct ProcSample {
     cpu_ticks: u64,
     user_ticks: u64,
     rss_kib: u64,
+    /// Time on a CPU, ns, summed over the process's threads (`/proc/PID/task/*/schedstat`):
+    /// exact where `cpu_ticks` counts 10 ms ticks. `None` without schedstats.
+    cpu_ns: Option<u64>,
 }
 
 fn sample(pid: Option<u32>) -> Option<ProcSample> {
@@ -153,7 +156,22 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
         cpu_ticks: utime + stime,
         user_ticks: utime,
         rss_kib,
+        cpu_ns: cpu_ns(pid),
     })
+}
+
+/// The first field of each `/proc/PID/task/TID/schedstat` (ns spent running), summed.
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread that ended between the listing and the read has nothing more to add.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// Clock ticks per second for /proc CPU times (USER_HZ, 100 on Linux).

@@ -252,3 +252,80 @@ async fn garbage_datagrams_do_not_stop_the_server() {
     assert!(timeout(TURN_WAIT, client.allocate()).await.unwrap().is_ok());
     server.close().await;
 }
+
+/// A moment's burst from many clients is relayed whole: 50 allocations each send a video
+/// frame's worth (8 datagrams of 1200 bytes) at once, from this one-threaded runtime, so all
+/// 400 sit in the server's one socket before its task reads any. Every datagram reaches the
+/// peer, once. (The kernel's default receive buffer, about 90 such datagrams, dropped most of
+/// them: see `signal::turn::SOCKET_BUFFER_BYTES`.)
+#[tokio::test]
+async fn a_burst_from_many_clients_is_relayed_whole() {
+    const CLIENTS: usize = 50;
+    const PER_CLIENT: usize = 8;
+    let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // The peer must hold the burst too, or the test would measure its own socket.
+    socket2::SockRef::from(&peer)
+        .set_recv_buffer_size(signal::turn::SOCKET_BUFFER_BYTES)
+        .unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let mut clients = Vec::new();
+    let mut relays = Vec::new();
+    for i in 0..CLIENTS {
+        let (user, pass) = turn::credential(&format!("burst{i}"), 600);
+        let client = turn::client(server.local_addr(), &user, &pass).await;
+        let relay = timeout(TURN_WAIT, client.allocate())
+            .await
+            .unwrap()
+            .unwrap();
+        clients.push(client);
+        relays.push(relay);
+    }
+    // Warm-up: each relay's permission and channel binding, and one datagram through.
+    let mut buf = [0u8; 1500];
+    for relay in &relays {
+        timeout(TURN_WAIT, relay.send_to(b"warm", peer_addr))
+            .await
+            .unwrap()
+            .unwrap();
+        let (n, _) = timeout(TURN_WAIT, peer.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"warm");
+    }
+    // Unconstrained: tokio's cooperative budget would otherwise yield to the server's task
+    // every 128 sends and let it drain the socket mid-burst.
+    tokio::task::unconstrained(async {
+        for (i, relay) in relays.iter().enumerate() {
+            for k in 0..PER_CLIENT {
+                let mut datagram = vec![0x42u8; 1200];
+                datagram[..2].copy_from_slice(&[i as u8, k as u8]);
+                relay.send_to(&datagram, peer_addr).await.unwrap();
+            }
+        }
+    })
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < CLIENTS * PER_CLIENT {
+        // Whatever the server relays arrives within moments; a quiet second means it is lost.
+        let Ok(got) = timeout(Duration::from_secs(1), peer.recv_from(&mut buf)).await else {
+            break;
+        };
+        let (n, _) = got.unwrap();
+        assert_eq!(n, 1200, "a datagram arrived cut");
+        assert!(seen.insert((buf[0], buf[1])), "a datagram arrived twice");
+    }
+    assert_eq!(
+        seen.len(),
+        CLIENTS * PER_CLIENT,
+        "datagrams of the burst were lost in the server"
+    );
+    for relay in &relays {
+        let _ = relay.close().await;
+    }
+    for client in &clients {
+        let _ = client.close().await;
+    }
+    server.close().await;
+}

@@ -22,6 +22,7 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
@@ -107,6 +108,18 @@ impl PeerConnectionEventHandler for Handler {
 struct RtcpToApp {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+    /// Where a peer's REMB goes (see [`BandwidthEstimate::receiver_estimate`]).
+    estimate: Arc<BandwidthEstimate>,
+}
+
+impl RtcpToApp {
+    fn new(estimate: Arc<BandwidthEstimate>) -> Self {
+        Self {
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+            estimate,
+        }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
@@ -118,6 +131,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let IPacket::Rtcp(packets) = &msg.message.packet {
+            for remb in packets
+                .iter()
+                .filter_map(|p| p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>())
+            {
+                tracing::debug!(bps = remb.bitrate, "REMB from the peer");
+                self.estimate.receiver_estimate(f64::from(remb.bitrate));
+            }
             let keep: Vec<Box<dyn rtcp::Packet>> = packets
                 .iter()
                 .filter(|p| {
@@ -171,10 +191,18 @@ pub fn video_rtp_codec(codec: media::VideoCodec) -> RTCRtpCodec {
         clock_rate: 90_000,
         channels: 0,
         sdp_fmtp_line: fmtp.to_owned(),
-        rtcp_feedback: vec![RTCPFeedback {
-            typ: "ccm".to_owned(),
-            parameter: "fir".to_owned(),
-        }],
+        // Transport-wide feedback and NACK are added with their interceptors (`build`).
+        // `goog-remb` lets a peer with only a receiver-side estimator tell duet its rate.
+        rtcp_feedback: vec![
+            RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            },
+            RTCPFeedback {
+                typ: "goog-remb".to_owned(),
+                parameter: String::new(),
+            },
+        ],
     }
 }
 
@@ -242,7 +270,12 @@ pub const PACING_FACTOR: f64 = 2.5;
 /// (the controller asks, the video sender queues the padding and says what it sent).
 #[derive(Debug)]
 pub struct BandwidthEstimate {
+    /// The congestion controller's estimate (f64 bits).
     bits: AtomicU64,
+    /// The peer's last REMB, clamped to `range` (f64 bits; 0 = none yet).
+    remb_bits: AtomicU64,
+    /// The call's bitrate range, (min, max) bits/s, which a REMB is clamped to.
+    range: (f64, f64),
     created: Instant,
     /// Microseconds after `created` of the last feedback report + 1 (0 = none yet).
     last_report_us: AtomicU64,
@@ -259,6 +292,8 @@ impl Default for BandwidthEstimate {
     fn default() -> Self {
         Self {
             bits: AtomicU64::new(0),
+            remb_bits: AtomicU64::new(0),
+            range: (0.0, f64::MAX),
             created: Instant::now(),
             last_report_us: AtomicU64::new(0),
             probes: Mutex::new(Probes::default()),
@@ -267,10 +302,49 @@ impl Default for BandwidthEstimate {
 }
 
 impl BandwidthEstimate {
-    /// The estimate in bits per second (0 before the controller started).
+    /// An estimate that starts at `initial_bps` and takes a peer's REMB within
+    /// `min_bps..=max_bps`.
+    #[must_use]
+    pub fn new(initial_bps: f64, min_bps: f64, max_bps: f64) -> Self {
+        let estimate = Self {
+            range: (min_bps, max_bps.max(min_bps)),
+            ..Self::default()
+        };
+        estimate.set(initial_bps);
+        estimate
+    }
+
+    /// The estimate in bits per second (0 before the controller started): the congestion
+    /// controller's, capped by the peer's REMB when it sends one. A peer that sends REMB but
+    /// no transport-wide feedback (a receiver-side estimator, as older WebRTC stacks and some
+    /// servers have) leaves the controller blind, so its REMB is the estimate.
     #[must_use]
     pub fn bps(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
+        let gcc = f64::from_bits(self.bits.load(Ordering::Relaxed));
+        match (self.remb_bps(), self.since_last_report(Instant::now())) {
+            (None, _) => gcc,
+            (Some(remb), Some(_)) => gcc.min(remb),
+            (Some(remb), None) => remb,
+        }
+    }
+
+    /// The peer's last receiver estimate (REMB), clamped to the call's range.
+    #[must_use]
+    pub fn remb_bps(&self) -> Option<f64> {
+        match self.remb_bits.load(Ordering::Relaxed) {
+            0 => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
+
+    /// The peer sent a REMB of `bps` (RTCP, `goog-remb`): libwebrtc treats it as a ceiling on
+    /// its send-side estimate, and so does duet. Not counted as transport-wide feedback.
+    pub fn receiver_estimate(&self, bps: f64) {
+        if !bps.is_finite() || bps <= 0.0 {
+            return;
+        }
+        let clamped = bps.clamp(self.range.0, self.range.1);
+        self.remb_bits.store(clamped.to_bits(), Ordering::Relaxed);
     }
 
     /// How long ago the last feedback report arrived; `None` before the first. The estimate
@@ -331,7 +405,9 @@ impl BandwidthEstimator for PublishingGcc {
         }
     }
     fn target_bitrate(&self) -> f64 {
-        let paced = self.inner.target_bitrate() * PACING_FACTOR;
+        // What the sender is allowed: the controller's estimate, or the peer's REMB (see
+        // `BandwidthEstimate::bps`).
+        let paced = self.estimate.bps() * PACING_FACTOR;
         self.inner
             .probe_pacing_bps()
             .map_or(paced, |probe| paced.max(probe))
@@ -398,8 +474,11 @@ pub async fn build(
     CallError,
 > {
     let mut engine = media_engine(video_codecs)?;
-    let estimate = Arc::new(BandwidthEstimate::default());
-    estimate.set(bitrate.initial_bps);
+    let estimate = Arc::new(BandwidthEstimate::new(
+        bitrate.initial_bps,
+        bitrate.min_bps,
+        bitrate.max_bps,
+    ));
     let gcc = PublishingGcc {
         inner: DuetGcc::new(bitrate.initial_bps, bitrate.min_bps, bitrate.max_bps),
         estimate: estimate.clone(),
@@ -442,7 +521,7 @@ pub async fn build(
         ResendGuard::new(estimate.clone()),
     );
     let registry = configure_rtcp_reports(registry);
-    let registry = registry.with(Slot::from(14_000), RtcpToApp::default());
+    let registry = registry.with(Slot::from(14_000), RtcpToApp::new(estimate.clone()));
     // Work-arounds measured in docs/benchmarks.md (call setup): without them the first DTLS
     // flight waits for the 200 ms ICE tick, and a peer-reflexive pair waits a full second.
     let settings = SettingEngineBuilder::new()
@@ -579,5 +658,61 @@ mod tests {
         assert!(usable_url("turn:203.0.113.10:3478"));
         assert!(!usable_url("turn:203.0.113.10:3478?transport=tcp"));
         assert!(!usable_url("turns:turn.example.com:5349?transport=tcp"));
+    }
+
+    /// A REMB as it comes off the wire: marshalled, then parsed as webrtc-rs parses inbound
+    /// RTCP.
+    fn remb_from_the_wire(bps: f32) -> TaggedPacket {
+        use rtc::shared::marshal::Marshal;
+        let remb = ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 1,
+            bitrate: bps,
+            ssrcs: vec![2],
+        };
+        let mut wire = remb.marshal().expect("marshal");
+        let packets = rtcp::packet::unmarshal(&mut wire).expect("unmarshal");
+        TaggedPacket {
+            now: Instant::now(),
+            transport: Default::default(),
+            message: rtc::interceptor::AttributedPacket::new(IPacket::Rtcp(packets)),
+        }
+    }
+
+    fn read_through(estimate: &Arc<BandwidthEstimate>, packet: TaggedPacket) -> TaggedPacket {
+        let mut rtcp = RtcpToApp::new(estimate.clone());
+        rtcp.handle_read(packet).expect("read");
+        rtcp.poll_read().expect("passed on")
+    }
+
+    #[test]
+    fn a_peers_remb_caps_the_controllers_estimate() {
+        let estimate = Arc::new(BandwidthEstimate::new(500_000.0, 150_000.0, 2_500_000.0));
+        estimate.set(1_200_000.0);
+        estimate.reported(Instant::now());
+        assert_eq!(estimate.bps(), 1_200_000.0);
+        let passed = read_through(&estimate, remb_from_the_wire(800_000.0));
+        assert_eq!(estimate.bps(), 800_000.0, "the REMB is a ceiling");
+        // A REMB is not for the application (only PLI, FIR, NACK and reports are).
+        assert!(!passed.message.has(&Attribute::DeliverToApplication));
+        // Above the controller's estimate it changes nothing.
+        read_through(&estimate, remb_from_the_wire(3_000_000.0));
+        assert_eq!(estimate.bps(), 1_200_000.0);
+    }
+
+    #[test]
+    fn without_transport_feedback_the_remb_is_the_estimate_within_the_range() {
+        let estimate = Arc::new(BandwidthEstimate::new(500_000.0, 150_000.0, 2_500_000.0));
+        assert_eq!(estimate.bps(), 500_000.0, "the start, before any feedback");
+        read_through(&estimate, remb_from_the_wire(1_800_000.0));
+        assert_eq!(estimate.bps(), 1_800_000.0);
+        read_through(&estimate, remb_from_the_wire(40_000_000.0));
+        assert_eq!(estimate.bps(), 2_500_000.0, "clamped to the call's maximum");
+        read_through(&estimate, remb_from_the_wire(1_000.0));
+        assert_eq!(estimate.bps(), 150_000.0, "and its minimum");
+        // The wire cannot carry these; the estimate ignores them all the same.
+        for nonsense in [f64::NAN, f64::INFINITY, 0.0, -1.0] {
+            estimate.receiver_estimate(nonsense);
+        }
+        assert_eq!(estimate.bps(), 150_000.0);
     }
 }

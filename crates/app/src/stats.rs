@@ -85,7 +85,7 @@ impl StatsHistory {
                     format!(
                         "{:.0} kbit/s / {}",
                         s.target_bitrate_bps / 1000.0,
-                        rung_name(s.video_rung)
+                        rung_name(s.video_rung, s.video_fps_halved)
                     ),
                 );
                 row(
@@ -179,12 +179,23 @@ impl StatsHistory {
     }
 }
 
-/// The resolution ladder's rung as a user reads it: each rung halves the configured size.
-fn rung_name(rung: u64) -> String {
-    match rung {
+/// The sender's ladder rung as a user reads it: each rung halves the configured size, and
+/// the last one (with `fps_halved`) keeps the size of the one before and halves the frame rate.
+fn rung_name(rung: u64, fps_halved: bool) -> String {
+    let halvings = if fps_halved {
+        rung.saturating_sub(1)
+    } else {
+        rung
+    };
+    let size = match halvings {
         0 => "full size".into(),
         1 => "half size".into(),
         n => format!("1/{} size", 1u64 << n.min(16)),
+    };
+    if fps_halved {
+        format!("{size}, half frame rate")
+    } else {
+        size
     }
 }
 
@@ -194,10 +205,12 @@ mod tests {
 
     #[test]
     fn rungs_read_as_sizes() {
-        assert_eq!(rung_name(0), "full size");
-        assert_eq!(rung_name(1), "half size");
-        assert_eq!(rung_name(2), "1/4 size");
-        assert_eq!(rung_name(u64::MAX), "1/65536 size");
+        assert_eq!(rung_name(0, false), "full size");
+        assert_eq!(rung_name(1, false), "half size");
+        assert_eq!(rung_name(2, false), "1/4 size");
+        assert_eq!(rung_name(3, true), "1/4 size, half frame rate");
+        assert_eq!(rung_name(1, true), "full size, half frame rate");
+        assert_eq!(rung_name(u64::MAX, false), "1/65536 size");
     }
 
     #[test]

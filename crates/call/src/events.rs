@@ -121,8 +121,11 @@ pub struct CallStats {
     /// The rate this side allows itself to send (video, audio and packet overhead), bits/s:
     /// the congestion controller's estimate, followed down at once and up gradually.
     pub target_bitrate_bps: f64,
-    /// The resolution ladder's rung: 0 sends the configured size, each rung halves it.
+    /// The sender's ladder rung: 0 sends the configured size, each rung halves it, and the
+    /// last rung also halves the frame rate ([`CallStats::video_fps_halved`]).
     pub video_rung: u64,
+    /// Whether the ladder's last rung has halved the frame rate sent.
+    pub video_fps_halved: bool,
     /// The congestion controller's raw estimate (Google Congestion Control), bits/s.
     pub bandwidth_estimate_bps: f64,
     /// The bitrate the video encoder is set to (follows the estimate), bits/s.

@@ -73,8 +73,11 @@ pub struct MediaCounters {
     pub target_bps: AtomicU64,
     /// The congestion controller's raw estimate, bits/s.
     pub estimate_bps: AtomicU64,
-    /// The resolution ladder's rung (0 = the configured size, 1 = half, ...).
+    /// The sender's ladder rung (0 = the configured size, 1 = half, ...; see
+    /// [`crate::media_io::rate::Ladder`]).
     pub send_rung: AtomicU64,
+    /// 1 while the ladder's last rung halves the frame rate, else 0.
+    pub send_fps_halved: AtomicU64,
     /// The bitrate the video encoder is set to, bits/s.
     pub encoder_bps: AtomicU64,
     /// Video frames the receiver gave up (incomplete after the wait for retransmissions).

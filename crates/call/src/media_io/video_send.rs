@@ -232,6 +232,10 @@ pub fn spawn_video_sender(
         let mut allowed_bps = estimate.bps();
         let mut queue_guard = QueueGuard::default();
         let mut ladder = Ladder::new(cfg.width, cfg.height);
+        // What the ladder divides the frame rate by now (its last rung sends every other
+        // picture), and the pictures seen, to pick which to send.
+        let mut fps_divisor = 1u32;
+        let mut pictures = 0u64;
         // The source's picture size (a screen's is its own), for the ladder.
         let mut source_size = (cfg.width, cfg.height);
         let mut keyframes = KeyframeWindow::default();
@@ -264,6 +268,17 @@ pub fn spawn_video_sender(
                 let want = video_bitrate_for(target, cfg.audio_bps, profile.max_bps);
                 let rung = ladder.update(want, source_size.0, source_size.1, profile.fps, now);
                 counters.send_rung.store(u64::from(rung), Ordering::Relaxed);
+                let divisor = ladder.fps_divisor();
+                if divisor != fps_divisor {
+                    // The encoder plans each frame's bits from the frame rate it is told.
+                    match encoder.set_fps(profile.fps as f32 / divisor as f32) {
+                        Ok(()) => fps_divisor = divisor,
+                        Err(e) => tracing::debug!(error = %e, "setting the frame rate failed"),
+                    }
+                    counters
+                        .send_fps_halved
+                        .store(u64::from(fps_divisor > 1), Ordering::Relaxed);
+                }
                 // Small wobbles are not worth a rate-control reset.
                 if want.abs_diff(bitrate_bps) > bitrate_bps / 20 {
                     match encoder.set_bitrate(want) {
@@ -292,7 +307,12 @@ pub fn spawn_video_sender(
                         profile = next;
                         bitrate_bps = bitrate_bps.min(profile.max_bps);
                         match new_encoder(profile, bitrate_bps) {
-                            Ok(e) => encoder = e,
+                            Ok(e) => {
+                                encoder = e;
+                                // At the full frame rate: the next rate update halves it
+                                // again if the ladder is on its last rung.
+                                fps_divisor = 1;
+                            }
                             Err(e) => warn(e),
                         }
                         counters
@@ -384,9 +404,15 @@ pub fn spawn_video_sender(
                 keyframes.answered();
                 encoder.request_keyframe();
             }
+            // The ladder's last rung sends every other picture; a keyframe that was asked for
+            // goes out with the next one sent.
+            pictures += 1;
+            if !pictures.is_multiple_of(u64::from(fps_divisor)) {
+                continue;
+            }
             // A narrow link sends a smaller picture (the encoder restarts with an IDR).
             let mut frame = frame;
-            for _ in 0..ladder.rung() {
+            for _ in 0..ladder.size_halvings() {
                 frame = frame.half_size();
             }
             let started = Instant::now();

@@ -162,6 +162,7 @@ impl Session {
         stats.target_bitrate_bps = c.target_bps.load(Ordering::Relaxed) as f64;
         stats.bandwidth_estimate_bps = c.estimate_bps.load(Ordering::Relaxed) as f64;
         stats.video_rung = c.send_rung.load(Ordering::Relaxed);
+        stats.video_fps_halved = c.send_fps_halved.load(Ordering::Relaxed) != 0;
         stats.encoder_bitrate_bps = c.encoder_bps.load(Ordering::Relaxed) as f64;
         stats.video_frames_lost = c.frames_lost.load(Ordering::Relaxed);
         stats.video_packets_recovered = c.packets_recovered.load(Ordering::Relaxed);

@@ -9,6 +9,7 @@ mod device_unplug_event;
 mod devices_absent;
 mod echo_synthetic;
 mod echo_through_pulse;
+mod encoder_rate_per_rung;
 mod h264_corrupt_input;
 mod h264_keyframe_request;
 mod h264_loss_recovery;

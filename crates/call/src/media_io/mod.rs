@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(l.update(1_200_000, 640, 480, 30, at(10.0)), 1);
         assert_eq!(l.update(1_200_000, 640, 480, 30, at(12.0)), 1);
         assert_eq!(l.update(1_200_000, 640, 480, 30, at(13.0)), 0);
-        // Never below 160 wide; under 0.2 bit/px there the frame rate halves.
+        // Never below 160 wide; under 0.12 bit/px there the frame rate halves.
         for s in 20..40 {
             l.update(60_000, 640, 480, 30, at(f64::from(s)));
         }
@@ -179,29 +179,35 @@ mod tests {
         let t = Instant::now();
         let at = |s: f64| t + Duration::from_secs_f64(s);
         let mut l = Ladder::new(640, 480);
-        // 100 kbit/s: down a rung every other second (each step is wanted for 1 s first), to
+        // 60 kbit/s: down a rung every other second (each step is wanted for 1 s first), to
         // 160×120 at half the frame rate.
         let rungs: Vec<u8> = (0..8)
-            .map(|s| l.update(100_000, 640, 480, 30, at(f64::from(s))))
+            .map(|s| l.update(60_000, 640, 480, 30, at(f64::from(s))))
             .collect();
         assert_eq!(rungs, [0, 1, 1, 2, 2, 3, 3, 3]);
         assert_eq!((l.size_halvings(), l.fps_divisor()), (2, 2));
-        // 150 kbit/s (0.26 bit/px at 160×120, 30 fps) is between the frame-rate thresholds:
+        // 100 kbit/s (0.17 bit/px at 160×120, 30 fps) is between the frame-rate thresholds:
         // stays.
-        assert_eq!(l.update(150_000, 640, 480, 30, at(10.0)), 3);
-        assert_eq!(l.update(150_000, 640, 480, 30, at(20.0)), 3);
-        // 240 kbit/s (0.42 bit/px) for 3 s: the full frame rate at 160×120.
+        assert_eq!(l.update(100_000, 640, 480, 30, at(10.0)), 3);
+        assert_eq!(l.update(100_000, 640, 480, 30, at(20.0)), 3);
+        // 240 kbit/s (0.42 bit/px) for 3 s: the full frame rate at 160×120 (not yet 320×240,
+        // at 0.10 bit/px).
         assert_eq!(l.update(240_000, 640, 480, 30, at(21.0)), 3);
         assert_eq!(l.update(240_000, 640, 480, 30, at(24.0)), 2);
         assert_eq!(l.fps_divisor(), 1);
-        // Back down to the last rung, then 1.5 Mbit/s: straight to full size after one hold.
+        // At 100 kbit/s 160×120 keeps its full frame rate.
         for s in 25..30 {
+            l.update(100_000, 640, 480, 30, at(f64::from(s)));
+        }
+        assert_eq!(l.rung(), 2);
+        // Back down to the last rung, then 1.5 Mbit/s: straight to full size after one hold.
+        for s in 30..34 {
             l.update(60_000, 640, 480, 30, at(f64::from(s)));
         }
         assert_eq!(l.rung(), 3);
-        assert_eq!(l.update(1_500_000, 640, 480, 30, at(30.0)), 3);
-        assert_eq!(l.update(1_500_000, 640, 480, 30, at(32.9)), 3);
-        assert_eq!(l.update(1_500_000, 640, 480, 30, at(33.0)), 0);
+        assert_eq!(l.update(1_500_000, 640, 480, 30, at(40.0)), 3);
+        assert_eq!(l.update(1_500_000, 640, 480, 30, at(42.9)), 3);
+        assert_eq!(l.update(1_500_000, 640, 480, 30, at(43.0)), 0);
         // A 160×120 source has no size rung, only the frame rate.
         let mut small = Ladder::new(160, 120);
         assert_eq!(small.update(60_000, 160, 120, 30, at(0.0)), 0);

@@ -108,14 +108,17 @@ pub const LADDER_DOWN_BPP: f64 = 0.06;
 /// [`LADDER_HOLD_UP`]); well above [`LADDER_DOWN_BPP`] so it does not flap.
 pub const LADDER_UP_BPP: f64 = 0.12;
 /// Bits per pixel (at the smallest size and the full frame rate) under which the sender
-/// halves its frame rate, the ladder's last rung. Small pictures need more bits per pixel:
-/// on the test pattern at 30 fps the encoders' own rate control skipped 22-31 % of the
-/// frames at 160×120 and 100 kbit/s (0.17 bit/px) and 58-64 % at 60 kbit/s, at uneven
-/// intervals (`media`'s `encoder_rate_per_rung` test); half the frame rate doubles each
-/// frame's budget and keeps the pictures evenly spaced.
-pub const FPS_DOWN_BPP: f64 = 0.2;
+/// halves its frame rate, the ladder's last rung: 69 kbit/s at 160×120. Small pictures need
+/// more bits per pixel, and under them the encoders' own rate control skips frames at uneven
+/// intervals: on the test pattern at 160×120 and 30 fps, 58-64 % of them at 60 kbit/s and
+/// 42-49 % at 80 kbit/s (`media`'s `encoder_rate_per_rung` test). Here half the frame rate
+/// gets as many pictures out, evenly (128-141 of 150 at 60 kbit/s). Above it, 30 fps gets
+/// more of them (22-31 % skipped at 100 kbit/s); a threshold at 0.2 bit/px held a lab call at
+/// 15 fps for 7 s after the step down and it decoded 0.88× the frames Chromium did, which
+/// keeps its frame rate.
+pub const FPS_DOWN_BPP: f64 = 0.12;
 /// Bits per pixel (smallest size, full frame rate) from which the full frame rate returns.
-pub const FPS_UP_BPP: f64 = 0.4;
+pub const FPS_UP_BPP: f64 = 0.24;
 /// How long a low rate must last before the ladder steps down.
 pub const LADDER_HOLD_DOWN: Duration = Duration::from_secs(1);
 /// How long a high rate must last before the ladder steps up (to the highest rung the rate

@@ -321,10 +321,11 @@ impl BandwidthEstimate {
     #[must_use]
     pub fn bps(&self) -> f64 {
         let gcc = f64::from_bits(self.bits.load(Ordering::Relaxed));
-        match (self.remb_bps(), self.since_last_report(Instant::now())) {
+        let has_feedback = self.last_report_us.load(Ordering::Relaxed) != 0;
+        match (self.remb_bps(), has_feedback) {
             (None, _) => gcc,
-            (Some(remb), Some(_)) => gcc.min(remb),
-            (Some(remb), None) => remb,
+            (Some(remb), true) => gcc.min(remb),
+            (Some(remb), false) => remb,
         }
     }
 

@@ -700,6 +700,20 @@ mod tests {
         assert_eq!(estimate.bps(), 1_200_000.0);
     }
 
+    /// What a REMB-only peer's REMB does to the sender: the pacer lets video out at the
+    /// REMB's rate (times the pacing factor), not at the controller's unfed start.
+    #[test]
+    fn the_pacer_follows_a_remb_only_peer() {
+        let estimate = Arc::new(BandwidthEstimate::new(500_000.0, 150_000.0, 2_500_000.0));
+        let gcc = PublishingGcc {
+            inner: DuetGcc::new(500_000.0, 150_000.0, 2_500_000.0),
+            estimate: estimate.clone(),
+        };
+        assert_eq!(gcc.target_bitrate(), 500_000.0 * PACING_FACTOR);
+        read_through(&estimate, remb_from_the_wire(1_800_000.0));
+        assert_eq!(gcc.target_bitrate(), 1_800_000.0 * PACING_FACTOR);
+    }
+
     #[test]
     fn without_transport_feedback_the_remb_is_the_estimate_within_the_range() {
         let estimate = Arc::new(BandwidthEstimate::new(500_000.0, 150_000.0, 2_500_000.0));

@@ -229,8 +229,14 @@ fn grow_buffers(socket: &UdpSocket) -> usize {
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
     let granted = socket.recv_buffer_size().unwrap_or(0);
-    // Linux reports twice what it granted (the other half is its bookkeeping).
-    if granted < SOCKET_BUFFER_BYTES {
+    // Linux reports twice what it granted (the other half is its bookkeeping), so a full
+    // grant reads as twice the request there.
+    let full = if cfg!(target_os = "linux") {
+        2 * SOCKET_BUFFER_BYTES
+    } else {
+        SOCKET_BUFFER_BYTES
+    };
+    if granted < full {
         tracing::warn!(
             granted,
             wanted = SOCKET_BUFFER_BYTES,

@@ -28,7 +28,7 @@ use call::{
 use signal::HostedSignal;
 
 use crate::common::lab::lab_lock;
-use crate::common::{KillOnDrop, target_dir};
+use crate::common::{KillOnDrop, median, target_dir};
 
 /// How long after B first plays audio the echo is measured (the canceller converges in ~2 s).
 const ECHO_FROM_S: f64 = 3.0;
@@ -115,14 +115,6 @@ struct Heard {
     voice_dbfs: f64,
     /// B's received level each second from the first audio on, dBFS.
     per_second: Vec<f64>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn one_call(room: &EchoRoom, processing: bool, near_end: &Path) -> Heard {

@@ -12,7 +12,7 @@ use crate::common::lab::{
     finish, fps_after, freezes_after, median_between, signal_lab, start_bare_peer,
     step_down_and_back_up, summary,
 };
-use crate::common::unique_room;
+use crate::common::{median, unique_room};
 use netlab::Nat;
 
 const SMALL: &str = "duet-pattern-320x240.y4m";
@@ -231,12 +231,7 @@ fn page_and_duet_ride_a_step_down_and_back_up() {
     // spell (seconds 9-15 after connecting; the page connects within about a second of the
     // step's start), and climbing again once it is lifted (seconds 18-26; Chromium climbs
     // about 8 % a second from there: 175 → 600 kbit/s in one run).
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let narrow = median(page_rates.get(9..15).unwrap_or_default());
+    let narrow = median(page_rates.get(9..15).unwrap_or_default().to_vec());
     let after = page_rates
         .get(18..26)
         .unwrap_or_default()

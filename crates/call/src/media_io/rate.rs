@@ -175,11 +175,7 @@ impl Ladder {
     /// What the frame rate is divided by at the current rung (1 or 2).
     #[must_use]
     pub fn fps_divisor(&self) -> u32 {
-        Self::divisor(self.rung, self.size_rungs)
-    }
-
-    fn divisor(rung: u8, size_rungs: u8) -> u32 {
-        if rung > size_rungs { 2 } else { 1 }
+        if self.rung > self.size_rungs { 2 } else { 1 }
     }
 
     /// The encoder's bitrate is `video_bps` for a source of `width`×`height` at `fps`, at
@@ -201,22 +197,18 @@ impl Ladder {
                 * f64::from(fps.max(1));
             f64::from(video_bps) / pixels.max(1.0)
         };
-        // Whether the rate carries `rung` (coming up from below it).
-        let carries = |rung: u8| {
+        // A rung's (down, up) thresholds: under `down` it steps to the next rung, and from
+        // `up` it is climbed back to. Leaving the smallest size means halving the frame rate.
+        let thresholds = |rung: u8| {
             if rung == size_rungs {
-                bpp(rung) >= FPS_UP_BPP
+                (FPS_DOWN_BPP, FPS_UP_BPP)
             } else {
-                bpp(rung) >= LADDER_UP_BPP
+                (LADDER_DOWN_BPP, LADDER_UP_BPP)
             }
         };
-        let down = self.rung <= size_rungs
-            && if self.rung == size_rungs {
-                bpp(self.rung) < FPS_DOWN_BPP
-            } else {
-                bpp(self.rung) < LADDER_DOWN_BPP
-            };
+        let down = self.rung <= size_rungs && bpp(self.rung) < thresholds(self.rung).0;
         let mut up_to = self.rung;
-        while up_to > 0 && carries(up_to - 1) {
+        while up_to > 0 && bpp(up_to - 1) >= thresholds(up_to - 1).1 {
             up_to -= 1;
         }
         let want = if down {

@@ -520,12 +520,7 @@ pub fn max_between(f: &Finished, key: &str, from_s: f64, to_s: f64) -> f64 {
 
 /// The median of `key` over snapshots with `from_s <= elapsed_s < to_s` (NaN when none).
 pub fn median_between(f: &Finished, key: &str, from_s: f64, to_s: f64) -> f64 {
-    let mut v: Vec<f64> = window(f, from_s, to_s).map(|s| num(&s, key)).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    super::median(window(f, from_s, to_s).map(|s| num(&s, key)).collect())
 }
 
 /// The smallest value of `key` over snapshots with `from_s <= elapsed_s < to_s`.

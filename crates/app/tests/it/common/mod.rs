@@ -17,6 +17,15 @@ use duet::settings::{ServerMode, Settings};
 use duet::{AppOptions, DuetApp};
 use egui_kittest::Harness;
 
+/// The median of `v` (the upper one of an even count; NaN when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// An app for UI tests: settings in `dir`, loopback only, hosting on 127.0.0.1 (any port),
 /// no device scan.
 pub fn test_app(dir: &Path) -> DuetApp {

@@ -223,6 +223,13 @@ impl BrowserRun {
     /// Frames decoded per second from `after_s` seconds after the page connected to its last
     /// sample with an inbound stream (0 when it never connected, or had no sample that late).
     pub fn fps_after_connecting(&self, after_s: f64) -> f64 {
+        self.fps_between_after_connecting(after_s, f64::MAX)
+    }
+
+    /// Frames decoded per second between the first sample at or after `from_s` seconds after
+    /// the page connected and its last sample with an inbound stream before `to_s` (0 when it
+    /// never connected, or had no two such samples).
+    pub fn fps_between_after_connecting(&self, from_s: f64, to_s: f64) -> f64 {
         let history = self.report["history"]
             .as_array()
             .cloned()
@@ -237,11 +244,11 @@ impl BrowserRun {
             return 0.0;
         };
         let (Some(start), Some(end)) = (
-            history.iter().find(|s| at(s) >= connected + after_s),
+            history.iter().find(|s| at(s) >= connected + from_s),
             history
                 .iter()
                 .rev()
-                .find(|s| s["in"]["framesDecoded"].is_number()),
+                .find(|s| at(s) < connected + to_s && s["in"]["framesDecoded"].is_number()),
         ) else {
             return 0.0;
         };

@@ -553,10 +553,31 @@ pub fn step_down_and_back_up(a: &Home, b: &Home) {
     }
 }
 
-/// What a duet peer that sent 640×480 through [`step_down_and_back_up`] (for about 30 s)
-/// must have done: its encoder and picture size went down under the cap and came back up
-/// after it, and video kept moving through the narrow spell and after it.
+/// What a duet peer that sent 640×480 through [`step_down_and_back_up`] (for about 30 s) to
+/// another duet peer must have done: [`assert_sent_through_the_step`], and the video it
+/// received from its duet peer kept moving through the narrow spell and after it.
 pub fn assert_rode_the_step(f: &Finished) {
+    assert_sent_through_the_step(f);
+    assert!(
+        fps_after(f, 20.0) >= 15.0,
+        "{}: video did not come back smoothly after the step",
+        f.name
+    );
+    // The narrow spell itself: video keeps moving once the overflow has passed (with every
+    // NACKed packet sent again up to five times, the pacer filled with resends and one side
+    // decoded 2-3 frames a second from 9 s to 15 s).
+    let narrow_fps = fps_between(f, 11.0, 16.0);
+    assert!(
+        narrow_fps >= 12.0,
+        "{}: {narrow_fps:.1} fps under the 500 kbit/s cap",
+        f.name
+    );
+}
+
+/// What a duet peer's sending side must have done through [`step_down_and_back_up`] (a call
+/// of about 30 s at 640×480): its encoder and picture size went down under the cap and came
+/// back up after it.
+pub fn assert_sent_through_the_step(f: &Finished) {
     let before = max_between(f, "encoder_bitrate_bps", 5.0, 8.0);
     let during = min_between(f, "encoder_bitrate_bps", 9.0, 16.5);
     let after = max_between(f, "encoder_bitrate_bps", 20.0, f64::MAX);
@@ -570,20 +591,6 @@ pub fn assert_rode_the_step(f: &Finished) {
     assert!(
         after > during * 1.3 && after >= 1_000_000.0,
         "{}: the encoder did not recover after the cap was lifted (during {during:.0}, after {after:.0})",
-        f.name
-    );
-    assert!(
-        fps_after(f, 20.0) >= 15.0,
-        "{}: video did not come back smoothly after the step",
-        f.name
-    );
-    // The narrow spell itself: video keeps moving once the overflow has passed (with every
-    // NACKed packet sent again up to five times, the pacer filled with resends and one side
-    // decoded 2-3 frames a second from 9 s to 15 s).
-    let narrow_fps = fps_between(f, 11.0, 16.0);
-    assert!(
-        narrow_fps >= 12.0,
-        "{}: {narrow_fps:.1} fps under the 500 kbit/s cap",
         f.name
     );
     // 640×480 does not fit 500 kbit/s: the picture went down the ladder meanwhile.

@@ -106,6 +106,10 @@ pub enum IceOffer {
         /// Whether TURN is served over TCP on that port too (offered as a second URL,
         /// `?transport=tcp`, for networks that drop UDP).
         tcp: bool,
+        /// The port TURN over TLS is served on, if it is (offered as a `turns:` URL, for
+        /// networks that let only TLS through; the host must be a name the certificate
+        /// carries).
+        tls_port: Option<u16>,
     },
     /// An external TURN server such as coturn run with `--use-auth-secret`: these URLs
     /// verbatim (`turn:`, `turns:` or `stun:`), with credentials minted from the shared secret.
@@ -140,7 +144,12 @@ impl IceConfig {
     ) -> Vec<IceServer> {
         let credential = self.secret.credential(now + self.credential_ttl, label);
         match &self.offer {
-            IceOffer::Builtin { host, port, tcp } => {
+            IceOffer::Builtin {
+                host,
+                port,
+                tcp,
+                tls_port,
+            } => {
                 let host = host
                     .clone()
                     .or_else(|| request_host.and_then(host_of))
@@ -154,6 +163,7 @@ impl IceConfig {
                     IceServer {
                         urls: std::iter::once(format!("turn:{host}:{port}?transport=udp"))
                             .chain(tcp.then(|| format!("turn:{host}:{port}?transport=tcp")))
+                            .chain(tls_port.map(|tls| format!("turns:{host}:{tls}?transport=tcp")))
                             .collect(),
                         username: Some(credential.username),
                         credential: Some(credential.password),
@@ -233,6 +243,7 @@ mod tests {
                 host: None,
                 port: 3478,
                 tcp: false,
+                tls_port: None,
             },
             secret: TurnSecret::new("s"),
             credential_ttl: Duration::from_secs(60),
@@ -253,6 +264,7 @@ mod tests {
                 host: None,
                 port: 3478,
                 tcp: true,
+                tls_port: None,
             },
             ..ice
         };
@@ -262,6 +274,25 @@ mod tests {
             [
                 "turn:10.0.0.1:3478?transport=udp",
                 "turn:10.0.0.1:3478?transport=tcp"
+            ]
+        );
+        // And over TLS, on its own port, named as the client named signal.
+        let ice = IceConfig {
+            offer: IceOffer::Builtin {
+                host: None,
+                port: 3478,
+                tcp: true,
+                tls_port: Some(5349),
+            },
+            ..ice
+        };
+        let servers = ice.ice_servers(now, "x", Some("duet.example.org"), "10.0.0.1");
+        assert_eq!(
+            servers[1].urls,
+            [
+                "turn:duet.example.org:3478?transport=udp",
+                "turn:duet.example.org:3478?transport=tcp",
+                "turns:duet.example.org:5349?transport=tcp"
             ]
         );
     }

@@ -81,6 +81,7 @@ struct Inner {
     key_path: PathBuf,
     resolver: Arc<Resolver>,
     acceptor: TlsAcceptor,
+    turn_acceptor: TlsAcceptor,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -115,6 +116,10 @@ impl Tls {
         let resolver = Arc::new(Resolver {
             current: RwLock::new(Arc::new(certified)),
         });
+        let turn_config = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
@@ -127,6 +132,7 @@ impl Tls {
                 key_path,
                 resolver,
                 acceptor: TlsAcceptor::from(Arc::new(config)),
+                turn_acceptor: TlsAcceptor::from(Arc::new(turn_config)),
                 reloads_ok: AtomicU64::new(0),
                 reloads_failed: AtomicU64::new(0),
             }),
@@ -157,6 +163,12 @@ impl Tls {
     /// The acceptor to wrap accepted TCP streams with.
     pub fn acceptor(&self) -> TlsAcceptor {
         self.inner.acceptor.clone()
+    }
+
+    /// The acceptor for TURN over TLS: the same certificate (reloads included), without the
+    /// HTTP ALPN (TURN clients offer none, or RFC 7443's `stun.turn`).
+    pub fn turn_acceptor(&self) -> TlsAcceptor {
+        self.inner.turn_acceptor.clone()
     }
 
     /// The leaf certificate currently served (DER).

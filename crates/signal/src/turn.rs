@@ -13,15 +13,19 @@
 //!
 //! The screening sits in two `Conn` wrappers the crate accepts: [`Gate`] around the listening
 //! socket (looks at each request's header and attributes before the crate does, and at the
-//! crate's Allocate answers to count allocations), and `Guarded` around each relay socket.
-//! TCP and TLS transports are not offered: the crate's server reads datagrams only.
+//! crate's Allocate and ChannelBind answers), and `Guarded` around each relay socket. The same
+//! two relay media on bound channels themselves, without the crate ([`channels`]). TURN over
+//! TCP and over TLS comes in as datagrams through [`crate::turn_tcp`].
+
+mod channels;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Instant, SystemTime};
 
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
@@ -31,6 +35,7 @@ use turn::relay::RelayAddressGenerator;
 use turn::server::config::{ConnConfig, ServerConfig};
 
 use crate::turn_tcp::TcpFrames;
+use channels::{Channels, Counters, PendingBinds, Route};
 use webrtc_util::Conn;
 
 use crate::ice::{TurnSecret, username_is_current};
@@ -204,6 +209,7 @@ impl Default for TurnConfig {
 pub struct TurnServer {
     engine: turn::server::Server,
     local_addr: SocketAddr,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -260,6 +266,17 @@ impl TurnServer {
         tcp: Option<TcpListener>,
         config: TurnConfig,
     ) -> Result<Self, TurnError> {
+        Self::start_with_streams(socket, tcp, None, config).await
+    }
+
+    /// Like [`TurnServer::start_with_tcp`], and also TURN over TLS on `tls`'s listener (usually
+    /// port 5349) with its acceptor ([`crate::Tls::turn_acceptor`]).
+    pub async fn start_with_streams(
+        socket: UdpSocket,
+        tcp: Option<TcpListener>,
+        tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+        config: TurnConfig,
+    ) -> Result<Self, TurnError> {
         if config.relay_ports.is_empty() || *config.relay_ports.start() == 0 {
             return Err(TurnError::Config(
                 "the relay port range is empty or starts at 0".into(),
@@ -276,12 +293,18 @@ impl TurnServer {
         let (closed_tx, closed_rx) = mpsc::channel::<AllocationInfo>(256);
         let quotas = Arc::new(Mutex::new(Quotas::default()));
         tokio::spawn(forget_closed(quotas.clone(), closed_rx));
+        let counters = Arc::new(Counters::default());
+        let unclaimed = Arc::new(Unclaimed::default());
         let gate = |wire| Gate {
-            wire,
+            wire: Arc::new(wire),
             peers: peers.clone(),
             quotas: quotas.clone(),
             max_per_user: config.max_allocations_per_user,
             max_total: config.max_allocations,
+            unclaimed: unclaimed.clone(),
+            clients: Mutex::new(HashMap::new()),
+            binds: PendingBinds::default(),
+            counters: counters.clone(),
         };
         let relays = Relays {
             bind_ip: config.relay_bind_ip,
@@ -289,6 +312,8 @@ impl TurnServer {
             ports: config.relay_ports.clone(),
             peers: peers.clone(),
             bytes_per_sec: config.max_bytes_per_sec_per_allocation,
+            unclaimed: unclaimed.clone(),
+            counters: counters.clone(),
         };
         let mut conn_configs = vec![ConnConfig {
             conn: Arc::new(gate(Wire::Udp(Arc::new(socket), local_addr))),
@@ -297,6 +322,18 @@ impl TurnServer {
         let tcp_addr = match tcp {
             Some(listener) => {
                 let frames = TcpFrames::start(listener, config.max_tcp_connections)?;
+                let addr = frames.local_addr();
+                conn_configs.push(ConnConfig {
+                    conn: Arc::new(gate(Wire::Tcp(Arc::new(frames)))),
+                    relay_addr_generator: Box::new(relays.clone()),
+                });
+                Some(addr)
+            }
+            None => None,
+        };
+        let tls_addr = match tls {
+            Some((listener, acceptor)) => {
+                let frames = TcpFrames::start_tls(listener, config.max_tcp_connections, acceptor)?;
                 let addr = frames.local_addr();
                 conn_configs.push(ConnConfig {
                     conn: Arc::new(gate(Wire::Tcp(Arc::new(frames)))),
@@ -312,25 +349,39 @@ impl TurnServer {
             auth_handler: Arc::new(RestAuth {
                 secret: config.secret.clone(),
             }),
-            channel_bind_timeout: Duration::ZERO,
+            channel_bind_timeout: channels::CHANNEL_LIFETIME,
             alloc_close_notify: Some(closed_tx),
         })
         .await
         .map_err(|e| TurnError::Engine(e.to_string()))?;
-        match tcp_addr {
-            Some(tcp) => {
-                tracing::info!(addr = %local_addr, %tcp, relay_ip = %config.relay_ip, receive_buffer, "STUN/TURN listening (UDP and TCP)")
-            }
-            None => {
-                tracing::info!(addr = %local_addr, relay_ip = %config.relay_ip, receive_buffer, "STUN/TURN listening (UDP)")
-            }
-        }
-        Ok(Self { engine, local_addr })
+        let streams = |addr: Option<SocketAddr>| addr.map_or("off".to_owned(), |a| a.to_string());
+        tracing::info!(
+            addr = %local_addr,
+            tcp = %streams(tcp_addr),
+            tls = %streams(tls_addr),
+            relay_ip = %config.relay_ip,
+            receive_buffer,
+            "STUN/TURN listening"
+        );
+        Ok(Self {
+            engine,
+            local_addr,
+            counters,
+        })
     }
 
     /// The address STUN/TURN is served on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Datagrams relayed on bound channels without the engine so far: (client → peer,
+    /// peer → client). See [`channels`].
+    pub fn fast_path_datagrams(&self) -> (u64, u64) {
+        (
+            self.counters.to_peers.load(Ordering::Relaxed),
+            self.counters.to_clients.load(Ordering::Relaxed),
+        )
     }
 
     /// Stops serving and closes every allocation.
@@ -419,9 +470,11 @@ const CLASS_REQUEST: u16 = 0b00;
 const CLASS_INDICATION: u16 = 0b01;
 const CLASS_SUCCESS: u16 = 0b10;
 const CLASS_ERROR: u16 = 0b11;
+const ATTR_CHANNEL_NUMBER: u16 = 0x000C;
 const ATTR_USERNAME: u16 = 0x0006;
 const ATTR_ERROR_CODE: u16 = 0x0009;
 const ATTR_XOR_PEER_ADDRESS: u16 = 0x0012;
+const ATTR_XOR_RELAYED_ADDRESS: u16 = 0x0016;
 
 /// The header and the attributes screening looks at, borrowed from a datagram.
 struct StunView<'a> {
@@ -480,19 +533,32 @@ impl<'a> StunView<'a> {
     /// The XOR-PEER-ADDRESS values; `None` stands for one that does not decode.
     fn peers(&self) -> impl Iterator<Item = Option<IpAddr>> + '_ {
         self.each(ATTR_XOR_PEER_ADDRESS)
-            .map(|value| xor_address(value, &self.transaction))
+            .map(|value| xor_address(value, &self.transaction).map(|a| a.ip()))
+    }
+
+    /// The first attribute `typ` as an XOR'd transport address, when it decodes.
+    fn address(&self, typ: u16) -> Option<SocketAddr> {
+        xor_address(self.each(typ).next()?, &self.transaction)
+    }
+
+    /// The CHANNEL-NUMBER attribute's number.
+    fn channel_number(&self) -> Option<u16> {
+        let value = self.each(ATTR_CHANNEL_NUMBER).next()?;
+        Some(u16::from_be_bytes([*value.first()?, *value.get(1)?]))
     }
 }
 
-fn xor_address(value: &[u8], transaction: &[u8; 12]) -> Option<IpAddr> {
+/// An XOR-MAPPED-ADDRESS-style value (RFC 8489 §14.2): family, port and address.
+fn xor_address(value: &[u8], transaction: &[u8; 12]) -> Option<SocketAddr> {
     let cookie = MAGIC_COOKIE.to_be_bytes();
-    match (value.get(1), value.len()) {
+    let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]) ^ (MAGIC_COOKIE >> 16) as u16;
+    let ip = match (value.get(1), value.len()) {
         (Some(0x01), 8) => {
             let mut ip = [0u8; 4];
             for (i, b) in ip.iter_mut().enumerate() {
                 *b = value[4 + i] ^ cookie[i];
             }
-            Some(IpAddr::V4(Ipv4Addr::from(ip)))
+            IpAddr::V4(Ipv4Addr::from(ip))
         }
         (Some(0x02), 20) => {
             let mut key = [0u8; 16];
@@ -502,10 +568,11 @@ fn xor_address(value: &[u8], transaction: &[u8; 12]) -> Option<IpAddr> {
             for (i, b) in ip.iter_mut().enumerate() {
                 *b = value[4 + i] ^ key[i];
             }
-            Some(IpAddr::V6(Ipv6Addr::from(ip)))
+            IpAddr::V6(Ipv6Addr::from(ip))
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// An error response (no MESSAGE-INTEGRITY: the request is refused before it is checked).
@@ -578,12 +645,41 @@ impl Wire {
 }
 
 /// The listening socket, screened: policy and quotas before the TURN engine sees a request.
+/// ChannelData on a channel the engine bound goes straight to the peer ([`channels`]).
 struct Gate {
-    wire: Wire,
+    wire: Arc<Wire>,
     peers: Arc<PeerPolicy>,
     quotas: Arc<Mutex<Quotas>>,
     max_per_user: usize,
     max_total: usize,
+    /// Relay sockets not yet seen granted to a client.
+    unclaimed: Arc<Unclaimed>,
+    /// Each client's allocation (on this gate's wire), once the engine granted it.
+    clients: Mutex<HashMap<SocketAddr, Weak<Guarded>>>,
+    binds: PendingBinds,
+    counters: Arc<Counters>,
+}
+
+/// Relay sockets by port, from [`Relays::allocate_conn`] until a gate sees the engine grant
+/// one to a client (the Allocate success names its relayed address).
+#[derive(Default)]
+struct Unclaimed(Mutex<HashMap<u16, Weak<Guarded>>>);
+
+impl Unclaimed {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u16, Weak<Guarded>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self, port: u16, relay: &Arc<Guarded>) {
+        let mut relays = self.lock();
+        // Sockets the engine dropped without granting them (a failed Allocate).
+        relays.retain(|_, r| r.strong_count() > 0);
+        relays.insert(port, Arc::downgrade(relay));
+    }
+
+    fn claim(&self, port: u16) -> Option<Arc<Guarded>> {
+        self.lock().remove(&port)?.upgrade()
+    }
 }
 
 impl Gate {
@@ -606,6 +702,14 @@ impl Gate {
                 ))
             }
             (METHOD_SEND, CLASS_INDICATION) if forbidden(&msg) => Verdict::Drop,
+            (METHOD_CHANNEL_BIND, CLASS_REQUEST) => {
+                if let (Some(number), Some(peer)) =
+                    (msg.channel_number(), msg.address(ATTR_XOR_PEER_ADDRESS))
+                {
+                    self.binds.expect(from, msg.transaction, number, peer);
+                }
+                Verdict::Pass
+            }
             (METHOD_ALLOCATE, CLASS_REQUEST) => {
                 let Some(username) = msg
                     .each(ATTR_USERNAME)
@@ -641,20 +745,78 @@ impl Gate {
         }
     }
 
-    /// Counts an allocation when the engine answers an Allocate request with success.
+    /// Follows the engine's answers: a granted allocation is counted and its relay socket
+    /// learns its client; a granted channel binding enters the fast path.
     fn watch_answer(&self, datagram: &[u8], to: SocketAddr) {
         let Some(msg) = StunView::parse(datagram) else {
             return;
         };
-        if msg.method != METHOD_ALLOCATE || msg.class == CLASS_REQUEST {
+        if msg.class == CLASS_REQUEST || msg.class == CLASS_INDICATION {
             return;
         }
-        let mut quotas = lock(&self.quotas);
-        if let Some(username) = quotas.pending.remove(&(to, msg.transaction))
-            && msg.class == CLASS_SUCCESS
-        {
-            quotas.add(to, username);
+        let granted = msg.class == CLASS_SUCCESS;
+        match msg.method {
+            METHOD_ALLOCATE => {
+                {
+                    let mut quotas = lock(&self.quotas);
+                    if let Some(username) = quotas.pending.remove(&(to, msg.transaction))
+                        && granted
+                    {
+                        quotas.add(to, username);
+                    }
+                }
+                if granted
+                    && let Some(relayed) = msg.address(ATTR_XOR_RELAYED_ADDRESS)
+                    && let Some(relay) = self.unclaimed.claim(relayed.port())
+                {
+                    relay.channels.set_route(Route {
+                        client: to,
+                        wire: self.wire.clone(),
+                    });
+                    let mut clients = self.clients();
+                    clients.retain(|_, r| r.strong_count() > 0);
+                    clients.insert(to, Arc::downgrade(&relay));
+                }
+            }
+            METHOD_CHANNEL_BIND => {
+                if let Some((number, peer)) = self.binds.answered(to, msg.transaction)
+                    && granted
+                    && let Some(relay) = self.relay_of(to)
+                {
+                    relay.channels.bind(number, peer, Instant::now());
+                }
+            }
+            _ => {}
         }
+    }
+
+    fn clients(&self) -> MutexGuard<'_, HashMap<SocketAddr, Weak<Guarded>>> {
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `client`'s allocation on this gate, while the engine holds it.
+    fn relay_of(&self, client: SocketAddr) -> Option<Arc<Guarded>> {
+        self.clients().get(&client)?.upgrade()
+    }
+
+    /// Relays ChannelData from `client` on a channel the engine bound, as the engine would;
+    /// false when it is not the fast path's to relay.
+    async fn relay_bound(&self, client: SocketAddr, datagram: &[u8]) -> bool {
+        let Some((number, data)) = channels::parse(datagram) else {
+            return false;
+        };
+        let Some(relay) = self.relay_of(client) else {
+            return false;
+        };
+        let now = Instant::now();
+        let Some(peer) = relay.channels.peer(number, now) else {
+            return false;
+        };
+        if let Err(e) = relay.relay_to_peer(data, peer, now).await {
+            tracing::debug!(%client, %peer, error = %e, "relaying ChannelData failed");
+        }
+        Counters::count(&self.counters.to_peers);
+        true
     }
 }
 
@@ -677,6 +839,9 @@ impl Conn for Gate {
                 Err(e) if is_fatal(&e) => return Err(e.into()),
                 Err(_) => continue,
             };
+            if self.relay_bound(from, &buf[..n]).await {
+                continue;
+            }
             match self.screen(&buf[..n], from) {
                 Verdict::Pass => return Ok((n, from)),
                 Verdict::Drop => {}
@@ -735,6 +900,8 @@ struct Relays {
     ports: RangeInclusive<u16>,
     peers: Arc<PeerPolicy>,
     bytes_per_sec: u64,
+    unclaimed: Arc<Unclaimed>,
+    counters: Arc<Counters>,
 }
 
 /// Tries this many random ports of the range before giving up on an allocation.
@@ -768,13 +935,16 @@ impl RelayAddressGenerator for Relays {
             let Ok(socket) = UdpSocket::bind((self.bind_ip, port)).await else {
                 continue;
             };
-            let conn = Guarded {
+            let conn = Arc::new(Guarded {
                 socket,
                 peers: self.peers.clone(),
                 up: Mutex::new(Bucket::new(self.bytes_per_sec)),
                 down: Mutex::new(Bucket::new(self.bytes_per_sec)),
-            };
-            return Ok((Arc::new(conn), SocketAddr::new(self.relay_ip, port)));
+                channels: Channels::default(),
+                counters: self.counters.clone(),
+            });
+            self.unclaimed.add(port, &conn);
+            return Ok((conn, SocketAddr::new(self.relay_ip, port)));
         }
         Err(turn::Error::Other("no free relay port".into()))
     }
@@ -812,7 +982,8 @@ impl Bucket {
     }
 }
 
-/// One allocation's relay socket: sends only to allowed peers, within the byte rate.
+/// One allocation's relay socket: sends only to allowed peers, within the byte rate; a
+/// datagram from a peer bound to a channel goes straight to the client as ChannelData.
 struct Guarded {
     socket: UdpSocket,
     peers: Arc<PeerPolicy>,
@@ -820,13 +991,36 @@ struct Guarded {
     up: Mutex<Bucket>,
     /// Peer → client.
     down: Mutex<Bucket>,
+    channels: Channels<Arc<Wire>>,
+    counters: Arc<Counters>,
 }
 
-fn take(bucket: &Mutex<Bucket>, bytes: usize) -> bool {
+fn take(bucket: &Mutex<Bucket>, bytes: usize, now: Instant) -> bool {
     bucket
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .take(bytes, Instant::now())
+        .take(bytes, now)
+}
+
+impl Guarded {
+    /// Client → peer, for the engine and for the fast path alike: only to an allowed peer,
+    /// within the byte rate (an excess datagram is dropped as a congested link would, and the
+    /// sender is not told), and a peer's ICMP error does not end the allocation.
+    async fn relay_to_peer(
+        &self,
+        data: &[u8],
+        peer: SocketAddr,
+        now: Instant,
+    ) -> std::io::Result<usize> {
+        if !self.peers.allows(peer.ip()) || !take(&self.up, data.len(), now) {
+            return Ok(data.len());
+        }
+        match self.socket.send_to(data, peer).await {
+            Ok(n) => Ok(n),
+            Err(e) if !is_fatal(&e) => Ok(data.len()),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -840,15 +1034,37 @@ impl Conn for Guarded {
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        // Received behind room for a ChannelData header, so that a datagram from a bound peer
+        // goes to the client from where it lies. One buffer per call: the engine calls again
+        // only for the datagrams the fast path leaves to it.
+        let room = buf.len().min(usize::from(u16::MAX));
+        let mut frame = vec![0u8; channels::HEADER + room + 3];
         loop {
-            let (n, from) = match self.socket.recv_from(buf).await {
+            let (n, from) = match self
+                .socket
+                .recv_from(&mut frame[channels::HEADER..channels::HEADER + room])
+                .await
+            {
                 Ok(got) => got,
                 Err(e) if is_fatal(&e) => return Err(e.into()),
                 Err(_) => continue,
             };
-            if self.peers.allows(from.ip()) && take(&self.down, n) {
-                return Ok((n, from));
+            let now = Instant::now();
+            if !self.peers.allows(from.ip()) || !take(&self.down, n, now) {
+                continue;
             }
+            if let Some(route) = self.channels.route()
+                && let Some(number) = self.channels.number(from, now)
+            {
+                let len = channels::frame(&mut frame, number, n);
+                if let Err(e) = route.wire.send_to(&frame[..len], route.client).await {
+                    tracing::debug!(client = %route.client, error = %e, "relaying to a client failed");
+                }
+                Counters::count(&self.counters.to_clients);
+                continue;
+            }
+            buf[..n].copy_from_slice(&frame[channels::HEADER..channels::HEADER + n]);
+            return Ok((n, from));
         }
     }
 
@@ -857,16 +1073,7 @@ impl Conn for Guarded {
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        if !self.peers.allows(target.ip()) || !take(&self.up, buf.len()) {
-            // Dropped like a congested link would; the sender is not told.
-            return Ok(buf.len());
-        }
-        match self.socket.send_to(buf, target).await {
-            Ok(n) => Ok(n),
-            // A peer's ICMP error must not end the allocation.
-            Err(e) if !is_fatal(&e) => Ok(buf.len()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.relay_to_peer(buf, target, Instant::now()).await?)
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
@@ -878,6 +1085,8 @@ impl Conn for Guarded {
     }
 
     async fn close(&self) -> webrtc_util::Result<()> {
+        // The engine closes an allocation's relay socket when the allocation ends.
+        self.channels.close();
         Ok(())
     }
 
@@ -889,6 +1098,7 @@ impl Conn for Guarded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))

@@ -1,13 +1,15 @@
 //! TURN over TCP: clients whose network drops UDP (many offices, some hotels) reach the relay
 //! over a TCP connection to the same port (RFC 5766 §2.1); the relayed side stays UDP. On the
 //! stream, STUN messages and ChannelData frames are delimited by their own length fields, and
-//! ChannelData is padded to a multiple of 4 bytes (§11.5).
+//! ChannelData is padded to a multiple of 4 bytes (§11.5). TURN over TLS (`turns:`, RFC 8656
+//! §3.1, usually port 5349) is the same stream inside TLS, for networks that let nothing
+//! but TLS through.
 //!
 //! Each accepted connection gets a reader and a writer task. The reader hands every frame to
 //! the TURN engine through one bounded queue, with the connection's address, exactly as a
 //! datagram would arrive; what the engine sends to that address is queued to the writer.
-//! Limits: at most `max_connections` at once (more are closed at accept), a first frame
-//! within [`FIRST_FRAME_TIMEOUT`], then at most [`IDLE_TIMEOUT`] between frames, a bounded
+//! Limits: at most `max_connections` at once (more are closed at accept), the TLS handshake
+//! and a first frame within [`FIRST_FRAME_TIMEOUT`], then at most [`IDLE_TIMEOUT`] between frames, a bounded
 //! write queue per connection (a slow reader loses frames, as UDP would) and a
 //! [`WRITE_TIMEOUT`] per write.
 
@@ -16,12 +18,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
-/// A new connection must send its first STUN message within this long.
+/// A new connection must finish its TLS handshake (when it is TLS) and send its first STUN
+/// message within this long.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection silent for this long is closed (a call's consent checks keep a used one busy;
 /// clients refresh allocations well within it).
@@ -93,12 +97,30 @@ impl Drop for TcpFrames {
 impl TcpFrames {
     /// Accepts on `listener`, at most `max_connections` at once.
     pub fn start(listener: TcpListener, max_connections: usize) -> std::io::Result<Self> {
+        Self::start_on(listener, max_connections, None)
+    }
+
+    /// Accepts TLS on `listener` (TURN over TLS), at most `max_connections` at once.
+    pub fn start_tls(
+        listener: TcpListener,
+        max_connections: usize,
+        tls: TlsAcceptor,
+    ) -> std::io::Result<Self> {
+        Self::start_on(listener, max_connections, Some(tls))
+    }
+
+    fn start_on(
+        listener: TcpListener,
+        max_connections: usize,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(READ_QUEUE);
         let writers: Writers = Arc::default();
         let accept = tokio::spawn(accept_loop(
             listener,
             max_connections,
+            tls,
             tx,
             Arc::clone(&writers),
         ));
@@ -150,6 +172,7 @@ impl TcpFrames {
 async fn accept_loop(
     listener: TcpListener,
     max_connections: usize,
+    tls: Option<TlsAcceptor>,
     frames: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     writers: Writers,
 ) {
@@ -173,28 +196,52 @@ async fn accept_loop(
             open.insert(peer, tx);
         }
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(
-            stream,
-            peer,
-            frames.clone(),
-            rx,
-            Arc::clone(&writers),
-        ));
+        let frames = frames.clone();
+        let writers = Arc::clone(&writers);
+        match &tls {
+            None => {
+                tokio::spawn(serve(stream, peer, frames, rx, writers));
+            }
+            Some(tls) => {
+                let handshake = tls.accept(stream);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(FIRST_FRAME_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => serve(stream, peer, frames, rx, writers).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %peer, error = %e, "TURN/TLS handshake failed");
+                            lock(&writers).remove(&peer);
+                        }
+                        Err(_) => {
+                            tracing::debug!(client = %peer, "TURN/TLS handshake timed out");
+                            lock(&writers).remove(&peer);
+                        }
+                    }
+                });
+            }
+        }
     }
 }
 
-/// Runs one connection until it closes, breaks a limit or the listener goes.
-async fn serve(
-    stream: TcpStream,
+/// Runs one connection (TCP, or TLS over TCP) until it closes, breaks a limit or the
+/// listener goes.
+async fn serve<S>(
+    stream: S,
     peer: SocketAddr,
     frames: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     mut queue: mpsc::Receiver<Vec<u8>>,
     writers: Writers,
-) {
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = async move {
         while let Some(frame) = queue.recv().await {
-            match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&frame)).await {
+            // TLS holds written bytes in its record buffer until flushed.
+            let write = async {
+                wr.write_all(&frame).await?;
+                wr.flush().await
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, write).await {
                 Ok(Ok(())) => {}
                 _ => break,
             }

@@ -127,7 +127,15 @@ struct TurnArgs {
     /// Serve TURN over UDP only (no TCP listener, no `?transport=tcp` URL on `ready`).
     #[arg(long, env = "SIGNAL_NO_TURN_TCP")]
     no_turn_tcp: bool,
-    /// TURN-over-TCP connections open at once; more are closed at accept.
+    /// TCP port of TURN over TLS (`turns:`), served when signal has a certificate
+    /// (--tls-cert), on the host of --listen.
+    #[arg(long, env = "SIGNAL_TURN_TLS_PORT", default_value_t = 5349)]
+    turn_tls_port: u16,
+    /// Serve no TURN over TLS even with a certificate (no `turns:` URL on `ready`).
+    #[arg(long, env = "SIGNAL_NO_TURN_TLS")]
+    no_turn_tls: bool,
+    /// TURN-over-TCP (and over-TLS) connections open at once, each; more are closed at
+    /// accept.
     #[arg(long, env = "SIGNAL_TURN_MAX_TCP", default_value_t = 512)]
     turn_max_tcp: usize,
     /// Ports relay sockets are taken from, FIRST-LAST.
@@ -210,7 +218,7 @@ fn default_route_ip(v4: bool) -> Option<std::net::IpAddr> {
     socket.local_addr().ok().map(|a| a.ip())
 }
 
-fn plan_turn(args: &TurnArgs, listen: SocketAddr) -> anyhow::Result<TurnPlan> {
+fn plan_turn(args: &TurnArgs, listen: SocketAddr, tls: bool) -> anyhow::Result<TurnPlan> {
     if args.no_turn {
         return Ok(TurnPlan {
             ice: None,
@@ -281,6 +289,7 @@ fn plan_turn(args: &TurnArgs, listen: SocketAddr) -> anyhow::Result<TurnPlan> {
                 host,
                 port: args.turn_port,
                 tcp: !args.no_turn_tcp,
+                tls_port: (tls && !args.no_turn_tls).then_some(args.turn_tls_port),
             },
             secret,
             credential_ttl,
@@ -362,7 +371,7 @@ fn main() -> anyhow::Result<()> {
         room_secret = args.room_secret.is_some(),
         "access settings"
     );
-    let turn = plan_turn(&args.turn, args.listen)?;
+    let turn = plan_turn(&args.turn, args.listen, tls.is_some())?;
     tracing::info!(
         builtin = turn.server.is_some(),
         external = !args.turn.turn_url.is_empty(),
@@ -437,14 +446,49 @@ fn main() -> anyhow::Result<()> {
                     }
                     _ => None,
                 };
-                let server = signal::TurnServer::start_with_tcp(socket, tcp, turn_config).await?;
-                // `--turn-port 0` takes any free port; announce the one taken.
+                let tls_listener = match (&config.ice, &tls) {
+                    (
+                        Some(signal::IceConfig {
+                            offer:
+                                signal::IceOffer::Builtin {
+                                    tls_port: Some(tls_port),
+                                    ..
+                                },
+                            ..
+                        }),
+                        Some(tls),
+                    ) => {
+                        let tls_addr = SocketAddr::new(addr.ip(), *tls_port);
+                        let listener = tokio::net::TcpListener::bind(tls_addr)
+                            .await
+                            .with_context(|| {
+                                format!("cannot bind TURN over TLS on tcp {tls_addr} (--no-turn-tls turns it off)")
+                            })?;
+                        Some((listener, tls.turn_acceptor()))
+                    }
+                    _ => None,
+                };
+                let tls_port = match &tls_listener {
+                    Some((listener, _)) => Some(listener.local_addr()?.port()),
+                    None => None,
+                };
+                let server =
+                    signal::TurnServer::start_with_streams(socket, tcp, tls_listener, turn_config)
+                        .await?;
+                // `--turn-port 0` (and `--turn-tls-port 0`) take any free port; announce the
+                // ones taken.
                 if let Some(signal::IceConfig {
-                    offer: signal::IceOffer::Builtin { port, .. },
+                    offer:
+                        signal::IceOffer::Builtin {
+                            port,
+                            tls_port: announced_tls,
+                            ..
+                        },
                     ..
                 }) = &mut config.ice
                 {
                     *port = server.local_addr().port();
+                    *announced_tls = tls_port;
                 }
                 Some(server)
             }

@@ -68,6 +68,7 @@ async fn ready_carries_ice_servers_that_signals_turn_accepts() {
         host: None,
         port,
         tcp: false,
+        tls_port: None,
     }))
     .await;
     let (ra, rb, _a, _b) = ready_pair(&server).await;

@@ -1,5 +1,6 @@
 //! The real `signal` binary: started with certificate files, it reloads them on SIGHUP — a new
 //! TLS connection sees the new certificate while a WebSocket opened before keeps relaying.
+//! The same certificate serves TURN over TLS, offered on `ready`.
 //! Also checks that `--log-format json` logs are JSON lines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use crate::common;
@@ -8,8 +9,10 @@ use std::time::Duration;
 
 use common::binary::SignalProcess;
 use common::tls::{connect_wss, make_cert, tls_stream, trusting, write_cert};
+use common::turn;
 use nix::sys::signal::Signal;
 use serde_json::json;
+use webrtc_util::Conn;
 
 #[tokio::test]
 async fn sighup_reloads_the_certificate_files() {
@@ -32,14 +35,50 @@ async fn sighup_reloads_the_certificate_files() {
     a.join("hup").await;
     a.sync().await;
     b.join("hup").await;
-    assert_eq!(a.recv().await["offerer"], true);
+    let ready = a.recv().await;
+    assert_eq!(ready["offerer"], true);
     assert_eq!(b.recv().await["offerer"], false);
     assert_eq!(tls_stream(addr, both.clone()).await.1, old.der);
+
+    // With a certificate, `ready` offers TURN over TLS too, and a client reaches it with the
+    // credential handed out.
+    let turn_entry = &ready["iceServers"][1];
+    let turns = turn_entry["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u.as_str())
+        .find_map(|u| u.strip_prefix("turns:127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no turns: URL on ready: {ready}"));
+    let turns_port: u16 = turns
+        .strip_suffix("?transport=tcp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let turns_addr = std::net::SocketAddr::from(([127, 0, 0, 1], turns_port));
+    let client = turn::tls_client(
+        turns_addr,
+        trusting(&[&old]),
+        turn_entry["username"].as_str().unwrap(),
+        turn_entry["credential"].as_str().unwrap(),
+    )
+    .await;
+    let relay = tokio::time::timeout(turn::TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .expect("an allocation over TLS with ready's credential");
+    let _ = relay.close().await;
+    let _ = client.close().await;
 
     write_cert(dir.path(), &new);
     server.signal(Signal::SIGHUP);
     server.wait_log("TLS certificate reloaded");
     assert_eq!(tls_stream(addr, both.clone()).await.1, new.der);
+    assert_eq!(
+        tls_stream(turns_addr, both.clone()).await.1,
+        new.der,
+        "TURN over TLS serves the reloaded certificate"
+    );
 
     // The WebSocket opened before the reload still relays, both ways.
     let offer = json!({"type": "offer", "room": "hup", "offer": {"sdp": "still here"}});

@@ -8,6 +8,7 @@ use tokio::time::timeout;
 use webrtc_util::Conn;
 
 use crate::common::QUIET;
+use crate::common::tls;
 use crate::common::turn::{self, TURN_WAIT};
 
 /// Sends `ping` from the client through `relay` to `peer` and `pong` back; asserts that both
@@ -56,6 +57,141 @@ async fn relays_between_a_client_and_a_peer() {
     server.close().await;
 }
 
+/// Round trips between `relay`'s client and `peer` until the client has bound a channel and
+/// media takes signal's fast path both ways (at most 20; the `turn` client sends its first
+/// datagrams as Send indications while it binds). Returns the fast path's counts then.
+async fn until_the_channel_is_bound(
+    server: &signal::TurnServer,
+    relay: &impl Conn,
+    peer: &UdpSocket,
+) -> (u64, u64) {
+    for round in 0..20u8 {
+        round_trip(relay, peer, &[round; 100], &[!round; 80]).await;
+        let (to_peers, to_clients) = server.fast_path_datagrams();
+        if to_peers > 0 && to_clients > 0 {
+            return (to_peers, to_clients);
+        }
+    }
+    panic!(
+        "no datagram took the fast path in 20 round trips: {:?}",
+        server.fast_path_datagrams()
+    );
+}
+
+/// Once the client has bound a channel, every datagram on it is relayed by signal's fast
+/// path, both ways, whole and with the right addresses (not by the engine: the counts grow
+/// by one per datagram).
+#[tokio::test]
+async fn bound_channels_take_the_fast_path_both_ways() {
+    let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
+    let (user, pass) = turn::credential("alice", 600);
+    let client = turn::client(server.local_addr(), &user, &pass).await;
+    let relay = timeout(TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let before = until_the_channel_is_bound(&server, &relay, &peer).await;
+    for len in [1usize, 3, 1200, 1472] {
+        let ping: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let pong: Vec<u8> = (0..len).map(|i| !(i as u8)).collect();
+        round_trip(&relay, &peer, &ping, &pong).await;
+    }
+    assert_eq!(
+        server.fast_path_datagrams(),
+        (before.0 + 4, before.1 + 4),
+        "every datagram on the bound channel took the fast path"
+    );
+    let _ = relay.close().await;
+    let _ = client.close().await;
+    server.close().await;
+}
+
+/// A bound channel belongs to its client's address: ChannelData with the same channel
+/// numbers from another address is not relayed.
+#[tokio::test]
+async fn another_address_cannot_use_a_clients_channel() {
+    let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
+    let (user, pass) = turn::credential("alice", 600);
+    let client = turn::client(server.local_addr(), &user, &pass).await;
+    let relay = timeout(TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let before = until_the_channel_is_bound(&server, &relay, &peer).await;
+    let intruder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for number in 0x4000u16..0x4010 {
+        let mut datagram = number.to_be_bytes().to_vec();
+        datagram.extend_from_slice(&4u16.to_be_bytes());
+        datagram.extend_from_slice(b"evil");
+        intruder
+            .send_to(&datagram, server.local_addr())
+            .await
+            .unwrap();
+    }
+    let mut buf = [0u8; 64];
+    assert!(
+        timeout(QUIET, peer.recv_from(&mut buf)).await.is_err(),
+        "the intruder's ChannelData reached the peer"
+    );
+    assert_eq!(server.fast_path_datagrams(), before);
+    // The client's own channel still works.
+    round_trip(&relay, &peer, b"still", b"here").await;
+    let _ = relay.close().await;
+    let _ = client.close().await;
+    server.close().await;
+}
+
+/// The per-allocation byte rate holds on bound channels, each way: of 50 datagrams of
+/// 1000 bytes sent at once at 10 000 bytes a second (one second of burst), about 10 get
+/// through.
+#[tokio::test]
+async fn the_byte_rate_holds_on_bound_channels() {
+    const RATE: u64 = 10_000;
+    let config = signal::TurnConfig {
+        max_bytes_per_sec_per_allocation: RATE,
+        ..turn::config(&["127.0.0.0/8"])
+    };
+    let server = turn::start(config).await;
+    let (user, pass) = turn::credential("alice", 600);
+    let client = turn::client(server.local_addr(), &user, &pass).await;
+    let relay = timeout(TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    until_the_channel_is_bound(&server, &relay, &peer).await;
+    // Let the buckets fill again after the warm-up.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let peer_addr = peer.local_addr().unwrap();
+    let relayed = relay.local_addr().unwrap();
+    let datagram = [0x55u8; 1000];
+    for _ in 0..50 {
+        relay.send_to(&datagram, peer_addr).await.unwrap();
+        peer.send_to(&datagram, relayed).await.unwrap();
+    }
+    let mut buf = [0u8; 1500];
+    let mut at_peer = 0;
+    while timeout(QUIET, peer.recv_from(&mut buf)).await.is_ok() {
+        at_peer += 1;
+    }
+    let mut at_client = 0;
+    while timeout(QUIET, relay.recv_from(&mut buf)).await.is_ok() {
+        at_client += 1;
+    }
+    // A full bucket holds 10 such datagrams; a few more trickle in while the 50 are sent.
+    for (got, way) in [(at_peer, "to the peer"), (at_client, "to the client")] {
+        assert!(
+            (5..=15).contains(&got),
+            "{got} of 50 datagrams of 1000 bytes got through {way} at {RATE} bytes/s"
+        );
+    }
+    let _ = relay.close().await;
+    let _ = client.close().await;
+    server.close().await;
+}
+
 /// TURN over TCP: a client that can only reach the server over TCP allocates a (UDP) relay
 /// and talks to a UDP peer through it, both ways, with ChannelData after the channel is
 /// bound; the same port keeps serving UDP.
@@ -85,6 +221,11 @@ async fn relays_for_a_client_over_tcp() {
         let pong = vec![0x80 | round; 3 + usize::from(round)];
         round_trip(&relay, &peer, &ping, &pong).await;
     }
+    let (to_peers, to_clients) = server.fast_path_datagrams();
+    assert!(
+        to_peers > 0 && to_clients > 0,
+        "ChannelData over TCP takes the fast path both ways: {to_peers} / {to_clients}"
+    );
     // UDP on the same port still works beside it.
     let udp = turn::client(server.local_addr(), &user, &pass).await;
     assert!(
@@ -97,6 +238,46 @@ async fn relays_for_a_client_over_tcp() {
     let _ = relay.close().await;
     let _ = client.close().await;
     server.close().await;
+}
+
+/// TURN over TLS (`turns:`): a client that can reach the server only over TLS allocates a
+/// (UDP) relay and talks to a UDP peer through it, both ways, ChannelData included, with the
+/// server's certificate checked.
+#[tokio::test]
+async fn relays_for_a_client_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = tls::make_cert();
+    let (cert_path, key_path) = tls::write_cert(dir.path(), &cert);
+    let acceptor = signal::Tls::from_pem_files(cert_path, key_path)
+        .unwrap()
+        .turn_acceptor();
+    let server = turn::start_with_tls(turn::config(&["127.0.0.0/8"]), acceptor).await;
+    let tls_addr = server.tls_addr;
+    let (user, pass) = turn::credential("dora", 600);
+    let client = turn::tls_client(tls_addr, tls::trusting(&[&cert]), &user, &pass).await;
+    let relay = timeout(TURN_WAIT, client.allocate())
+        .await
+        .unwrap()
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    until_the_channel_is_bound(&server.server, &relay, &peer).await;
+    round_trip(&relay, &peer, &[7; 1200], &[9; 999]).await;
+    // A client that does not trust the certificate gets no session.
+    let tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    let stranger = tls::make_cert();
+    let refused = timeout(
+        TURN_WAIT,
+        tokio_rustls::TlsConnector::from(tls::trusting(&[&stranger])).connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(refused.is_err(), "an untrusted certificate was accepted");
+    let _ = relay.close().await;
+    let _ = client.close().await;
+    server.server.close().await;
 }
 
 /// Bytes that are neither STUN nor ChannelData end a TURN/TCP connection; the listener goes

@@ -27,8 +27,8 @@ impl Drop for SignalProcess {
 }
 
 impl SignalProcess {
-    /// Starts `signal --listen 127.0.0.1:0 --turn-port 0 --log-format json ARGS...` and waits
-    /// for it to listen.
+    /// Starts `signal --listen 127.0.0.1:0 --turn-port 0 --turn-tls-port 0 --log-format json
+    /// ARGS...` and waits for it to listen.
     pub fn start<I, S>(args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -39,6 +39,8 @@ impl SignalProcess {
                 "--listen",
                 "127.0.0.1:0",
                 "--turn-port",
+                "0",
+                "--turn-tls-port",
                 "0",
                 "--log-format",
                 "json",

@@ -38,6 +38,22 @@ pub async fn start_with_tcp(config: TurnConfig) -> TurnServer {
         .unwrap()
 }
 
+/// signal's TURN server on 127.0.0.1:0 with TURN over TLS on another port.
+pub struct TlsTurn {
+    pub server: TurnServer,
+    pub tls_addr: SocketAddr,
+}
+
+pub async fn start_with_tls(config: TurnConfig, acceptor: tokio_rustls::TlsAcceptor) -> TlsTurn {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tls = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_addr = tls.local_addr().unwrap();
+    let server = TurnServer::start_with_streams(socket, None, Some((tls, acceptor)), config)
+        .await
+        .unwrap();
+    TlsTurn { server, tls_addr }
+}
+
 pub async fn start(config: TurnConfig) -> TurnServer {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     TurnServer::start(socket, config).await.unwrap()
@@ -95,25 +111,67 @@ pub async fn client_on(
 pub async fn tcp_client(server: SocketAddr, username: &str, password: &str) -> Client {
     let stream = tokio::net::TcpStream::connect(server).await.unwrap();
     let local = stream.local_addr().unwrap();
-    let (rd, wr) = stream.into_split();
-    let conn = TcpClientConn {
-        rd: tokio::sync::Mutex::new(rd),
-        wr: tokio::sync::Mutex::new(wr),
-        local,
+    client_on(
+        Arc::new(StreamConn::new(stream, local, server)),
         server,
-    };
-    client_on(Arc::new(conn), server, username, password).await
+        username,
+        password,
+    )
+    .await
 }
 
-struct TcpClientConn {
-    rd: tokio::sync::Mutex<tokio::net::tcp::OwnedReadHalf>,
-    wr: tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>,
+/// A TURN client over TLS (`turns:`) to `server`, trusting what `tls` trusts and checking
+/// the certificate's name `127.0.0.1`.
+pub async fn tls_client(
+    server: SocketAddr,
+    tls: Arc<signal::client::TlsClientConfig>,
+    username: &str,
+    password: &str,
+) -> Client {
+    let tcp = tokio::net::TcpStream::connect(server).await.unwrap();
+    let local = tcp.local_addr().unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = tokio::time::timeout(
+        TURN_WAIT,
+        tokio_rustls::TlsConnector::from(tls).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    client_on(
+        Arc::new(StreamConn::new(stream, local, server)),
+        server,
+        username,
+        password,
+    )
+    .await
+}
+
+/// A stream (TCP, or TLS over TCP) as the `turn` client's `Conn`, framed for TURN.
+struct StreamConn<S> {
+    rd: tokio::sync::Mutex<tokio::io::ReadHalf<S>>,
+    wr: tokio::sync::Mutex<tokio::io::WriteHalf<S>>,
     local: SocketAddr,
     server: SocketAddr,
 }
 
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite> StreamConn<S> {
+    fn new(stream: S, local: SocketAddr, server: SocketAddr) -> Self {
+        let (rd, wr) = tokio::io::split(stream);
+        Self {
+            rd: tokio::sync::Mutex::new(rd),
+            wr: tokio::sync::Mutex::new(wr),
+            local,
+            server,
+        }
+    }
+}
+
 #[async_trait::async_trait]
-impl webrtc_util::Conn for TcpClientConn {
+impl<S> webrtc_util::Conn for StreamConn<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + 'static,
+{
     async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
         Ok(())
     }
@@ -147,7 +205,9 @@ impl webrtc_util::Conn for TcpClientConn {
         if buf.first().is_some_and(|b| b >> 6 == 0b01) {
             framed.resize(buf.len().next_multiple_of(4), 0);
         }
-        self.wr.lock().await.write_all(&framed).await?;
+        let mut wr = self.wr.lock().await;
+        wr.write_all(&framed).await?;
+        wr.flush().await?;
         Ok(buf.len())
     }
 

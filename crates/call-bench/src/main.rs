@@ -58,6 +58,9 @@ enum What {
         /// The `duet` binary.
         #[arg(long, default_value = "target/release/duet")]
         duet: PathBuf,
+        /// The `signal` binary (its TURN server, for the symmetric condition's third call).
+        #[arg(long, default_value = "target/release/signal")]
+        signal: PathBuf,
         /// The `pattern_y4m` example (makes the Y4M if it is missing).
         #[arg(long, default_value = "target/debug/examples/pattern_y4m")]
         pattern_y4m: PathBuf,
@@ -317,6 +320,7 @@ fn main() -> anyhow::Result<()> {
         What::Soak { calls } => soak(calls),
         What::Lab {
             duet,
+            signal,
             pattern_y4m,
             y4m,
             lab_peer_js,
@@ -325,6 +329,7 @@ fn main() -> anyhow::Result<()> {
             conditions,
         } => lab::run(&lab::Options {
             duet: std::path::absolute(duet)?,
+            signal: std::path::absolute(signal)?,
             pattern_y4m,
             y4m: std::path::absolute(y4m)?,
             lab_peer_js: std::path::absolute(lab_peer_js)?,

@@ -3,11 +3,13 @@
 //! For each [`Condition`] a fresh lab is built the way the app's lab tests build theirs: two
 //! homes behind cone NATs (symmetric ones for [`Condition::SymmetricCoturn`]), and on the
 //! public host `signal` (in-process, serving the browser page too) and coturn as a STUN server
-//! (and as the TURN server whose credentials signal hands out, for the symmetric condition). In it, one after the other, a duet ↔ duet call
-//! (`duet call` in each home) and a Chromium ↔ Chromium call (`tests/browser/lab-peer.js` in
-//! each home: headless Chromium on the page, its fake camera playing duet's test pattern) run
-//! for the same time under the same impairment; the browser → duet condition runs one mixed
-//! call instead. Each condition prints a Markdown table ([`table`]).
+//! (and as the TURN server whose credentials signal hands out, for the symmetric condition).
+//! In it, one after the other, a duet ↔ duet call (`duet call` in each home) and a Chromium ↔
+//! Chromium call (`tests/browser/lab-peer.js` in each home: headless Chromium on the page, its
+//! fake camera playing duet's test pattern) run for the same time under the same impairment;
+//! the browser → duet condition runs one mixed call instead, and the symmetric condition a
+//! third call, duet ↔ duet through the `signal` binary's own TURN server. Each condition
+//! prints a Markdown table ([`table`]).
 //!
 //! It owns the conditions, the schedule of a call and the table; not the lab (netlab), nor
 //! what the peers measure (their own reports). Nothing leaves the lab's namespaces.
@@ -31,6 +33,9 @@ use table::{CallRun, Links, Step};
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const SIGNAL_PORT: u16 = 8080;
 const STUN_PORT: u16 = 3478;
+/// The `signal` binary with its own STUN/TURN, beside the in-process one and coturn.
+const TURN_SIGNAL_PORT: u16 = 8081;
+const TURN_SIGNAL_TURN_PORT: u16 = 3479;
 /// Extra time a peer gets beyond its own duration before it is killed.
 const GRACE: Duration = Duration::from_secs(45);
 
@@ -113,14 +118,19 @@ impl Condition {
         }
     }
 
-    fn calls(self) -> &'static [(PeerKind, PeerKind)] {
+    fn calls(self) -> &'static [(PeerKind, PeerKind, Via)] {
         match self {
             Condition::BrowserToDuet
             | Condition::BrowserToDuetCap1000
-            | Condition::BrowserToDuetLoss3 => &[(PeerKind::Chromium, PeerKind::Duet)],
+            | Condition::BrowserToDuetLoss3 => &[(PeerKind::Chromium, PeerKind::Duet, Via::Lab)],
+            Condition::SymmetricCoturn => &[
+                (PeerKind::Duet, PeerKind::Duet, Via::Lab),
+                (PeerKind::Chromium, PeerKind::Chromium, Via::Lab),
+                (PeerKind::Duet, PeerKind::Duet, Via::SignalTurn),
+            ],
             _ => &[
-                (PeerKind::Duet, PeerKind::Duet),
-                (PeerKind::Chromium, PeerKind::Chromium),
+                (PeerKind::Duet, PeerKind::Duet, Via::Lab),
+                (PeerKind::Chromium, PeerKind::Chromium, Via::Lab),
             ],
         }
     }
@@ -175,11 +185,22 @@ impl Condition {
     }
 }
 
+/// Which signal server a call joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The lab's in-process signal (ICE servers: coturn's, where the condition has any).
+    Lab,
+    /// The `signal` binary with its own STUN/TURN server (on `ready`).
+    SignalTurn,
+}
+
 /// What `call-bench lab` is given.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The `duet` binary.
     pub duet: PathBuf,
+    /// The `signal` binary (its TURN server, for [`Condition::SymmetricCoturn`]).
+    pub signal: PathBuf,
     /// The `pattern_y4m` example, to make the Y4M when it is missing.
     pub pattern_y4m: PathBuf,
     /// The pattern Y4M for Chromium's fake camera (320×240).
@@ -304,11 +325,16 @@ fn run_condition(options: &Options, condition: Condition) -> anyhow::Result<Stri
             .spawn()
             .context("starting coturn (turnserver)")?,
     );
+    let _turn_signal = if condition.calls().iter().any(|c| c.2 == Via::SignalTurn) {
+        Some(start_turn_signal(&server, options, condition)?)
+    } else {
+        None
+    };
     let a = lab.home("a", condition.nat())?;
     let b = lab.home("b", condition.nat())?;
     let mut calls = Vec::new();
     let mut step = None;
-    for (i, &(ka, kb)) in condition.calls().iter().enumerate() {
+    for (i, &(ka, kb, via)) in condition.calls().iter().enumerate() {
         condition.apply(&a, &b)?;
         // Let the previous call's state (NAT mappings, queues) drain.
         std::thread::sleep(Duration::from_secs(1));
@@ -316,7 +342,10 @@ fn run_condition(options: &Options, condition: Condition) -> anyhow::Result<Stri
             duet: &options.duet,
             lab_peer_js: &options.lab_peer_js,
             y4m: &options.y4m,
-            signal_url: format!("ws://{SERVER_IP}:{SIGNAL_PORT}/"),
+            signal_url: match via {
+                Via::Lab => format!("ws://{SERVER_IP}:{SIGNAL_PORT}/"),
+                Via::SignalTurn => format!("ws://{SERVER_IP}:{TURN_SIGNAL_PORT}/"),
+            },
             page_origin: format!("http://{SERVER_IP}:{SIGNAL_PORT}"),
             stun: format!("{SERVER_IP}:{STUN_PORT}"),
             room: format!("bench-{}-{i}-{}", condition.tag(), std::process::id()),
@@ -331,7 +360,10 @@ fn run_condition(options: &Options, condition: Condition) -> anyhow::Result<Stri
             kb.label(),
             options.seconds
         );
-        let (run, s) = run_call(condition, &a, &b, ka, kb, &setup)?;
+        let (mut run, s) = run_call(condition, &a, &b, ka, kb, &setup)?;
+        if via == Via::SignalTurn {
+            run.label.push_str(", signal's TURN");
+        }
         step = step.or(s);
         calls.push(run);
     }
@@ -342,6 +374,43 @@ fn run_condition(options: &Options, condition: Condition) -> anyhow::Result<Stri
     let text = table::render(condition.title(), &links, &calls);
     drop(lab);
     Ok(text)
+}
+
+/// The `signal` binary on the public host with its own STUN/TURN (UDP only, as the native
+/// client relays), allowed to relay to the lab's public net; killed when dropped.
+fn start_turn_signal(
+    server: &netlab::Host,
+    options: &Options,
+    condition: Condition,
+) -> anyhow::Result<KillOnDrop> {
+    let log_path = options
+        .out_dir
+        .join(format!("{}-signal-turn.log", condition.tag()));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let child = KillOnDrop(
+        server
+            .command(&options.signal)
+            .args(["--listen", &format!("{SERVER_IP}:{TURN_SIGNAL_PORT}")])
+            .args(["--turn-port", &TURN_SIGNAL_TURN_PORT.to_string()])
+            .args(["--turn-allow-peer", "203.0.113.0/24"])
+            .args(["--turn-relay-ports", "46000-46999", "--no-turn-tcp"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", options.signal.display()))?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .run(|| std::net::TcpStream::connect((SERVER_IP, TURN_SIGNAL_PORT)).is_ok())
+        .unwrap_or(false)
+    {
+        if Instant::now() > deadline {
+            bail!("signal did not start; log at {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(child)
 }
 
 fn unix_ms(t: SystemTime) -> f64 {

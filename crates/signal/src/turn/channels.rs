@@ -159,13 +159,17 @@ impl<W> Channels<W> {
     }
 }
 
-/// ChannelBind requests the gate let through, until the engine answers them:
-/// (client, transaction) → (channel number, peer).
+/// A request: the client and the transaction.
+type Asked = (SocketAddr, [u8; 12]);
+/// A binding asked for: the channel number and the peer.
+type Bind = (u16, SocketAddr);
+
+/// ChannelBind requests the gate let through, until the engine answers them.
 #[derive(Default)]
-pub(super) struct PendingBinds(Mutex<HashMap<(SocketAddr, [u8; 12]), (u16, SocketAddr)>>);
+pub(super) struct PendingBinds(Mutex<HashMap<Asked, Bind>>);
 
 impl PendingBinds {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(SocketAddr, [u8; 12]), (u16, SocketAddr)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Asked, Bind>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -181,7 +185,7 @@ impl PendingBinds {
     }
 
     /// The request the engine answered (to `client`, in `transaction`), if one was expected.
-    pub fn answered(&self, client: SocketAddr, transaction: [u8; 12]) -> Option<(u16, SocketAddr)> {
+    pub fn answered(&self, client: SocketAddr, transaction: [u8; 12]) -> Option<Bind> {
         self.lock().remove(&(client, transaction))
     }
 }

@@ -18,7 +18,8 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   export DUET_REQUIRE_NETNS=1
 fi
-cargo test --workspace --all-targets "$@"
+# DUET_CARGO_TIMINGS=1 also writes cargo's build timings (target/cargo-timings/).
+cargo test --workspace --all-targets ${DUET_CARGO_TIMINGS:+--timings} "$@"
 
 # --- browser tests (web client in real Chromium on loopback; Firefox is in the lab tests) ---
 # Installs chromium/firefox-esr/node when missing, builds `signal`, runs tests/browser.

@@ -13,6 +13,11 @@
 #
 # Keep the offered rate where the generator delivers ≥ 95 %: it is one thread on a 2-core
 # machine, and above ~12 000 packets/s it, not the server, is the limit.
+#
+# CPU_QUOTA_PCT=P (5, 4, 2.5, ...; Linux cgroup v1 `cpu` controller, as root) holds each server
+# to P % of a core (1 ms of CPU every 100/P ms), so that it saturates at a rate this generator
+# can offer; the highest offered rate each server still delivers (≥ 99 %) is printed, and that
+# rate × 100/P estimates its ceiling on one whole core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
@@ -26,11 +31,16 @@ secret="bench-turn-secret"
 out=$(mktemp)
 log=$(mktemp -d)
 pid=""
+cgroup=/sys/fs/cgroup/cpu/duet-bench-turn
+if [ -n "${CPU_QUOTA_PCT:-}" ] && [ ! -d /sys/fs/cgroup/cpu ]; then
+  echo "CPU_QUOTA_PCT needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu" >&2
+  exit 1
+fi
 stop_server() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   pid=""
 }
-trap 'stop_server; rm -rf "$log"' EXIT
+trap 'stop_server; rm -rf "$log"; rmdir "$cgroup" 2>/dev/null || true' EXIT
 
 start_server() { # label port
   if [ "$1" = signal ]; then
@@ -45,6 +55,12 @@ start_server() { # label port
   fi
   pid=$!
   sleep 1
+  if [ -n "${CPU_QUOTA_PCT:-}" ]; then
+    mkdir -p "$cgroup"
+    awk -v p="$CPU_QUOTA_PCT" 'BEGIN { printf "%d\n", 100000 / p }' >"$cgroup/cpu.cfs_period_us"
+    echo 1000 >"$cgroup/cpu.cfs_quota_us"
+    echo "$pid" >"$cgroup/cgroup.procs"
+  fi
 }
 
 for pps in "${rates[@]}"; do
@@ -71,4 +87,14 @@ for label in signal coturn; do
   grep "^RESULT mode=turn label=$label " "$out" | tr ' ' '\n' | grep '^server_cpu_us_per_pkt=' |
     cut -d= -f2 | sort -n | awk -v l="$label" '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "  %s: %.2f (%d runs, %.2f-%.2f)\n", l, m, NR, v[1], v[NR]}'
 done
+if [ -n "${CPU_QUOTA_PCT:-}" ]; then
+  echo
+  echo "Held to ${CPU_QUOTA_PCT} % of a core: the highest offered rate delivered ≥ 99 %, and × 100/${CPU_QUOTA_PCT}:"
+  for label in signal coturn; do
+    grep "^RESULT mode=turn label=$label " "$out" | tr ' ' '\n' |
+      awk -F= -v l="$label" -v p="$CPU_QUOTA_PCT" '
+        $1 == "offered_pps" { o = $2 } $1 == "delivered_pct" && $2 >= 99 && o > best { best = o }
+        END { printf "  %s: %d packets/s (one core: about %d)\n", l, best, best * 100 / p }'
+  done
+fi
 rm -f "$out"

@@ -34,7 +34,8 @@ fi
 
 (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build -p signal --bin signal -p duet --bin duet -p media --example pattern_y4m
+# DUET_CARGO_TIMINGS=1 writes cargo's build timings (target/cargo-timings/), as scripts/test.sh does.
+cargo build ${DUET_CARGO_TIMINGS:+--timings} -p signal --bin signal -p duet --bin duet -p media --example pattern_y4m
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 export SIGNAL_BIN="${SIGNAL_BIN:-$target_dir/debug/signal}"
 export DUET_BIN="${DUET_BIN:-$target_dir/debug/duet}"

@@ -257,12 +257,14 @@ fn media_engine(video_codecs: &[media::VideoCodec]) -> Result<MediaEngine, CallE
 /// works (default: 2 s). webrtc-rs never switches away from the pair it chose, so the order
 /// host < server-reflexive < relayed stays; see `build` and docs/benchmarks.md.
 pub const SRFLX_MIN_WAIT: Duration = Duration::from_millis(100);
-/// See [`SRFLX_MIN_WAIT`]. A relayed pair rarely validates before a direct one that works:
-/// its checks cross the relay, a longer way than the direct path, and a check lost to a NAT
-/// that has not opened yet is sent again after 20 ms (`with_ice_connection_attempts`). At
-/// 300 ms, calls through TURN took 0.47-0.53 s to set up against Chromium's 0.38-0.43 s; at
-/// 150 ms 0.31-0.43 s against 0.36-0.43 s in the same lab runs, and the cone-NAT lab test still
-/// finds the direct path (docs/benchmarks.md, "Calls across NAT").
+/// See [`SRFLX_MIN_WAIT`]. Between duet peers a relayed pair rarely validates before a direct
+/// one that works: its checks cross the relay, a longer way, and a check lost to a NAT that
+/// has not opened yet is sent again after 20 ms (`with_ice_connection_attempts`); the
+/// cone-NAT lab test finds the direct path. A browser paces its own checks, so across cone
+/// NATs a browser's relayed pair is usually valid first, at 300 ms as at 150 ms (35 of 40
+/// runs; only renomination would help). At 300 ms calls through TURN took 0.47-0.53 s to set
+/// up against Chromium's 0.38-0.43 s; at 150 ms 0.31-0.43 s against 0.36-0.43 s in the same
+/// lab runs (docs/benchmarks.md, "Calls across NAT").
 pub const RELAY_MIN_WAIT: Duration = Duration::from_millis(150);
 
 /// How much faster than the estimate the pacer may send: bursts such as a keyframe leave

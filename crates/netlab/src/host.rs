@@ -2,10 +2,11 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
 
@@ -133,6 +134,25 @@ impl Host {
                 context: format!("binding UDP {addr} in {}", self.netns),
                 source,
             })
+    }
+
+    /// Waits until something in the lab accepts TCP connections at `addr`, connecting from
+    /// inside this namespace every 50 ms, for at most `within`; whether it did. For servers a
+    /// test starts as a process, which is ready once its port answers.
+    pub fn wait_for_tcp(&self, addr: SocketAddr, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self
+                .run(move || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
+                .unwrap_or(false)
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A TCP listener bound to `self.ip():port` inside this namespace (port 0 picks one).

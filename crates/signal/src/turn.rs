@@ -375,8 +375,8 @@ impl TurnServer {
         self.local_addr
     }
 
-    /// Datagrams relayed on bound channels without the engine so far: (client → peer,
-    /// peer → client). See [`channels`].
+    /// Datagrams on bound channels the fast path took so far, without the engine: (client →
+    /// peer, peer → client). See [`channels`].
     pub fn fast_path_datagrams(&self) -> (u64, u64) {
         (
             self.counters.to_peers.load(Ordering::Relaxed),

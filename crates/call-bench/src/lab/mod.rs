@@ -400,15 +400,11 @@ fn start_turn_signal(
             .spawn()
             .with_context(|| format!("starting {}", options.signal.display()))?,
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server
-        .run(|| std::net::TcpStream::connect((SERVER_IP, TURN_SIGNAL_PORT)).is_ok())
-        .unwrap_or(false)
-    {
-        if Instant::now() > deadline {
-            bail!("signal did not start; log at {}", log_path.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !server.wait_for_tcp(
+        SocketAddr::from((SERVER_IP, TURN_SIGNAL_PORT)),
+        Duration::from_secs(10),
+    ) {
+        bail!("signal did not start; log at {}", log_path.display());
     }
     Ok(child)
 }

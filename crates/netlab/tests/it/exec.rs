@@ -1,8 +1,9 @@
 //! Running code inside a namespace: commands pass arguments and environment through, threads
 //! see only their namespace's interfaces.
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
 
 use netlab::Nat;
 
@@ -76,4 +77,31 @@ fn current_netns() -> Option<u64> {
     let link = std::fs::read_link("/proc/thread-self/ns/net").ok()?;
     let text = link.to_string_lossy();
     text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// `wait_for_tcp` sees a listener on the public net from inside a home once it listens, and
+/// gives up on a port nobody listens on.
+#[test]
+fn wait_for_tcp_waits_for_a_listener_and_gives_up_on_none() {
+    let Some(lab) = lab("waittcp") else { return };
+    let server = lab
+        .public_host("srv", Ipv4Addr::new(203, 0, 113, 10))
+        .expect("public host");
+    let home = lab.home("alice", Nat::Cone).expect("home");
+    let addr = SocketAddr::from((server.ip(), 7000));
+    assert!(
+        !home.host().wait_for_tcp(addr, Duration::from_millis(300)),
+        "nothing listens yet"
+    );
+    // Listening a moment later, from another thread, is waited for.
+    let late = server.clone();
+    let listener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        late.bind_tcp(7000).expect("listen")
+    });
+    assert!(
+        home.host().wait_for_tcp(addr, Duration::from_secs(5)),
+        "the listener was not seen"
+    );
+    drop(listener.join());
 }

@@ -132,24 +132,23 @@ impl<W> Channels<W> {
 
     /// The peer channel `number` is bound to at `now`, while the allocation is open.
     pub fn peer(&self, number: u16, now: Instant) -> Option<SocketAddr> {
-        if self.closed.load(Ordering::Acquire) {
-            return None;
-        }
-        self.bindings()
-            .iter()
-            .find(|b| b.number == number && b.lapses > now)
-            .map(|b| b.peer)
+        self.live(now, |b| b.number == number).map(|b| b.peer)
     }
 
     /// The channel bound to `peer` at `now`, while the allocation is open.
     pub fn number(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
+        self.live(now, |b| b.peer == peer).map(|b| b.number)
+    }
+
+    /// The binding `which` picks, if it has not lapsed at `now` and the allocation is open.
+    fn live(&self, now: Instant, which: impl Fn(&Binding) -> bool) -> Option<Binding> {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
         self.bindings()
             .iter()
-            .find(|b| b.peer == peer && b.lapses > now)
-            .map(|b| b.number)
+            .find(|b| b.lapses > now && which(b))
+            .copied()
     }
 
     /// The engine closed the allocation: nothing more takes the fast path.
@@ -190,7 +189,8 @@ impl PendingBinds {
     }
 }
 
-/// Datagrams relayed on the fast path, for [`super::TurnServer::fast_path_datagrams`].
+/// Datagrams the fast path took (relayed, or dropped by the peer policy or the byte rate as
+/// the engine's path would), for [`super::TurnServer::fast_path_datagrams`].
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     pub to_peers: AtomicU64,

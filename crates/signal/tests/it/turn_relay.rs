@@ -9,11 +9,12 @@ use webrtc_util::Conn;
 
 use crate::common::QUIET;
 use crate::common::tls;
-use crate::common::turn::{self, TURN_WAIT};
+use crate::common::turn::{self, Allocated, TURN_WAIT};
 
-/// Sends `ping` from the client through `relay` to `peer` and `pong` back; asserts that both
-/// arrive whole and that each side sees the other's address.
-async fn round_trip(relay: &impl Conn, peer: &UdpSocket, ping: &[u8], pong: &[u8]) {
+/// Sends `ping` from the client through its relay to the peer and `pong` back; asserts that
+/// both arrive whole and that each side sees the other's address.
+async fn round_trip(a: &Allocated, ping: &[u8], pong: &[u8]) {
+    let (relay, peer) = (&a.relay, &a.peer);
     let relayed = relay.local_addr().unwrap();
     let peer_addr = peer.local_addr().unwrap();
     timeout(TURN_WAIT, relay.send_to(ping, peer_addr))
@@ -46,27 +47,18 @@ async fn relays_between_a_client_and_a_peer() {
         .unwrap()
         .unwrap();
     assert_eq!(mapped.ip().to_string(), "127.0.0.1", "STUN binding answers");
-    let relay = timeout(TURN_WAIT, client.allocate())
-        .await
-        .unwrap()
-        .unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    round_trip(&relay, &peer, b"ping", b"pong").await;
-    let _ = relay.close().await;
-    let _ = client.close().await;
+    let a = Allocated::on(client).await;
+    round_trip(&a, b"ping", b"pong").await;
+    a.close().await;
     server.close().await;
 }
 
-/// Round trips between `relay`'s client and `peer` until the client has bound a channel and
+/// Round trips between the client and the peer until the client has bound a channel and
 /// media takes signal's fast path both ways (at most 20; the `turn` client sends its first
 /// datagrams as Send indications while it binds). Returns the fast path's counts then.
-async fn until_the_channel_is_bound(
-    server: &signal::TurnServer,
-    relay: &impl Conn,
-    peer: &UdpSocket,
-) -> (u64, u64) {
+async fn until_the_channel_is_bound(server: &signal::TurnServer, a: &Allocated) -> (u64, u64) {
     for round in 0..20u8 {
-        round_trip(relay, peer, &[round; 100], &[!round; 80]).await;
+        round_trip(a, &[round; 100], &[!round; 80]).await;
         let (to_peers, to_clients) = server.fast_path_datagrams();
         if to_peers > 0 && to_clients > 0 {
             return (to_peers, to_clients);
@@ -84,26 +76,19 @@ async fn until_the_channel_is_bound(
 #[tokio::test]
 async fn bound_channels_take_the_fast_path_both_ways() {
     let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
-    let (user, pass) = turn::credential("alice", 600);
-    let client = turn::client(server.local_addr(), &user, &pass).await;
-    let relay = timeout(TURN_WAIT, client.allocate())
-        .await
-        .unwrap()
-        .unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let before = until_the_channel_is_bound(&server, &relay, &peer).await;
+    let a = turn::allocated(server.local_addr(), "alice").await;
+    let before = until_the_channel_is_bound(&server, &a).await;
     for len in [1usize, 3, 1200, 1472] {
         let ping: Vec<u8> = (0..len).map(|i| i as u8).collect();
         let pong: Vec<u8> = (0..len).map(|i| !(i as u8)).collect();
-        round_trip(&relay, &peer, &ping, &pong).await;
+        round_trip(&a, &ping, &pong).await;
     }
     assert_eq!(
         server.fast_path_datagrams(),
         (before.0 + 4, before.1 + 4),
         "every datagram on the bound channel took the fast path"
     );
-    let _ = relay.close().await;
-    let _ = client.close().await;
+    a.close().await;
     server.close().await;
 }
 
@@ -112,14 +97,8 @@ async fn bound_channels_take_the_fast_path_both_ways() {
 #[tokio::test]
 async fn another_address_cannot_use_a_clients_channel() {
     let server = turn::start(turn::config(&["127.0.0.0/8"])).await;
-    let (user, pass) = turn::credential("alice", 600);
-    let client = turn::client(server.local_addr(), &user, &pass).await;
-    let relay = timeout(TURN_WAIT, client.allocate())
-        .await
-        .unwrap()
-        .unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let before = until_the_channel_is_bound(&server, &relay, &peer).await;
+    let a = turn::allocated(server.local_addr(), "alice").await;
+    let before = until_the_channel_is_bound(&server, &a).await;
     let intruder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for number in 0x4000u16..0x4010 {
         let mut datagram = number.to_be_bytes().to_vec();
@@ -132,14 +111,13 @@ async fn another_address_cannot_use_a_clients_channel() {
     }
     let mut buf = [0u8; 64];
     assert!(
-        timeout(QUIET, peer.recv_from(&mut buf)).await.is_err(),
+        timeout(QUIET, a.peer.recv_from(&mut buf)).await.is_err(),
         "the intruder's ChannelData reached the peer"
     );
     assert_eq!(server.fast_path_datagrams(), before);
     // The client's own channel still works.
-    round_trip(&relay, &peer, b"still", b"here").await;
-    let _ = relay.close().await;
-    let _ = client.close().await;
+    round_trip(&a, b"still", b"here").await;
+    a.close().await;
     server.close().await;
 }
 
@@ -154,14 +132,9 @@ async fn the_byte_rate_holds_on_bound_channels() {
         ..turn::config(&["127.0.0.0/8"])
     };
     let server = turn::start(config).await;
-    let (user, pass) = turn::credential("alice", 600);
-    let client = turn::client(server.local_addr(), &user, &pass).await;
-    let relay = timeout(TURN_WAIT, client.allocate())
-        .await
-        .unwrap()
-        .unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    until_the_channel_is_bound(&server, &relay, &peer).await;
+    let a = turn::allocated(server.local_addr(), "alice").await;
+    until_the_channel_is_bound(&server, &a).await;
+    let (relay, peer) = (&a.relay, &a.peer);
     // Let the buckets fill again after the warm-up.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let peer_addr = peer.local_addr().unwrap();
@@ -187,8 +160,7 @@ async fn the_byte_rate_holds_on_bound_channels() {
             "{got} of 50 datagrams of 1000 bytes got through {way} at {RATE} bytes/s"
         );
     }
-    let _ = relay.close().await;
-    let _ = client.close().await;
+    a.close().await;
     server.close().await;
 }
 
@@ -209,17 +181,13 @@ async fn relays_for_a_client_over_tcp() {
         "127.0.0.1",
         "STUN over TCP answers"
     );
-    let relay = timeout(TURN_WAIT, client.allocate())
-        .await
-        .unwrap()
-        .unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a = Allocated::on(client).await;
     // Several rounds: the first go as Send/Data indications, later ones as ChannelData of
     // odd lengths (padded on the stream).
     for round in 0..6u8 {
         let ping = vec![round; 5 + usize::from(round)];
         let pong = vec![0x80 | round; 3 + usize::from(round)];
-        round_trip(&relay, &peer, &ping, &pong).await;
+        round_trip(&a, &ping, &pong).await;
     }
     let (to_peers, to_clients) = server.fast_path_datagrams();
     assert!(
@@ -235,8 +203,7 @@ async fn relays_for_a_client_over_tcp() {
             .is_ok()
     );
     let _ = udp.close().await;
-    let _ = relay.close().await;
-    let _ = client.close().await;
+    a.close().await;
     server.close().await;
 }
 
@@ -255,13 +222,9 @@ async fn relays_for_a_client_over_tls() {
     let tls_addr = server.tls_addr;
     let (user, pass) = turn::credential("dora", 600);
     let client = turn::tls_client(tls_addr, tls::trusting(&[&cert]), &user, &pass).await;
-    let relay = timeout(TURN_WAIT, client.allocate())
-        .await
-        .unwrap()
-        .unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    until_the_channel_is_bound(&server.server, &relay, &peer).await;
-    round_trip(&relay, &peer, &[7; 1200], &[9; 999]).await;
+    let a = Allocated::on(client).await;
+    until_the_channel_is_bound(&server.server, &a).await;
+    round_trip(&a, &[7; 1200], &[9; 999]).await;
     // A client that does not trust the certificate gets no session.
     let tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
     let stranger = tls::make_cert();
@@ -275,8 +238,7 @@ async fn relays_for_a_client_over_tls() {
     .await
     .unwrap();
     assert!(refused.is_err(), "an untrusted certificate was accepted");
-    let _ = relay.close().await;
-    let _ = client.close().await;
+    a.close().await;
     server.server.close().await;
 }
 
@@ -321,16 +283,10 @@ async fn garbage_over_tcp_closes_that_connection_only() {
 #[tokio::test]
 async fn refuses_to_relay_to_loopback_by_default() {
     let server = turn::start(turn::config(&[])).await;
-    let (user, pass) = turn::credential("alice", 600);
-    let client = turn::client(server.local_addr(), &user, &pass).await;
-    let relay = timeout(TURN_WAIT, client.allocate())
-        .await
-        .unwrap()
-        .unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a = turn::allocated(server.local_addr(), "alice").await;
     let sent = timeout(
         TURN_WAIT,
-        relay.send_to(b"ping", peer.local_addr().unwrap()),
+        a.relay.send_to(b"ping", a.peer.local_addr().unwrap()),
     )
     .await
     .unwrap();
@@ -340,10 +296,10 @@ async fn refuses_to_relay_to_loopback_by_default() {
     );
     let mut buf = [0u8; 64];
     assert!(
-        timeout(QUIET, peer.recv_from(&mut buf)).await.is_err(),
+        timeout(QUIET, a.peer.recv_from(&mut buf)).await.is_err(),
         "nothing reaches the loopback peer"
     );
-    let _ = client.close().await;
+    a.close().await;
     server.close().await;
 }
 

@@ -6,7 +6,7 @@
 //! another test is doing on the same two cores. The app's other tests that run real calls take
 //! it too.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -77,7 +77,7 @@ impl Servers {
 }
 
 fn start_signal(host: &Host) -> signal::HostedSignal {
-    let addr = std::net::SocketAddr::from((SERVER_IP, SIGNAL_PORT));
+    let addr = SocketAddr::from((SERVER_IP, SIGNAL_PORT));
     host.run(move || signal::HostedSignal::start(addr, signal::Config::default()))
         .expect("enter the public namespace")
         .expect("signal starts in the lab")
@@ -147,21 +147,14 @@ pub fn signal_binary(host: &Host) -> SignalBinary {
         .expect("signal starts");
     let child = KillOnDrop(child);
     // Ready when its port answers.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let up = host
-            .run(|| std::net::TcpStream::connect((SERVER_IP, SIGNAL_PORT)).is_ok())
-            .unwrap_or(false);
-        if up {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "signal did not start; log at {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        host.wait_for_tcp(
+            SocketAddr::from((SERVER_IP, SIGNAL_PORT)),
+            Duration::from_secs(10)
+        ),
+        "signal did not start; log at {}",
+        log.display()
+    );
     SignalBinary {
         _child: Some(child),
     }

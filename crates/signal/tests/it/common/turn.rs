@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use signal::turn::Cidr;
 use signal::{PeerPolicy, TurnConfig, TurnSecret, TurnServer};
 use tokio::net::UdpSocket;
+use tokio::time::timeout;
 use turn::client::{Client, ClientConfig};
+use webrtc_util::Conn;
 
 pub const SECRET: &str = "lab-secret";
 /// Bound for every TURN exchange in a test (refusals come back at once; this only stops a
@@ -52,6 +54,40 @@ pub async fn start_with_tls(config: TurnConfig, acceptor: tokio_rustls::TlsAccep
         .await
         .unwrap();
     TlsTurn { server, tls_addr }
+}
+
+/// A TURN client with a relay allocated, and a UDP peer on 127.0.0.1 to relay to.
+pub struct Allocated {
+    pub client: Client,
+    pub relay: Box<dyn Conn + Send + Sync>,
+    pub peer: UdpSocket,
+}
+
+impl Allocated {
+    /// Allocates a relay for `client` (which must succeed) and binds the peer.
+    pub async fn on(client: Client) -> Self {
+        let relay = timeout(TURN_WAIT, client.allocate())
+            .await
+            .unwrap()
+            .unwrap();
+        Self {
+            client,
+            relay: Box::new(relay),
+            peer: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    /// Gives the allocation back and closes the client.
+    pub async fn close(self) {
+        let _ = self.relay.close().await;
+        let _ = self.client.close().await;
+    }
+}
+
+/// A UDP client of `server` with a credential labelled `label`, its relay allocated.
+pub async fn allocated(server: SocketAddr, label: &str) -> Allocated {
+    let (user, pass) = credential(label, 600);
+    Allocated::on(client(server, &user, &pass).await).await
 }
 
 pub async fn start(config: TurnConfig) -> TurnServer {
@@ -111,13 +147,7 @@ pub async fn client_on(
 pub async fn tcp_client(server: SocketAddr, username: &str, password: &str) -> Client {
     let stream = tokio::net::TcpStream::connect(server).await.unwrap();
     let local = stream.local_addr().unwrap();
-    client_on(
-        Arc::new(StreamConn::new(stream, local, server)),
-        server,
-        username,
-        password,
-    )
-    .await
+    stream_client(stream, local, server, username, password).await
 }
 
 /// A TURN client over TLS (`turns:`) to `server`, trusting what `tls` trusts and checking
@@ -138,13 +168,22 @@ pub async fn tls_client(
     .await
     .unwrap()
     .unwrap();
-    client_on(
-        Arc::new(StreamConn::new(stream, local, server)),
-        server,
-        username,
-        password,
-    )
-    .await
+    stream_client(stream, local, server, username, password).await
+}
+
+/// The `turn` client on `stream` (TCP or TLS, from `local`), framed for TURN.
+async fn stream_client<S>(
+    stream: S,
+    local: SocketAddr,
+    server: SocketAddr,
+    username: &str,
+    password: &str,
+) -> Client
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + 'static,
+{
+    let conn = StreamConn::new(stream, local, server);
+    client_on(Arc::new(conn), server, username, password).await
 }
 
 /// A stream (TCP, or TLS over TCP) as the `turn` client's `Conn`, framed for TURN.

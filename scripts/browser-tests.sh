@@ -17,7 +17,7 @@ export SIGNAL_BIN="${SIGNAL_BIN:-$target_dir/debug/signal}"
 export DUET_BIN="${DUET_BIN:-$target_dir/debug/duet}"
 
 cd tests/browser
-run=(node --test --test-concurrency=1)
+run=(node --test --test-concurrency=2)
 if unshare --net true 2>/dev/null; then
   netns=(unshare --net)
 elif unshare --map-root-user --net true 2>/dev/null; then

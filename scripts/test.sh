@@ -18,10 +18,66 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   export DUET_REQUIRE_NETNS=1
 fi
-# DUET_CARGO_TIMINGS=1 also writes cargo's build timings (target/cargo-timings/).
-cargo test --workspace --all-targets ${DUET_CARGO_TIMINGS:+--timings} "$@"
+# Most tests wait on real time (calls, timeouts), not on the CPU: each test binary runs four
+# tests at a time unless RUST_TEST_THREADS says otherwise. The app's tests run at most two
+# calls at a time whatever the thread count (DUET_TEST_CALLS, tests/it/common/slots.rs).
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 
-# --- browser tests (web client in real Chromium on loopback; Firefox is in the lab tests) ---
-# Installs chromium/firefox-esr/node when missing, builds `signal`, runs tests/browser.
-scripts/browser-tests.sh
-# --- end browser tests ---
+# Every test binary is built once, for the whole workspace, and listed ("manifest executable"
+# per line). The runs below start the binaries themselves, as `cargo test` would (from the
+# package's directory): asking cargo for some packages only would resolve their dependencies'
+# features differently and rebuild those dependencies.
+# DUET_CARGO_TIMINGS=1 also writes cargo's build timings (target/cargo-timings/).
+mkdir -p target
+binaries=target/test-binaries.txt
+cargo test --workspace --all-targets --no-run --message-format=json-render-diagnostics \
+  ${DUET_CARGO_TIMINGS:+--timings} |
+  sed -n '/"profile":{[^}]*"test":true/s/.*"manifest_path":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
+    >"$binaries"
+if [ ! -s "$binaries" ]; then
+  echo "test.sh: cargo listed no test binaries" >&2
+  exit 1
+fi
+
+# Runs the test binaries listed on stdin, each with the arguments given to this script (test
+# name filters, say); all of them even when one fails; fails if any failed.
+run_binaries() {
+  local manifest executable dir failed=()
+  while read -r manifest executable; do
+    dir="$(dirname "$manifest")"
+    echo "     Running $(basename "$executable") (${dir#"$PWD"/})"
+    if ! (cd "$dir" && CARGO_MANIFEST_DIR="$dir" "$executable" "$@" </dev/null); then
+      failed+=("$(basename "$executable")")
+    fi
+  done
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "test.sh: failed: ${failed[*]}" >&2
+    return 1
+  fi
+}
+
+# 1. The app's tests alone: its network-lab calls measure frame rates, which must not depend
+#    on what else runs on the machine.
+app_status=0
+grep '/crates/app/Cargo.toml ' "$binaries" | run_binaries "$@" || app_status=$?
+
+# 2. Everything else, with the browser tests side by side (neither measures rates; together
+#    they keep both cores busy). The browser tests (web client in real Chromium on loopback;
+#    Firefox is in the lab tests) write to a log, shown when they end, so that the two
+#    outputs do not interleave.
+browser_log=target/browser-tests.log
+scripts/browser-tests.sh >"$browser_log" 2>&1 &
+browser=$!
+trap 'kill "$browser" 2>/dev/null || true' EXIT
+rest_status=0
+grep -v '/crates/app/Cargo.toml ' "$binaries" | run_binaries "$@" || rest_status=$?
+browser_status=0
+wait "$browser" || browser_status=$?
+trap - EXIT
+echo "--- browser tests (scripts/browser-tests.sh; log in $browser_log) ---"
+cat "$browser_log"
+if [ "$app_status" -ne 0 ] || [ "$rest_status" -ne 0 ] || [ "$browser_status" -ne 0 ]; then
+  echo "test.sh: FAILED: the app's tests exit $app_status, the other crates' $rest_status, the browser tests $browser_status" >&2
+  exit 1
+fi
+echo "test.sh: all tests passed"

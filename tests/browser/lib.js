@@ -7,6 +7,7 @@
 'use strict';
 
 const { spawn } = require('node:child_process');
+const dgram = require('node:dgram');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
@@ -60,6 +61,20 @@ function freePort() {
   });
 }
 
+/** A port on 127.0.0.1 free for both TCP and UDP a moment ago (signal's STUN/TURN takes both). */
+async function freeTcpAndUdpPort() {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    const udpFree = await new Promise((resolve) => {
+      const socket = dgram.createSocket('udp4');
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no port free for both TCP and UDP on 127.0.0.1 in 20 tries');
+}
+
 function httpGet(url, timeoutMs = 1000) {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { timeout: timeoutMs }, (res) => {
@@ -83,7 +98,12 @@ async function startSignal({ port, args = [], env = {} } = {}) {
   }
   const listenPort = port || (await freePort());
   const baseUrl = `http://127.0.0.1:${listenPort}`;
-  const proc = spawn(SIGNAL_BIN, ['--listen', `127.0.0.1:${listenPort}`, ...args], {
+  // Each signal its own STUN/TURN port (not the default 3478), so that test files can run
+  // side by side.
+  const turn = args.includes('--no-turn') || args.includes('--turn-port')
+    ? []
+    : ['--turn-port', String(await freeTcpAndUdpPort())];
+  const proc = spawn(SIGNAL_BIN, ['--listen', `127.0.0.1:${listenPort}`, ...turn, ...args], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

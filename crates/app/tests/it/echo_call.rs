@@ -27,7 +27,6 @@ use call::{
 };
 use signal::HostedSignal;
 
-use crate::common::lab::lab_lock;
 use crate::common::{KillOnDrop, median, target_dir};
 
 /// How long after B first plays audio the echo is measured (the canceller converges in ~2 s).
@@ -190,7 +189,7 @@ fn echo_through_the_sound_server_is_25_db_lower_with_processing() {
     if !crate::common::pulse_available() {
         return;
     }
-    let _one_at_a_time = lab_lock();
+    let _whole_machine = crate::common::slots::whole_machine();
     let room = EchoRoom::new();
     let near_end = near_end_file();
     let off = one_call(&room, false, &near_end);
@@ -258,7 +257,7 @@ fn unplugging_the_sound_device_mid_call_is_a_warning_and_the_call_goes_on() {
     if !crate::common::pulse_available() {
         return;
     }
-    let _one_at_a_time = lab_lock();
+    let _whole_machine = crate::common::slots::whole_machine();
     let mut room = EchoRoom::new();
     let server = HostedSignal::start("127.0.0.1:0".parse().expect("address"), Default::default())
         .expect("signal starts");

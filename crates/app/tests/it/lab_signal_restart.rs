@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use crate::common::lab::{
-    PeerOptions, assert_pictures_arrived, finish, freezes_after, lab, lab_lock, servers,
-    start_peer, summary,
+    PeerOptions, assert_pictures_arrived, finish, freezes_after, lab, servers, start_peer, summary,
 };
 use crate::common::unique_room;
 use netlab::Nat;
@@ -17,7 +16,7 @@ const RESTART_AT_S: f64 = 8.0;
 
 #[test]
 fn a_signal_restart_mid_call_does_not_stop_the_video() {
-    let _one_at_a_time = lab_lock();
+    let _slot = crate::common::slots::call_slot();
     let Some(lab) = lab("restart") else { return };
     let mut servers = servers(&lab);
     let a = lab.home("a", Nat::Cone).expect("home a");

@@ -57,7 +57,7 @@ fn peer_process(url: &str) -> std::process::Child {
 #[test]
 fn killed_peer_is_detected_and_replaced() {
     // Real calls: not at the same time as a lab test measuring frame rates.
-    let _one_at_a_time = crate::common::lab::lab_lock();
+    let _slot = crate::common::slots::call_slot();
     // The killed side cannot come back: the server frees its seat when the hold runs out.
     let hold = Duration::from_secs(3);
     let server = HostedSignal::start(

@@ -71,7 +71,7 @@ fn decodes(far: &Engine, screen: bool, size: (u32, u32), what: &str) -> (u32, u3
 
 #[test]
 fn sharing_the_screen_sends_it_and_stopping_brings_the_camera_back() {
-    let _one_at_a_time = crate::common::lab::lab_lock();
+    let _slot = crate::common::slots::call_slot();
     let (_xvfb, display) = start_xvfb("1280x720");
     let signal = common::hosted_signal();
     let url = signal.local_url();
@@ -150,7 +150,7 @@ fn sharing_the_screen_sends_it_and_stopping_brings_the_camera_back() {
 /// server runs again (SIGCONT) the screen's pictures come back by themselves.
 #[test]
 fn a_stalled_source_is_reported_and_comes_back() {
-    let _one_at_a_time = crate::common::lab::lab_lock();
+    let _slot = crate::common::slots::call_slot();
     let (xvfb, display) = start_xvfb("1280x720");
     let window = PatternWindow::show(&display, 1280, 720, SCREEN_COUNTERS, 10);
     let signal = common::hosted_signal();

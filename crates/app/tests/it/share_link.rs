@@ -16,7 +16,7 @@ use duet::share::{host_signal, parse_server, share_links};
 #[test]
 fn peers_join_through_the_share_link() {
     // Real calls: not at the same time as a lab test measuring frame rates.
-    let _one_at_a_time = crate::common::lab::lab_lock();
+    let _slot = crate::common::slots::call_slot();
     let hosted = host_signal(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).expect("host a signal server");
     let port = hosted.addr().port();
     let room = unique_room("share link");

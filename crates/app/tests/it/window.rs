@@ -37,7 +37,7 @@ fn decode(
 #[test]
 fn window_shows_remote_and_local_test_patterns() {
     // A real call: not at the same time as a lab test measuring frame rates.
-    let _one_at_a_time = crate::common::lab::lab_lock();
+    let _slot = crate::common::slots::call_slot();
     let signal = common::hosted_signal();
     let url = signal.local_url();
     let room = unique_room("window");

@@ -90,14 +90,28 @@ fn an_offer_preferring_vp8_is_answered_in_vp8() {
 
 #[test]
 fn no_video_codec_in_common_is_a_clear_error() {
-    let ended = |s: &common::Seen| {
-        s.states
+    // Where each side settles: the one that cannot answer fails (or ends); the other sees it
+    // leave and waits in the room again.
+    let settled = |s: &common::Seen| {
+        let ended = s
+            .states
             .iter()
-            .any(|st| matches!(st, CallState::Failed(_) | CallState::Ended))
+            .any(|st| matches!(st, CallState::Failed(_) | CallState::Ended));
+        let waits_again = s.states.contains(&CallState::PeerLeft)
+            && s.states.last() == Some(&CallState::WaitingForPeer);
+        ended || waits_again
     };
-    let (sa, sb, _) = call("no-common", &[VideoCodec::H264], &[VideoCodec::Vp8], |s| {
-        ended(s)
-    });
+    let (sa, sb, settled) = call(
+        "no-common",
+        &[VideoCodec::H264],
+        &[VideoCodec::Vp8],
+        settled,
+    );
+    assert!(
+        settled,
+        "a side neither failed nor waited again: a {:?}, b {:?}",
+        sa.states, sb.states
+    );
     let said: Vec<String> = [&sa, &sb]
         .iter()
         .flat_map(|s| {

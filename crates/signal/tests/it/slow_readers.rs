@@ -139,6 +139,17 @@ async fn attack(addr: SocketAddr, max: usize, rss: impl Fn() -> u64) -> Memory {
         .to_string()
         .len();
     let sdp = "s".repeat(max - envelope - 16);
+    // Each room's offer, serialised once (64 KiB of JSON each; a debug build would spend
+    // seconds serialising it again for every send).
+    let offers: Vec<String> = pairs
+        .iter()
+        .map(|(room, _, _)| {
+            let msg =
+                json!({"type": "offer", "room": room, "offer": {"type": "offer", "sdp": sdp}});
+            msg.to_string()
+        })
+        .collect();
+    assert!(offers.iter().all(|text| text.len() <= max));
     let legit = tokio::spawn(legitimate_call(addr, Arc::clone(&stop)));
     let before = rss();
     let mut peak = before;
@@ -148,10 +159,7 @@ async fn attack(addr: SocketAddr, max: usize, rss: impl Fn() -> u64) -> Memory {
     let mut open: Vec<bool> = vec![true; PAIRS];
     for _round in 0..ROUNDS {
         for (i, (room, a, _)) in pairs.iter_mut().enumerate() {
-            let msg =
-                json!({"type": "offer", "room": room, "offer": {"type": "offer", "sdp": sdp}});
-            assert!(msg.to_string().len() <= max);
-            a.ws.send(Message::Text(msg.to_string().into()))
+            a.ws.send(Message::Text(offers[i].as_str().into()))
                 .await
                 .unwrap();
             if !open[i] {

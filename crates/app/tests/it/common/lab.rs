@@ -1,20 +1,18 @@
 //! Calls in the network lab (`netlab`): a public net with `signal` and a STUN server, homes
 //! behind NAT routers, and `duet call` processes running inside the homes.
 //!
-//! Lab tests take [`lab_lock`] so only one runs at a time: each runs two real encoders and
-//! decoders, and what they measure (frame rates under loss or a cap) must not depend on what
-//! another test is doing on the same two cores. The app's other tests that run real calls take
-//! it too.
+//! Lab tests take a [`call_slot`] so that only as many calls run at once as the machine
+//! carries without changing what they measure (frame rates under loss or a cap).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use netlab::{Home, Host, Lab, LabError, Nat};
 use serde_json::Value;
 
+use super::slots::{Slot, call_slot};
 use super::{KillOnDrop, target_dir, unique_room};
 
 /// The public server's address in the lab.
@@ -23,13 +21,6 @@ pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const SIGNAL_PORT: u16 = 8080;
 /// Where the STUN server (coturn, `--stun-only`) listens on it.
 pub const STUN_PORT: u16 = 3478;
-
-static LAB: Mutex<()> = Mutex::new(());
-
-/// One lab test at a time (see the module documentation).
-pub fn lab_lock() -> MutexGuard<'static, ()> {
-    LAB.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A new lab, or `None` (after a loud message) where namespaces cannot be made, unless
 /// `DUET_REQUIRE_NETNS=1` (set by `scripts/test.sh` when it runs as root) makes that a failure.
@@ -161,14 +152,14 @@ pub fn signal_binary(host: &Host) -> SignalBinary {
 }
 
 /// A lab with only the real `signal` binary on the public net and two homes, `a` and `b`,
-/// behind `nat`; holds [`lab_lock`]. Dropped in reverse order: homes, signal, then the lab.
+/// behind `nat`; holds a [`call_slot`]. Dropped in reverse order: homes, signal, then the lab.
 pub struct SignalLab {
     pub a: Home,
     pub b: Home,
     pub signal: SignalBinary,
     host: Host,
     _lab: Lab,
-    _one_at_a_time: MutexGuard<'static, ()>,
+    _slot: Slot<'static>,
 }
 
 impl SignalLab {
@@ -246,7 +237,7 @@ impl SignalLab {
 
 /// See [`SignalLab`]; `None` where the lab is unavailable (see [`lab`]).
 pub fn signal_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
-    let one_at_a_time = lab_lock();
+    let slot = call_slot();
     let lab = lab(tag)?;
     let host = lab.public_host("srv", SERVER_IP).expect("public host");
     let signal = signal_binary(&host);
@@ -258,7 +249,7 @@ pub fn signal_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
         signal,
         host,
         _lab: lab,
-        _one_at_a_time: one_at_a_time,
+        _slot: slot,
     })
 }
 
@@ -409,7 +400,7 @@ pub fn call_between_homes(
     extra: &[&str],
     impair: impl FnOnce(&Home, &Home),
 ) -> Option<(Finished, Finished)> {
-    let _one_at_a_time = lab_lock();
+    let _slot = call_slot();
     let lab = lab(tag)?;
     let servers = servers(&lab);
     let a = lab.home("a", nat).expect("home a");

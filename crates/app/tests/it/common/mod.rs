@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod lab;
+pub mod slots;
 pub mod xvfb;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -18,11 +18,6 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   export DUET_REQUIRE_NETNS=1
 fi
-# Most tests wait on real time (calls, timeouts), not on the CPU: each test binary runs four
-# tests at a time unless RUST_TEST_THREADS says otherwise. The app's tests run at most two
-# calls at a time whatever the thread count (DUET_TEST_CALLS, tests/it/common/slots.rs).
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
-
 # Every test binary is built once, for the whole workspace, and listed ("manifest executable"
 # per line). The runs below start the binaries themselves, as `cargo test` would (from the
 # package's directory): asking cargo for some packages only would resolve their dependencies'
@@ -56,10 +51,13 @@ run_binaries() {
   fi
 }
 
-# 1. The app's tests alone: its network-lab calls measure frame rates, which must not depend
-#    on what else runs on the machine.
-app_status=0
-grep '/crates/app/Cargo.toml ' "$binaries" | run_binaries "$@" || app_status=$?
+# 1. The tests that measure in real time run alone, two tests at a time (libtest's default
+#    here): the app's (its network-lab calls measure frame rates; at most two calls at once,
+#    DUET_TEST_CALLS, tests/it/common/slots.rs) and media's (its speaker pacing and echo
+#    tests play and record through the sound server in real time). Nothing else should run
+#    on the machine meanwhile; .ci/run builds nothing beside the tests.
+alone_status=0
+grep -E '/crates/(app|media)/Cargo.toml ' "$binaries" | run_binaries "$@" || alone_status=$?
 
 # 2. Everything else, with the browser tests side by side (neither measures rates; together
 #    they keep both cores busy). The browser tests (web client in real Chromium on loopback;
@@ -70,14 +68,16 @@ scripts/browser-tests.sh >"$browser_log" 2>&1 &
 browser=$!
 trap 'kill "$browser" 2>/dev/null || true' EXIT
 rest_status=0
-grep -v '/crates/app/Cargo.toml ' "$binaries" | run_binaries "$@" || rest_status=$?
+# These mostly wait on real time (timeouts, sockets): four tests at a time.
+grep -v -E '/crates/(app|media)/Cargo.toml ' "$binaries" |
+  RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" run_binaries "$@" || rest_status=$?
 browser_status=0
 wait "$browser" || browser_status=$?
 trap - EXIT
 echo "--- browser tests (scripts/browser-tests.sh; log in $browser_log) ---"
 cat "$browser_log"
-if [ "$app_status" -ne 0 ] || [ "$rest_status" -ne 0 ] || [ "$browser_status" -ne 0 ]; then
-  echo "test.sh: FAILED: the app's tests exit $app_status, the other crates' $rest_status, the browser tests $browser_status" >&2
+if [ "$alone_status" -ne 0 ] || [ "$rest_status" -ne 0 ] || [ "$browser_status" -ne 0 ]; then
+  echo "test.sh: FAILED: the app's and media's tests exit $alone_status, the other crates' $rest_status, the browser tests $browser_status" >&2
   exit 1
 fi
 echo "test.sh: all tests passed"

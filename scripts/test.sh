@@ -51,13 +51,15 @@ run_binaries() {
   fi
 }
 
-# 1. The tests that measure in real time run alone, two tests at a time (libtest's default
-#    here): the app's (its network-lab calls measure frame rates; at most two calls at once,
-#    DUET_TEST_CALLS, tests/it/common/slots.rs) and media's (its speaker pacing and echo
-#    tests play and record through the sound server in real time). Nothing else should run
-#    on the machine meanwhile; .ci/run builds nothing beside the tests.
+# 1. The tests that run real calls or measure in real time run alone, two tests at a time
+#    (libtest's default here): the app's (its network-lab calls measure frame rates; at most
+#    two calls at once, DUET_TEST_CALLS, tests/it/common/slots.rs), call's (two engines per
+#    test, whose encoders step the picture down on a CPU that cannot keep up) and media's
+#    (its speaker pacing and echo tests play and record through the sound server). Nothing
+#    else should run on the machine meanwhile; .ci/run builds nothing beside the tests.
+alone='/crates/(app|call|media)/Cargo.toml '
 alone_status=0
-grep -E '/crates/(app|media)/Cargo.toml ' "$binaries" | run_binaries "$@" || alone_status=$?
+grep -E "$alone" "$binaries" | run_binaries "$@" || alone_status=$?
 
 # 2. Everything else, with the browser tests side by side (neither measures rates; together
 #    they keep both cores busy). The browser tests (web client in real Chromium on loopback;
@@ -69,7 +71,7 @@ browser=$!
 trap 'kill "$browser" 2>/dev/null || true' EXIT
 rest_status=0
 # These mostly wait on real time (timeouts, sockets): four tests at a time.
-grep -v -E '/crates/(app|media)/Cargo.toml ' "$binaries" |
+grep -v -E "$alone" "$binaries" |
   RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" run_binaries "$@" || rest_status=$?
 browser_status=0
 wait "$browser" || browser_status=$?
@@ -77,7 +79,7 @@ trap - EXIT
 echo "--- browser tests (scripts/browser-tests.sh; log in $browser_log) ---"
 cat "$browser_log"
 if [ "$alone_status" -ne 0 ] || [ "$rest_status" -ne 0 ] || [ "$browser_status" -ne 0 ]; then
-  echo "test.sh: FAILED: the app's and media's tests exit $alone_status, the other crates' $rest_status, the browser tests $browser_status" >&2
+  echo "test.sh: FAILED: the app's, call's and media's tests exit $alone_status, the other crates' $rest_status, the browser tests $browser_status" >&2
   exit 1
 fi
 echo "test.sh: all tests passed"

@@ -29,10 +29,15 @@ cargo test --workspace --all-targets --no-run --message-format=json-render-diagn
   ${DUET_CARGO_TIMINGS:+--timings} |
   sed -n '/"profile":{[^}]*"test":true/s/.*"manifest_path":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
     >"$binaries"
-if [ ! -s "$binaries" ]; then
-  echo "test.sh: cargo listed no test binaries" >&2
-  exit 1
-fi
+# A binary missing from the list would be tests silently not run: every crate's `tests/it`
+# must be there.
+for suite in crates/*/tests/it/main.rs; do
+  crate_dir="$PWD/${suite%/tests/it/main.rs}"
+  if ! grep -qE "^$crate_dir/Cargo.toml .*/it-[0-9a-f]+$" "$binaries"; then
+    echo "test.sh: cargo's list of test binaries ($binaries) lacks $suite" >&2
+    exit 1
+  fi
+done
 
 # Runs the test binaries listed on stdin, each with the arguments given to this script (test
 # name filters, say); all of them even when one fails; fails if any failed.
@@ -61,8 +66,8 @@ alone='/crates/(app|call|media)/Cargo.toml '
 alone_status=0
 grep -E "$alone" "$binaries" | run_binaries "$@" || alone_status=$?
 
-# 2. Everything else, with the browser tests side by side (neither measures rates; together
-#    they keep both cores busy). The browser tests (web client in real Chromium on loopback;
+# 2. Everything else, with the browser tests side by side (they check behaviour and limits,
+#    not frame rates or sound timing; together they keep both cores busy). The browser tests (web client in real Chromium on loopback;
 #    Firefox is in the lab tests) write to a log, shown when they end, so that the two
 #    outputs do not interleave.
 browser_log=target/browser-tests.log

@@ -35,7 +35,8 @@ if ! cargo deb --version >/dev/null 2>&1; then
   cargo install cargo-deb --locked --quiet
 fi
 # One release build of both packaged binaries; cargo-deb then only packs them.
-cargo build --release --locked -p signal --bin signal -p duet --bin duet
+# DUET_CARGO_TIMINGS=1 also writes its timings (target/cargo-timings/).
+cargo build --release --locked ${DUET_CARGO_TIMINGS:+--timings} -p signal --bin signal -p duet --bin duet
 cargo deb -p signal --no-build --quiet >/dev/null
 deb=$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/duet-signal_*.deb | head -n1)
 echo "built $deb ($(du -h "$deb" | cut -f1))"

@@ -88,6 +88,10 @@ async function setUp(t, { pattern = true } = {}) {
   return run;
 }
 
+// Seconds each call of the cases below runs (from the native peer's start): 60 frames are
+// 2 s at 30 fps, after a setup of about 0.5 s; and shorter than the fake camera's 15 s loop.
+const CASE_CALL_S = 9;
+
 const CASES = [
   { browserFirst: true, codec: null },
   { browserFirst: false, codec: null },
@@ -109,9 +113,9 @@ for (const { browserFirst, codec } of CASES) {
     if (browserFirst) {
       page = await lib.openPage(browser, signal, room, { params });
       await lib.waitForState(page, 'waiting');
-      run.native = nativePeer(signal, room, 14);
+      run.native = nativePeer(signal, room, CASE_CALL_S);
     } else {
-      run.native = nativePeer(signal, room, 14);
+      run.native = nativePeer(signal, room, CASE_CALL_S);
       await run.native.waitFor(`waiting for someone to join ${room}`);
       page = await lib.openPage(browser, signal, room, { params });
     }

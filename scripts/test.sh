@@ -4,6 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
+# DUET_LINT=1 (CI sets it) also lints the workspace's own crates while building them: cargo
+# compiles them with clippy's driver (RUSTC_WORKSPACE_WRAPPER, as `cargo clippy` does for its
+# check build; CLIPPY_ARGS is how `cargo clippy -- -D warnings` passes its arguments to the
+# driver), and any warning, rustc's or clippy's, fails the build. That is
+# `cargo clippy --workspace --all-targets -- -D warnings` without checking all ~700
+# dependencies a second time (77-89 s on a 2-core machine). The driver turns off rustc's MIR
+# optimisations in the crates it compiles; the dependencies are compiled as always. Set
+# before the first build (browser-deps.sh builds the binaries), so that both builds compile
+# the workspace's crates the same way, once.
+if [ "${DUET_LINT:-0}" = 1 ]; then
+  if ! command -v clippy-driver >/dev/null 2>&1; then
+    rustup component add clippy
+  fi
+  RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
+  export RUSTC_WORKSPACE_WRAPPER
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+fi
 # Chromium, node and the test-pattern files: the browser tests below need them, and so do
 # the network lab's browser tests inside `cargo test`, which may not skip once they are here.
 scripts/browser-deps.sh
@@ -23,24 +40,8 @@ fi
 # package's directory): asking cargo for some packages only would resolve their dependencies'
 # features differently and rebuild those dependencies.
 # DUET_CARGO_TIMINGS=1 also writes cargo's build timings (target/cargo-timings/).
-#
-# DUET_LINT=1 (CI sets it) also lints the workspace's own crates while building them: cargo
-# compiles them with clippy's driver (RUSTC_WORKSPACE_WRAPPER, as `cargo clippy` does for its
-# check build; CLIPPY_ARGS is how `cargo clippy -- -D warnings` passes its arguments to the
-# driver), and any warning, rustc's or clippy's, fails the build. That is
-# `cargo clippy --workspace --all-targets -- -D warnings` without checking all ~700
-# dependencies a second time (77-89 s on a 2-core machine). The driver turns off rustc's MIR
-# optimisations in the crates it compiles; the dependencies are compiled as always.
 mkdir -p target
 binaries=target/test-binaries.txt
-if [ "${DUET_LINT:-0}" = 1 ]; then
-  if ! command -v clippy-driver >/dev/null 2>&1; then
-    rustup component add clippy
-  fi
-  RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
-  export RUSTC_WORKSPACE_WRAPPER
-  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-fi
 cargo test --workspace --all-targets --no-run --message-format=json-render-diagnostics \
   ${DUET_CARGO_TIMINGS:+--timings} |
   sed -n '/"profile":{[^}]*"test":true/s/.*"manifest_path":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
@@ -77,19 +78,24 @@ run_binaries() {
 #    - The app's: its network-lab calls measure frame rates. At most three calls at once
 #      (DUET_TEST_CALLS, tests/it/common/slots.rs); four test threads, so that a test waiting
 #      for a call slot does not hold back the quick UI tests.
-#    - call's (two engines per test, whose encoders step the picture down on a CPU that cannot
-#      keep up) and media's (its speaker pacing and echo tests play and record through the
-#      sound server), two tests at a time (libtest's default here).
+#    - call's, four at a time: two engines per test on loopback, mostly waiting (a third of
+#      the machine busy); beside the browser tests their encoders stepped the picture down.
+#    - media's, two at a time (libtest's default here): its speaker pacing and echo tests play
+#      and record through the sound server, and its codec tests keep the machine busy.
+#    RUST_TEST_THREADS, when set, applies to every binary.
 alone='/crates/(app|call|media)/Cargo.toml '
-app='/crates/app/Cargo.toml '
 alone_status=0
-grep -E "$app" "$binaries" | RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" run_binaries "$@" || alone_status=$?
-grep -E "$alone" "$binaries" | grep -v -E "$app" | run_binaries "$@" || alone_status=$?
+for crate in app call media; do
+  threads=4
+  [ "$crate" = media ] && threads=2
+  grep -E "/crates/$crate/Cargo.toml " "$binaries" |
+    RUST_TEST_THREADS="${RUST_TEST_THREADS:-$threads}" run_binaries "$@" || alone_status=$?
+done
 
 # 2. Everything else, with the browser tests side by side (they check behaviour and limits,
-#    not frame rates or sound timing; together they keep both cores busy). The browser tests (web client in real Chromium on loopback;
-#    Firefox is in the lab tests) write to a log, shown when they end, so that the two
-#    outputs do not interleave.
+#    not frame rates or sound timing; together they keep both cores busy). The browser tests
+#    (the web client in real Chromium on loopback, two files at a time; Firefox is in the lab
+#    tests) write to a log, shown when they end, so that the two outputs do not interleave.
 browser_log=target/browser-tests.log
 scripts/browser-tests.sh >"$browser_log" 2>&1 &
 browser=$!

@@ -75,9 +75,10 @@ run_binaries() {
 
 # 1. The tests that run real calls or measure in real time run alone: nothing else should run
 #    on the machine meanwhile (.ci/run builds nothing beside the tests).
-#    - The app's: its network-lab calls measure frame rates. At most three calls at once
-#      (DUET_TEST_CALLS, tests/it/common/slots.rs); four test threads, so that a test waiting
-#      for a call slot does not hold back the quick UI tests.
+#    - The app's: its network-lab calls measure frame rates. At most three duet calls at
+#      once, a call with a browser counting one and a half (DUET_TEST_CALLS,
+#      tests/it/common/slots.rs); four test threads, so that a test waiting for a call slot
+#      does not hold back the quick UI tests.
 #    - call's, four at a time: two engines per test on loopback, mostly waiting (a third of
 #      the machine busy); beside the browser tests their encoders stepped the picture down.
 #    - media's, two at a time (libtest's default here): its speaker pacing and echo tests play

@@ -9,8 +9,8 @@ use crate::common::browser::{
 };
 use crate::common::lab::{
     Finished, PeerOptions, SERVER_IP, SignalLab, assert_pictures_arrived,
-    assert_sent_through_the_step, finish, fps_after, fps_between, freezes_after, median_between,
-    signal_lab, start_bare_peer, step_down_and_back_up, summary,
+    assert_sent_through_the_step, browser_lab, finish, fps_after, fps_between, freezes_after,
+    median_between, start_bare_peer, step_down_and_back_up, summary,
 };
 use crate::common::{median, unique_room};
 use netlab::Nat;
@@ -89,7 +89,7 @@ fn page_and_duet_connect_through_signals_turn_across_symmetric_nats() {
     let Some(kit) = browser_kit(&[SMALL]) else {
         return;
     };
-    let Some(lab) = signal_lab("brsym", Nat::Symmetric) else {
+    let Some(lab) = browser_lab("brsym", Nat::Symmetric) else {
         return;
     };
     let (_, fa) = page_calls_duet(&kit, &lab, "brsym");
@@ -110,7 +110,7 @@ fn page_and_duet_keep_video_moving_at_three_percent_loss() {
     let Some(kit) = browser_kit(&[SMALL]) else {
         return;
     };
-    let Some(lab) = signal_lab("brloss", Nat::Cone) else {
+    let Some(lab) = browser_lab("brloss", Nat::Cone) else {
         return;
     };
     lab.a.set_loss_permille(30, 30).expect("loss");
@@ -144,7 +144,7 @@ fn page_and_duet_adapt_to_a_one_megabit_cap() {
     let Some(kit) = browser_kit(&[LARGE]) else {
         return;
     };
-    let Some(lab) = signal_lab("brcap", Nat::Cone) else {
+    let Some(lab) = browser_lab("brcap", Nat::Cone) else {
         return;
     };
     for home in [&lab.a, &lab.b] {
@@ -194,7 +194,7 @@ fn page_and_duet_ride_a_step_down_and_back_up() {
     let Some(kit) = browser_kit(&[LARGE]) else {
         return;
     };
-    let Some(lab) = signal_lab("brstep", Nat::Cone) else {
+    let Some(lab) = browser_lab("brstep", Nat::Cone) else {
         return;
     };
     let (fb, fa) = std::thread::scope(|s| {
@@ -278,7 +278,7 @@ fn chromium_sending_to_duet_passes_a_megabit_within_10_s() {
     let Some(kit) = browser_kit(&[LARGE]) else {
         return;
     };
-    let Some(lab) = signal_lab("brbw", Nat::Cone) else {
+    let Some(lab) = browser_lab("brbw", Nat::Cone) else {
         return;
     };
     let (fb, fa) = page_and_duet(&kit, &lab, "brbw", LARGE, 14, &[]);
@@ -319,7 +319,7 @@ fn with_udp_blocked_the_page_reaches_duet_over_turn_tcp() {
     let Some(kit) = browser_kit(&[SMALL]) else {
         return;
     };
-    let Some(lab) = signal_lab("brtcp", Nat::Cone) else {
+    let Some(lab) = browser_lab("brtcp", Nat::Cone) else {
         return;
     };
     lab.a.block_udp(true).expect("block UDP at home a");
@@ -341,7 +341,7 @@ fn firefox_calls_duet(firefox_first: bool) {
         return;
     };
     let tag = if firefox_first { "ffoff" } else { "ffans" };
-    let Some(lab) = signal_lab(tag, Nat::Cone) else {
+    let Some(lab) = browser_lab(tag, Nat::Cone) else {
         return;
     };
     let room = unique_room(tag);
@@ -443,7 +443,7 @@ fn firefox_and_chromium_call_through_signals_page() {
     let Some(kit) = firefox_kit(&[SMALL]) else {
         return;
     };
-    let Some(lab) = signal_lab("ffch", Nat::Cone) else {
+    let Some(lab) = browser_lab("ffch", Nat::Cone) else {
         return;
     };
     let room = unique_room("ffch");
@@ -485,7 +485,7 @@ fn firefox_with_camera_and_microphone_blocked_still_joins_to_watch() {
     let Some(kit) = firefox_kit(&[SMALL]) else {
         return;
     };
-    let Some(lab) = signal_lab("ffdeny", Nat::Cone) else {
+    let Some(lab) = browser_lab("ffdeny", Nat::Cone) else {
         return;
     };
     let room = unique_room("ffdeny");
@@ -539,7 +539,7 @@ fn firefox_keeps_its_call_through_a_signal_restart() {
     let Some(kit) = firefox_kit(&[SMALL]) else {
         return;
     };
-    let Some(mut lab) = signal_lab("ffrestart", Nat::Cone) else {
+    let Some(mut lab) = browser_lab("ffrestart", Nat::Cone) else {
         return;
     };
     let room = unique_room("ffrestart");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::common::browser::{finish_browser, firefox_kit, start_ui_walk};
-use crate::common::lab::{finish, signal_lab, summary};
+use crate::common::lab::{browser_lab, finish, summary};
 use crate::common::unique_room;
 use netlab::Nat;
 
@@ -16,7 +16,7 @@ fn the_page_works_in_firefox() {
     let Some(_kit) = firefox_kit(&[]) else {
         return;
     };
-    let Some(lab) = signal_lab("ffui", Nat::Cone) else {
+    let Some(lab) = browser_lab("ffui", Nat::Cone) else {
         return;
     };
     let room = unique_room("ffui");

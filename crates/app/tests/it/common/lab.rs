@@ -1,8 +1,9 @@
 //! Calls in the network lab (`netlab`): a public net with `signal` and a STUN server, homes
 //! behind NAT routers, and `duet call` processes running inside the homes.
 //!
-//! Lab tests take a [`call_slot`] so that only as many calls run at once as the machine
-//! carries without changing what they measure (frame rates under loss or a cap).
+//! Lab tests take a [`call_slot`] (a [`browser_call_slot`] when a browser takes part) so that
+//! only as many calls run at once as the machine carries without changing what they measure
+//! (frame rates under loss or a cap).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use netlab::{Home, Host, Lab, LabError, Nat};
 use serde_json::Value;
 
-use super::slots::{Slot, call_slot};
+use super::slots::{Slot, browser_call_slot, call_slot};
 use super::{KillOnDrop, target_dir, unique_room};
 
 /// The public server's address in the lab.
@@ -152,7 +153,8 @@ pub fn signal_binary(host: &Host) -> SignalBinary {
 }
 
 /// A lab with only the real `signal` binary on the public net and two homes, `a` and `b`,
-/// behind `nat`; holds a [`call_slot`]. Dropped in reverse order: homes, signal, then the lab.
+/// behind `nat`; holds a call slot ([`signal_lab`], [`browser_lab`]). Dropped in reverse order:
+/// homes, signal, then the lab.
 pub struct SignalLab {
     pub a: Home,
     pub b: Home,
@@ -235,9 +237,18 @@ impl SignalLab {
     }
 }
 
-/// See [`SignalLab`]; `None` where the lab is unavailable (see [`lab`]).
+/// See [`SignalLab`]; `None` where the lab is unavailable (see [`lab`]). For duet peers: holds
+/// a [`call_slot`].
 pub fn signal_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
-    let slot = call_slot();
+    signal_lab_in(tag, nat, call_slot())
+}
+
+/// [`signal_lab`] for a call with a browser in it: holds a [`browser_call_slot`].
+pub fn browser_lab(tag: &str, nat: Nat) -> Option<SignalLab> {
+    signal_lab_in(tag, nat, browser_call_slot())
+}
+
+fn signal_lab_in(tag: &str, nat: Nat, slot: Slot<'static>) -> Option<SignalLab> {
     let lab = lab(tag)?;
     let host = lab.public_host("srv", SERVER_IP).expect("public host");
     let signal = signal_binary(&host);

@@ -11,8 +11,10 @@ use signal::{Config, Limits};
 
 #[tokio::test]
 async fn flood_is_limited_then_recovers() {
+    // One token a second: the flood below would have to take a second to earn one more.
+    // (At 20 a second, a flood sent on a busy CI machine took over 50 ms and 11 got through.)
     let limits = Limits {
-        rate_per_sec: 20.0,
+        rate_per_sec: 1.0,
         rate_burst: 10.0,
         ..Limits::default()
     };
@@ -50,8 +52,8 @@ async fn flood_is_limited_then_recovers() {
         .await;
     assert_eq!(a.recv().await["type"], "candidate");
 
-    // After slowing down, a's messages flow again.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // After slowing down (a token a second), a's messages flow again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     a.send_json(json!({"type": "candidate", "room": "flood", "candidate": {"i": 99}}))
         .await;
     assert_eq!(b.recv().await["candidate"]["i"], 99);

@@ -8,17 +8,37 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The Xvfb process, killed when dropped.
-pub struct Xvfb(pub Child);
+/// The Xvfb process and its display number. Dropping it kills the process and removes its
+/// lock file and socket, which a killed Xvfb leaves behind: 110 of them once filled every
+/// display number this helper tries.
+pub struct Xvfb(pub Child, u32);
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let (lock, socket) = display_files(self.1);
+        let _ = std::fs::remove_file(lock);
+        let _ = std::fs::remove_file(socket);
     }
 }
 
-/// Starts `Xvfb` on a free display number; returns the process and `:N`.
+/// The lock file and the socket of display `:n`.
+fn display_files(n: u32) -> (PathBuf, PathBuf) {
+    (
+        PathBuf::from(format!("/tmp/.X{n}-lock")),
+        PathBuf::from(format!("/tmp/.X11-unix/X{n}")),
+    )
+}
+
+/// The process id written in an X server's lock file.
+fn lock_pid(lock: &Path) -> Option<u32> {
+    std::fs::read_to_string(lock).ok()?.trim().parse().ok()
+}
+
+/// Starts `Xvfb` on a free display number; returns the process and `:N`. A display whose lock
+/// names a process that no longer runs (an X server killed before it could clean up) is free:
+/// its files are removed first.
 pub fn start_xvfb(size: &str) -> (Xvfb, String) {
     let xvfb = Path::new("/usr/bin/Xvfb");
     assert!(
@@ -26,9 +46,16 @@ pub fn start_xvfb(size: &str) -> (Xvfb, String) {
         "Xvfb is missing: run scripts/deps.sh test (or scripts/test.sh), which installs xvfb"
     );
     for n in 90..200 {
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
-        if socket.exists() || lock.exists() {
+        let (lock, socket) = display_files(n);
+        if lock.exists() {
+            match lock_pid(&lock) {
+                Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => {
+                    let _ = std::fs::remove_file(&lock);
+                    let _ = std::fs::remove_file(&socket);
+                }
+                _ => continue,
+            }
+        } else if socket.exists() {
             continue;
         }
         let child = Command::new(xvfb)
@@ -44,14 +71,18 @@ pub fn start_xvfb(size: &str) -> (Xvfb, String) {
             .stderr(Stdio::null())
             .spawn()
             .expect("start Xvfb");
-        let mut child = Xvfb(child);
+        let mut child = Xvfb(child, n);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if socket.exists() {
-                return (child, format!(":{n}"));
-            }
             if child.0.try_wait().ok().flatten().is_some() {
-                break; // Lost a race for this display number; try the next.
+                // Lost a race for this display number; try the next (without removing the
+                // winner's files).
+                std::mem::forget(child);
+                break;
+            }
+            // Ready once the socket is there and the lock is this server's (not a rival's).
+            if socket.exists() && lock_pid(&lock) == Some(child.0.id()) {
+                return (child, format!(":{n}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

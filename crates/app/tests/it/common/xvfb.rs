@@ -17,10 +17,20 @@ impl Drop for Xvfb {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-        let (lock, socket) = display_files(self.1);
-        let _ = std::fs::remove_file(lock);
-        let _ = std::fs::remove_file(socket);
+        // Only this server's files: one that lost the display to a rival leaves the
+        // rival's alone.
+        let (lock, _) = display_files(self.1);
+        if lock_pid(&lock) == Some(self.0.id()) {
+            remove_display_files(self.1);
+        }
     }
+}
+
+/// Removes display `:n`'s lock file and socket.
+fn remove_display_files(n: u32) {
+    let (lock, socket) = display_files(n);
+    let _ = std::fs::remove_file(lock);
+    let _ = std::fs::remove_file(socket);
 }
 
 /// The lock file and the socket of display `:n`.
@@ -50,8 +60,7 @@ pub fn start_xvfb(size: &str) -> (Xvfb, String) {
         if lock.exists() {
             match lock_pid(&lock) {
                 Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => {
-                    let _ = std::fs::remove_file(&lock);
-                    let _ = std::fs::remove_file(&socket);
+                    remove_display_files(n);
                 }
                 _ => continue,
             }
@@ -75,10 +84,7 @@ pub fn start_xvfb(size: &str) -> (Xvfb, String) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if child.0.try_wait().ok().flatten().is_some() {
-                // Lost a race for this display number; try the next (without removing the
-                // winner's files).
-                std::mem::forget(child);
-                break;
+                break; // Lost a race for this display number; try the next.
             }
             // Ready once the socket is there and the lock is this server's (not a rival's).
             if socket.exists() && lock_pid(&lock) == Some(child.0.id()) {
